@@ -1,0 +1,39 @@
+# textcluster: `make run` opens the app, `make test` runs the whole suite.
+# Both bootstrap .venv from nothing on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint bench venv clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU wheel, not GBs of CUDA wheels.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless=true --browser.gatherUsageStats=false
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check textcluster tests || true
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/embed.py
+	HF_HUB_OFFLINE=1 $(PY) bench/cluster_speed.py
+	HF_HUB_OFFLINE=1 $(PY) bench/quality.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

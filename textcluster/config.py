@@ -1,0 +1,237 @@
+"""Frozen configuration dataclasses: one source of truth for defaults and UI choices.
+
+Each stage of the pipeline is a pure function of (parent artifact id, config),
+and the artifact id hashes the config's canonical JSON (see
+:func:`textcluster.store.make_id`). Fields that do not change the result (for
+example the batch size or the device) are listed in ``_NOT_IN_KEY`` of their
+class and left out of :meth:`cache_key`.
+
+The ``validate`` methods raise :class:`~textcluster.errors.ConfigError` naming
+the value received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+from textcluster.errors import ConfigError
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+class _Config:
+    _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (tuples become lists in JSON)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    def cache_key(self) -> dict[str, Any]:
+        """The fields that change the stage's output; hashed into the artifact id."""
+        return {k: v for k, v in self.to_dict().items() if k not in self._NOT_IN_KEY}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Build from a dict, ignoring unknown keys; lists become tuples where the field is a tuple."""
+        names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        kw = {}
+        for k, v in d.items():
+            if k in names:
+                kw[k] = tuple(v) if isinstance(v, list) else v
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class CorpusSpec(_Config):
+    """How to read an input file into a corpus.
+
+    text_fields: column names or nested paths (``request.messages[0].content``);
+        several are joined with ``separator``. Empty: pick the likeliest text column.
+    id_field / label_field: optional; labels are kept for evaluation only.
+    format: ``csv|tsv|jsonl|json|parquet|txt`` or None to detect from the extension.
+    drop_duplicates: drop exact duplicate texts (reported as rejected) instead of flagging them.
+    encoding: ``auto`` (UTF-8 with/without BOM, UTF-16 with BOM; other bytes are an error
+        naming the offset) or ``latin-1`` (stated fallback for undecodable files).
+    max_rows / max_bytes: refuse inputs with more rows or more decompressed bytes.
+    """
+
+    text_fields: tuple[str, ...] = ()
+    id_field: str | None = None
+    label_field: str | None = None
+    format: str | None = None
+    separator: str = "\n"
+    drop_duplicates: bool = False
+    encoding: Literal["auto", "latin-1"] = "auto"
+    max_rows: int = 10_000_000
+    max_bytes: int = 8 * GiB
+
+    _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"max_rows", "max_bytes"})
+
+    def validate(self) -> CorpusSpec:
+        if self.encoding not in ("auto", "latin-1"):
+            raise ConfigError(f"encoding={self.encoding!r} should be 'auto' or 'latin-1'")
+        if self.max_rows < 1:
+            raise ConfigError(f"max_rows={self.max_rows} should be >= 1")
+        if self.max_bytes < 1:
+            raise ConfigError(f"max_bytes={self.max_bytes} should be >= 1")
+        return self
+
+
+@dataclass(frozen=True)
+class EncoderConfig(_Config):
+    """Which encoder turns texts into vectors, and how.
+
+    name: a registry name: ``minilm`` (default, bundled), ``tfidf``,
+        ``st:<model>``, ``hf:<model>``, ``static:<model>``.
+    pooling: for ``hf:`` models: ``mean`` | ``cls`` | ``last-token`` (None: mean).
+    max_length: token limit (None: the model's own limit); longer texts are truncated and counted.
+    instruction: a prefix put before every text (instruction-tuned models).
+    normalize: L2-normalise the vectors.
+    dims: for ``tfidf``: truncated-SVD dimensions (None: keep the sparse TF-IDF, densified).
+    batch_size / device / chunk_rows / storage_dtype-independent fields do not change the vectors.
+    """
+
+    name: str = "minilm"
+    pooling: Literal["mean", "cls", "last-token"] | None = None
+    max_length: int | None = None
+    instruction: str = ""
+    normalize: bool = True
+    dims: int | None = None
+    dtype: Literal["float32", "float16"] = "float32"
+    batch_size: int = 64
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    chunk_rows: int = 10_000
+
+    _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "chunk_rows"})
+
+    def validate(self) -> EncoderConfig:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} should be >= 1")
+        if self.chunk_rows < 1:
+            raise ConfigError(f"chunk_rows={self.chunk_rows} should be >= 1")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"device={self.device!r} should be one of auto, cpu, cuda, mps")
+        if self.pooling not in (None, "mean", "cls", "last-token"):
+            raise ConfigError(f"pooling={self.pooling!r} should be mean, cls or last-token")
+        if self.max_length is not None and self.max_length < 1:
+            raise ConfigError(f"max_length={self.max_length} should be >= 1")
+        if self.dims is not None and self.dims < 1:
+            raise ConfigError(f"dims={self.dims} should be >= 1")
+        if self.dtype not in ("float32", "float16"):
+            raise ConfigError(f"dtype={self.dtype!r} should be float32 or float16")
+        return self
+
+
+REDUCERS = ("none", "pca", "umap")
+
+
+@dataclass(frozen=True)
+class ReducerConfig(_Config):
+    """Dimension reduction before clustering, and the 2-D projection for plots.
+
+    method: ``none`` | ``pca`` | ``umap``.
+    dims: output dimensions for pca/umap.
+    n_neighbors, min_dist, metric: UMAP settings.
+    projection: how the 2-D plot coordinates are made: ``umap`` | ``pca`` | ``auto``
+        (UMAP up to 200k rows, PCA above). The plot is for looking only.
+    """
+
+    method: Literal["none", "pca", "umap"] = "none"
+    dims: int = 5
+    n_neighbors: int = 15
+    min_dist: float = 0.0
+    metric: str = "cosine"
+    projection: Literal["auto", "umap", "pca"] = "auto"
+
+    def validate(self) -> ReducerConfig:
+        if self.method not in REDUCERS:
+            raise ConfigError(f"reducer={self.method!r} should be one of {', '.join(REDUCERS)}")
+        if self.dims < 1:
+            raise ConfigError(f"dims={self.dims} should be >= 1")
+        if self.n_neighbors < 2:
+            raise ConfigError(f"n_neighbors={self.n_neighbors} should be >= 2")
+        if not 0.0 <= self.min_dist <= 1.0:
+            raise ConfigError(f"min_dist={self.min_dist} should be in [0, 1]")
+        if self.projection not in ("auto", "umap", "pca"):
+            raise ConfigError(f"projection={self.projection!r} should be auto, umap or pca")
+        return self
+
+
+@dataclass(frozen=True)
+class ClustererConfig(_Config):
+    """Which clusterer, and how it is fitted.
+
+    method: a name from :data:`textcluster.cluster.CLUSTERERS` (kmeans, minibatch-kmeans,
+        gmm, hdbscan, dbscan, agglomerative, self-training).
+    k: number of clusters for methods that take one.
+    min_cluster_size / min_samples / eps: density methods.
+    fit_size: fit on this many rows (seeded subset) and assign the rest; None: fit on all.
+    noise: ``keep`` noise as -1, or ``assign`` it to the nearest cluster.
+    seed: every random step uses it.
+    params: extra method-specific settings (JSON-able), e.g. ``{"tol": 0.001}``.
+    """
+
+    method: str = "kmeans"
+    k: int = 20
+    min_cluster_size: int = 15
+    min_samples: int | None = None
+    eps: float = 0.5
+    fit_size: int | None = None
+    noise: Literal["keep", "assign"] = "keep"
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # params is a dict; hash the canonical form
+        from textcluster.store import canonical_json
+
+        return hash(canonical_json(self.to_dict()))
+
+    def validate(self) -> ClustererConfig:
+        if self.k < 1:
+            raise ConfigError(f"k={self.k} should be >= 1")
+        if self.min_cluster_size < 2:
+            raise ConfigError(f"min_cluster_size={self.min_cluster_size} should be >= 2")
+        if self.fit_size is not None and self.fit_size < 2:
+            raise ConfigError(f"fit_size={self.fit_size} should be >= 2")
+        if self.noise not in ("keep", "assign"):
+            raise ConfigError(f"noise={self.noise!r} should be 'keep' or 'assign'")
+        if self.eps <= 0:
+            raise ConfigError(f"eps={self.eps} should be > 0")
+        return self
+
+
+@dataclass(frozen=True)
+class SamplingPolicy(_Config):
+    """How to draw a representative subset of a run.
+
+    size: total budget N (met exactly whenever enough rows exist).
+    allocation: across clusters: ``equal`` | ``proportional`` | ``sqrt`` (of cluster size).
+    within: inside a cluster: ``random`` | ``diverse`` (farthest-point) | ``nearest`` (to the centre).
+    noise: ``exclude`` | ``include`` (noise is its own group) | ``quota`` (``noise_quota`` share of N).
+    clusters: only these cluster ids (None: all); exclude_clusters: never these.
+    seed: seeds every random choice.
+    """
+
+    size: int = 1000
+    allocation: Literal["equal", "proportional", "sqrt"] = "sqrt"
+    within: Literal["random", "diverse", "nearest"] = "random"
+    noise: Literal["exclude", "include", "quota"] = "exclude"
+    noise_quota: float = 0.0
+    clusters: tuple[int, ...] | None = None
+    exclude_clusters: tuple[int, ...] = ()
+    seed: int = 0
+
+    def validate(self) -> SamplingPolicy:
+        if self.size < 1:
+            raise ConfigError(f"size={self.size} should be >= 1")
+        if self.allocation not in ("equal", "proportional", "sqrt"):
+            raise ConfigError(f"allocation={self.allocation!r} should be equal, proportional or sqrt")
+        if self.within not in ("random", "diverse", "nearest"):
+            raise ConfigError(f"within={self.within!r} should be random, diverse or nearest")
+        if self.noise not in ("exclude", "include", "quota"):
+            raise ConfigError(f"noise={self.noise!r} should be exclude, include or quota")
+        if not 0.0 <= self.noise_quota <= 1.0:
+            raise ConfigError(f"noise quota={self.noise_quota} should be in [0, 1]")
+        return self

@@ -1,0 +1,36 @@
+"""Typed errors raised by textcluster.
+
+Every error says what was received and how to fix it. The CLI turns any
+:class:`TextclusterError` into one ``error: ...`` line on stderr and exit code 2;
+the app shows it as a readable message.
+"""
+
+from __future__ import annotations
+
+
+class TextclusterError(Exception):
+    """Base class of every error textcluster raises on purpose."""
+
+
+class CorpusError(TextclusterError, ValueError):
+    """An input file cannot be read or has no usable rows (names the file, row or field)."""
+
+
+class ConfigError(TextclusterError, ValueError):
+    """A setting is impossible (names the value received and the allowed range)."""
+
+
+class EncoderError(TextclusterError):
+    """An encoder name is unknown or its model cannot be loaded."""
+
+
+class StoreError(TextclusterError):
+    """A workspace artifact is missing, incomplete or unreadable."""
+
+
+class QueryError(TextclusterError):
+    """A SQL statement was refused by the sandbox, failed, or timed out."""
+
+
+class JobCancelled(TextclusterError):
+    """A running stage was cancelled by the user between two batches."""
