@@ -1,0 +1,587 @@
+"""Background jobs: run a chain of stages in a thread, with progress, ETA, cancel and dedupe.
+
+A job is a list of :class:`Step` objects run one after the other in a daemon
+thread. Each step gets the results of the earlier steps, a progress callback
+and a cancel event. The job's state (status, one entry per stage with done /
+total / ETA, elapsed time, result, error, device) lives in memory and is
+mirrored to ``<workspace>/jobs/<job_id>.json`` (written atomically), so a page
+reload, a second browser tab or another process finds the running or finished
+job.
+
+The job id is a hash of the job kind and its full config, so submitting the
+same work twice while it runs (or after it finished) returns the same job
+instead of computing it again. One :class:`JobManager` exists per workspace
+(:func:`get_manager`); by default it runs one job at a time and queues the
+others, because every stage already uses all cores.
+
+Errors become a readable message: a :class:`~textcluster.errors.TextclusterError`
+keeps its text, anything else becomes ``"<Type>: <message>"``; the traceback
+goes to the log only.
+
+Typical use::
+
+    job = submit_pipeline(ws, corpus_id, EncoderConfig(), ReducerConfig(), ClustererConfig())
+    while not job.finished:
+        show(job.snapshot())          # {"status": "running", "stages": [...], ...}
+    job.snapshot()["result"]["run_id"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textcluster.errors import JobCancelled, StoreError, TextclusterError
+from textcluster.progress import Progress, ProgressFn
+from textcluster.store import Workspace, canonical_json, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+#: Job statuses. ``interrupted``: the process that ran it stopped before it finished.
+STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+FINISHED = frozenset({"done", "failed", "cancelled", "interrupted"})
+
+#: Stage statuses: ``cached`` means the step found its artifact already in the workspace.
+STAGE_STATUSES = ("pending", "running", "done", "cached", "failed", "cancelled")
+
+#: Seconds between two writes of a job file caused by progress reports alone.
+WRITE_EVERY_S = 0.5
+
+#: Bumped when the job file layout changes (older files are still read).
+JOB_FORMAT = 1
+
+StepFn = Callable[[dict[str, Any], ProgressFn, threading.Event], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a job.
+
+    name: the stage shown to the user (``embed``, ``cluster``, ...).
+    fn: ``fn(results, progress, cancel) -> dict | None``. ``results`` holds the
+        merged dicts returned by earlier steps (plus the job's ``config``). The
+        returned dict is merged into ``results``; the key ``cached: True`` marks
+        the stage as a cache hit and ``device`` records where it ran.
+    """
+
+    name: str
+    fn: StepFn
+
+
+def job_id(kind: str, config: Any) -> str:
+    """``job-<16 hex>``: a hash of the job kind and the canonical JSON of its full config."""
+    h = hashlib.sha256(f"job\0{kind}\0".encode())
+    h.update(canonical_json(config).encode())
+    return f"job-{h.hexdigest()[:16]}"
+
+
+def error_message(exc: BaseException) -> str:
+    """The text shown to a user for an exception: the message of a TextclusterError, else type + message."""
+    if isinstance(exc, TextclusterError):
+        return " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class Job:
+    """A submitted job: its state, a cancel event and (when run here) its thread.
+
+    Read it with :meth:`snapshot` (a deep copy, safe to use from another
+    thread). A job run by another process is a read-only view that reloads its
+    file on every :meth:`snapshot`; :meth:`cancel` still works through a flag file.
+    """
+
+    def __init__(self, manager: JobManager, state: dict[str, Any], local: bool) -> None:
+        self._manager = manager
+        self._state = state
+        self._local = local
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_write = 0.0
+        self._done_event = threading.Event()
+        if state["status"] in FINISHED:
+            self._done_event.set()
+
+    # -- reading ---------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The job id (``job-<16 hex>``)."""
+        return self._state["id"]
+
+    @property
+    def status(self) -> str:
+        """One of :data:`STATUSES`."""
+        return self.snapshot()["status"]
+
+    @property
+    def finished(self) -> bool:
+        """True once the job is done, failed, cancelled or interrupted."""
+        return self.status in FINISHED
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The merged step results (artifact ids, ...); empty until steps finish."""
+        return self.snapshot()["result"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the job state with ``elapsed_s`` and ``eta_s`` filled in for now.
+
+        Keys: ``id, kind, label, config, status, created, started, finished, elapsed_s,
+        eta_s, stage (the running one), stages [{name, status, done, total, fraction,
+        eta_s, rate, message, elapsed_s}], result, error, device, pid, host``.
+        """
+        if not self._local:
+            self._reload()
+        with self._lock:
+            s = copy.deepcopy(self._state)
+        now = time.time()
+        if s.get("started"):
+            s["elapsed_s"] = (s.get("finished") or now) - s["started"]
+        else:
+            s["elapsed_s"] = 0.0
+        for st in s["stages"]:
+            if st.get("started"):
+                st["elapsed_s"] = (st.get("finished") or now) - st["started"]
+            else:
+                st["elapsed_s"] = 0.0
+        running = [st for st in s["stages"] if st["status"] == "running"]
+        s["stage"] = running[-1]["name"] if running else None
+        s["eta_s"] = running[-1].get("eta_s") if running and s["status"] == "running" else None
+        return s
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the job finishes (or ``timeout`` seconds pass); return a snapshot."""
+        if self._local:
+            self._done_event.wait(timeout)
+        else:
+            end = None if timeout is None else time.monotonic() + timeout
+            while not self.finished and (end is None or time.monotonic() < end):
+                time.sleep(0.2)
+        return self.snapshot()
+
+    # -- control ---------------------------------------------------------
+    def cancel(self) -> None:
+        """Ask the job to stop; the running stage stops at its next batch boundary.
+
+        A queued job is cancelled at once. Has no effect on a finished job.
+        """
+        self._cancel.set()
+        if not self._local:
+            try:
+                self._manager._cancel_flag(self.id).touch()
+            except OSError as e:
+                logger.warning("cannot write cancel flag of %s: %s", self.id, e)
+            return
+        with self._lock:
+            if self._state["status"] == "queued":
+                self._state["status"] = "cancelled"
+                self._state["finished"] = time.time()
+                self._state["error"] = "cancelled before it started"
+                for st in self._state["stages"]:
+                    st["status"] = "cancelled"
+                self._done_event.set()
+        self._write(force=True)
+
+    # -- internals -------------------------------------------------------
+    def _reload(self) -> None:
+        state = self._manager._read(self.id)
+        if state is None:
+            return
+        state = self._manager._check_stale(state)
+        with self._lock:
+            self._state = state
+
+    def _write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_write < WRITE_EVERY_S:
+            return
+        self._last_write = now
+        with self._lock:
+            state = copy.deepcopy(self._state)
+        state["updated"] = time.time()
+        try:
+            self._manager._write(state)
+        except OSError as e:  # a full disk must not kill the job itself
+            logger.warning("cannot write job file of %s: %s", self.id, e)
+
+    def _stage(self, name: str, step: str | None = None) -> dict[str, Any]:
+        for st in self._state["stages"]:
+            if st["name"] == name:
+                return st
+        st = _new_stage(name)
+        # A sub-stage reported by a step (e.g. "reduce" inside "cluster") goes before the
+        # first stage still pending, or before the step's own entry while that has not
+        # reported yet, so the list stays in the order things happen.
+        idx = next(
+            (
+                i
+                for i, s in enumerate(self._state["stages"])
+                if s["status"] == "pending" or (s["name"] == step and not s["total"])
+            ),
+            len(self._state["stages"]),
+        )
+        self._state["stages"].insert(idx, st)
+        return st
+
+    def _on_progress(self, step_name: str, p: Progress) -> None:
+        if self._manager._cancel_flag(self.id).exists():
+            self._cancel.set()
+        with self._lock:
+            name = p.stage or step_name
+            st = self._stage(name, step_name)
+            now = time.time()
+            if st["status"] == "pending":
+                st["status"] = "running"
+                st["started"] = now
+            st.update(
+                done=int(p.done),
+                total=int(p.total),
+                fraction=p.fraction,
+                rate=float(p.rate),
+                eta_s=None if p.eta_s is None else float(p.eta_s),
+                message=p.message,
+            )
+            if name != step_name and p.total and p.done >= p.total:
+                st["status"] = "done"
+                st["finished"] = now
+                st["eta_s"] = 0.0
+            elif name != step_name:
+                # Earlier sub-stages of this step are over once a later one reports.
+                for other in self._state["stages"]:
+                    if other is not st and other["status"] == "running" and other.get(
+                        "step"
+                    ) == step_name and other["name"] != step_name:
+                        other.update(status="done", finished=now, fraction=1.0, eta_s=0.0)
+                st["step"] = step_name
+        self._write()
+
+    def _run(self, steps: list[Step]) -> None:
+        sem = self._manager._slots
+        while not sem.acquire(timeout=0.2):
+            if self._cancel.is_set() or self.finished:
+                return
+        try:
+            if self.finished:  # cancelled while queued
+                return
+            self._run_steps(steps)
+        finally:
+            sem.release()
+            self._done_event.set()
+
+    def _run_steps(self, steps: list[Step]) -> None:
+        with self._lock:
+            self._state["status"] = "running"
+            self._state["started"] = time.time()
+        self._write(force=True)
+        results: dict[str, Any] = {"config": self._state["config"]}
+        current = None
+        try:
+            for step in steps:
+                current = step.name
+                if self._cancel.is_set() or self._manager._cancel_flag(self.id).exists():
+                    raise JobCancelled(f"job cancelled before {step.name}")
+                with self._lock:
+                    st = self._stage(step.name)
+                    st.update(status="running", started=time.time(), step=step.name)
+                self._write(force=True)
+
+                def progress(p: Progress, _name: str = step.name) -> None:
+                    self._on_progress(_name, p)
+
+                out = dict(step.fn(results, progress, self._cancel) or {})
+                results.update(out)
+                with self._lock:
+                    now = time.time()
+                    for other in self._state["stages"]:
+                        if other.get("step") == step.name and other["status"] == "running":
+                            other.update(status="done", finished=now, fraction=1.0, eta_s=0.0)
+                    st = self._stage(step.name)
+                    st.update(
+                        status="cached" if out.get("cached") else "done",
+                        finished=now,
+                        fraction=1.0,
+                        eta_s=0.0,
+                    )
+                    if out.get("device"):
+                        self._state["device"] = out["device"]
+                    self._state["result"] = {
+                        k: v for k, v in results.items() if k not in ("config", "cached")
+                    }
+                self._write(force=True)
+            self._finish("done", None, None)
+        except JobCancelled as e:
+            self._finish("cancelled", current, error_message(e))
+        except Exception as e:
+            if isinstance(e, TextclusterError):
+                logger.info("job %s failed in %s: %s", self.id, current, e)
+            else:
+                logger.exception("job %s failed in %s", self.id, current)
+            self._finish("failed", current, error_message(e))
+
+    def _finish(self, status: str, stage: str | None, error: str | None) -> None:
+        with self._lock:
+            now = time.time()
+            self._state.update(status=status, finished=now, error=error)
+            for st in self._state["stages"]:
+                if st["status"] == "running":
+                    st["status"] = "failed" if status == "failed" else "cancelled"
+                    st["finished"] = now
+                    if stage and status == "failed":
+                        st["message"] = error or ""
+                elif st["status"] == "pending" and status != "done":
+                    st["status"] = "cancelled" if status == "cancelled" else "pending"
+        self._write(force=True)
+        with contextlib.suppress(OSError):
+            self._manager._cancel_flag(self.id).unlink(missing_ok=True)
+
+
+def _new_stage(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "status": "pending",
+        "done": 0,
+        "total": 0,
+        "fraction": 0.0,
+        "rate": 0.0,
+        "eta_s": None,
+        "message": "",
+        "started": None,
+        "finished": None,
+    }
+
+
+class JobManager:
+    """Submits, dedupes, lists and finds the jobs of one workspace.
+
+    Use :func:`get_manager` rather than building one: one manager per workspace
+    per process is what makes identical submissions share one computation.
+
+    Parameters
+    ----------
+    ws: the workspace whose ``jobs/`` folder holds the job files.
+    max_running: jobs run at the same time by this manager (others wait as ``queued``).
+    """
+
+    def __init__(self, ws: Workspace, max_running: int = 1) -> None:
+        if max_running < 1:
+            raise ValueError(f"max_running={max_running} should be >= 1")
+        self.ws = ws
+        self.dir = Path(ws.root) / "jobs"
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.RLock()
+        self._slots = threading.Semaphore(max_running)
+
+    def __repr__(self) -> str:
+        return f"JobManager({str(self.ws.root)!r})"
+
+    # -- public ----------------------------------------------------------
+    def submit(
+        self,
+        kind: str,
+        config: Mapping[str, Any],
+        steps: list[Step],
+        *,
+        label: str = "",
+        device: str | None = None,
+    ) -> Job:
+        """Start a job, or return the identical one already running or finished.
+
+        kind: a short name (``pipeline``, ``ingest``, ...); config: everything that
+        defines the work (hashed into the job id, so it must be JSON-able);
+        steps: the stages, run in order; label: a short human description;
+        device: where it runs, when known before it starts (a step may update it).
+        A job that failed, was cancelled or interrupted is run again; a done job
+        is returned as is while the artifacts its result names still exist.
+        """
+        if not steps:
+            raise ValueError("a job needs at least one step")
+        jid = job_id(kind, config)
+        with self._lock:
+            known = self.get(jid)
+            if known is not None and self._reusable(known):
+                return known
+            state = {
+                "id": jid,
+                "format": JOB_FORMAT,
+                "kind": kind,
+                "label": label,
+                "config": _jsonable(config),
+                "status": "queued",
+                "created": time.time(),
+                "started": None,
+                "finished": None,
+                "stages": [_new_stage(s.name) for s in steps],
+                "result": {},
+                "error": None,
+                "device": device,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            }
+            if self.dir.is_dir():
+                self._cancel_flag(jid).unlink(missing_ok=True)
+            job = Job(self, state, local=True)
+            self._jobs[jid] = job
+            job._write(force=True)
+            t = threading.Thread(
+                target=job._run, args=(list(steps),), name=f"textcluster-{jid}", daemon=True
+            )
+            job._thread = t
+            t.start()
+            logger.info("submitted %s (%s)", jid, label or kind)
+            return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id (running here, or read from its file), or None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                return job
+            state = self._read(job_id)
+            if state is None:
+                return None
+            state = self._check_stale(state)
+            local = state.get("pid") == os.getpid() and state.get("host") == socket.gethostname()
+            # A file from this very process but not in memory was left by an earlier manager
+            # (its status is final after _check_stale): treat it as a finished, local record.
+            return Job(self, state, local=local or state["status"] in FINISHED)
+
+    def list(self, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Snapshots of the jobs in this workspace, newest first (optionally of one kind)."""
+        ids: set[str] = set()
+        if self.dir.is_dir():
+            ids.update(p.stem for p in self.dir.glob("job-*.json"))
+        with self._lock:
+            ids.update(self._jobs)
+        out = []
+        for jid in ids:
+            job = self.get(jid)
+            if job is None:
+                continue
+            snap = job.snapshot()
+            if kind is None or snap["kind"] == kind:
+                out.append(snap)
+        out.sort(key=lambda s: s.get("created") or 0, reverse=True)
+        return out[:limit]
+
+    def active(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Snapshots of the queued and running jobs, newest first."""
+        return [s for s in self.list(kind) if s["status"] not in FINISHED]
+
+    def latest(self, kind: str | None = None) -> Job | None:
+        """The newest job (of a kind), running or not; None when there is none."""
+        snaps = self.list(kind, limit=1)
+        return self.get(snaps[0]["id"]) if snaps else None
+
+    # -- internals -------------------------------------------------------
+    def _path(self, jid: str) -> Path:
+        return self.dir / f"{jid}.json"
+
+    def _cancel_flag(self, jid: str) -> Path:
+        return self.dir / f"{jid}.cancel"
+
+    def _read(self, jid: str) -> dict[str, Any] | None:
+        import json
+
+        p = self._path(jid)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            logger.warning("skipping unreadable job file %s: %s", p, e)
+            return None
+
+    def _write(self, state: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self._path(state["id"]), state)
+
+    def _check_stale(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Mark a queued/running job whose process is gone as ``interrupted``."""
+        if state.get("status") in FINISHED:
+            return state
+        same_host = state.get("host") == socket.gethostname()
+        pid = int(state.get("pid") or -1)
+        if same_host:
+            gone = not _pid_alive(pid) or (pid == os.getpid() and state["id"] not in self._jobs)
+        else:  # cannot see the other machine's processes: trust a recent heartbeat
+            gone = time.time() - float(state.get("updated") or 0) > 3600
+        if not gone:
+            return state
+        state = dict(state)
+        state.update(
+            status="interrupted",
+            finished=state.get("updated") or time.time(),
+            error="the process running this job stopped before it finished (was the app "
+            "restarted?); submit it again: finished stages come from the cache",
+        )
+        for st in state.get("stages", []):
+            if st.get("status") in ("running", "pending"):
+                st["status"] = "cancelled"
+        with contextlib.suppress(OSError):
+            self._write(state)
+        return state
+
+    def _reusable(self, job: Job) -> bool:
+        snap = job.snapshot()
+        if snap["status"] in ("queued", "running"):
+            return True
+        if snap["status"] != "done":
+            return False
+        for v in snap["result"].values():
+            if isinstance(v, str) and _looks_like_artifact(v):
+                try:
+                    if not self.ws.exists(v):
+                        return False
+                except StoreError:
+                    return False
+        return True
+
+
+def _looks_like_artifact(v: str) -> bool:
+    prefix, _, rest = v.partition("-")
+    return prefix in ("cor", "emb", "run", "dsc", "smp", "exp") and len(rest) == 16
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    return json.loads(canonical_json(obj))
+
+
+_MANAGERS: dict[str, JobManager] = {}
+_MANAGERS_LOCK = threading.Lock()
+
+
+def get_manager(ws: Workspace | str | os.PathLike[str]) -> JobManager:
+    """The process-wide :class:`JobManager` of a workspace (created on first use)."""
+    if not isinstance(ws, Workspace):
+        ws = Workspace(ws)
+    key = str(Path(ws.root).resolve())
+    with _MANAGERS_LOCK:
+        mgr = _MANAGERS.get(key)
+        if mgr is None:
+            mgr = _MANAGERS[key] = JobManager(ws)
+        return mgr
