@@ -1,0 +1,4 @@
+"""The Streamlit layer of textcluster: session-state keys, cached loaders, shared widgets.
+
+Only this package and ``pages/`` import Streamlit; ``textcluster`` never does.
+"""

@@ -1,0 +1,72 @@
+"""Session-state keys and the current workspace, corpus, run and job.
+
+A page reload starts a fresh session, so nothing here is the only copy of
+anything: the current corpus and run fall back to the newest ones in the
+workspace, and jobs are found through :mod:`textcluster.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from textcluster import jobs
+from textcluster.store import Workspace, default_workspace
+
+# Session-state keys shared by several pages (widget keys are local to each page).
+CORPUS = "tc_corpus_id"
+RUN = "tc_run_id"
+JOB = "tc_job_id"
+SAMPLE = "tc_sample_id"
+SOURCE_PATH = "tc_source_path"
+
+
+def workspace() -> Workspace:
+    """The workspace of this app: ``$TEXTCLUSTER_WORKSPACE`` or ``./workspace`` (read on every run)."""
+    return Workspace(default_workspace())
+
+
+def manager() -> jobs.JobManager:
+    """The process-wide job manager of the workspace (shared by every tab and session)."""
+    return jobs.get_manager(workspace())
+
+
+def _newest(kind: str, **match: Any) -> str | None:
+    for m in workspace().list(kind):
+        if all(m.get(k) == v for k, v in match.items()):
+            return m["id"]
+    return None
+
+
+def current_corpus() -> str | None:
+    """The corpus chosen in this session, else the newest one in the workspace."""
+    ws = workspace()
+    cid = st.session_state.get(CORPUS)
+    if cid and ws.exists(cid):
+        return cid
+    return _newest("corpus")
+
+
+def set_corpus(corpus_id: str) -> None:
+    """Make ``corpus_id`` current; a run of another corpus stops being current."""
+    if st.session_state.get(CORPUS) != corpus_id:
+        st.session_state[CORPUS] = corpus_id
+        st.session_state.pop(RUN, None)
+        st.session_state.pop(SAMPLE, None)
+
+
+def current_run() -> str | None:
+    """The run chosen in this session, else the newest run in the workspace."""
+    ws = workspace()
+    rid = st.session_state.get(RUN)
+    if rid and ws.exists(rid):
+        return rid
+    return _newest("run")
+
+
+def set_run(run_id: str) -> None:
+    """Make ``run_id`` current (and its corpus)."""
+    if st.session_state.get(RUN) != run_id:
+        st.session_state[RUN] = run_id
+        st.session_state.pop(SAMPLE, None)

@@ -1,0 +1,161 @@
+"""Widgets shared by the pages: error guard, artifact pickers, job progress."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import streamlit as st
+
+from textcluster.jobs import FINISHED, error_message
+from ui import state
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def guard(what: str = "") -> Iterator[None]:
+    """Show any error raised inside as ``st.error`` (readable text, no traceback) and go on.
+
+    Streamlit's own control flow (rerun, stop, switch page) derives from
+    BaseException and passes through untouched.
+    """
+    try:
+        yield
+    except Exception as e:
+        if not _is_textcluster_error(e):
+            logger.exception("error in the app%s", f" ({what})" if what else "")
+        prefix = f"{what}: " if what else ""
+        st.error(prefix + error_message(e), icon=":material/error:")
+
+
+def _is_textcluster_error(e: Exception) -> bool:
+    from textcluster.errors import TextclusterError
+
+    return isinstance(e, TextclusterError)
+
+
+def fmt_seconds(s: float | None) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"``, ``"12.3 s"``; a dash when unknown."""
+    if s is None:
+        return "–"
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m} min {sec:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def short(artifact_id: str | None) -> str:
+    """An id as shown in pickers."""
+    return artifact_id or "–"
+
+
+def corpus_label(m: dict[str, Any]) -> str:
+    """A corpus manifest as one line: id, source file, kept rows."""
+    src = m.get("source_name") or m.get("source") or m.get("file_name") or ""
+    kept = (m.get("report") or {}).get("kept", m.get("kept", m.get("n")))
+    bits = [m["id"]]
+    if src:
+        bits.append(str(src).rsplit("/", 1)[-1])
+    if kept is not None:
+        bits.append(f"{kept:,} docs")
+    return " · ".join(bits)
+
+
+def run_label(m: dict[str, Any]) -> str:
+    """A run manifest as one line: id, method, clusters."""
+    clu = m.get("clusterer") or {}
+    method = clu.get("method") if isinstance(clu, dict) else None
+    k = m.get("n_clusters", m.get("k"))
+    bits = [m["id"]]
+    if method:
+        bits.append(str(method))
+    if k is not None:
+        bits.append(f"{k} clusters")
+    return " · ".join(bits)
+
+
+def pick_corpus(key: str) -> str | None:
+    """A select box over the corpora of the workspace (current one first); None when empty."""
+    ws = state.workspace()
+    manifests = ws.list("corpus")
+    if not manifests:
+        st.info("No corpus yet: load one on the **Data** page.", icon=":material/info:")
+        return None
+    ids = [m["id"] for m in manifests]
+    labels = {m["id"]: corpus_label(m) for m in manifests}
+    cur = state.current_corpus()
+    idx = ids.index(cur) if cur in ids else 0
+    cid = st.selectbox("Corpus", ids, index=idx, format_func=labels.get, key=key)
+    if cid:
+        state.set_corpus(cid)
+    return cid
+
+
+def pick_run(key: str) -> str | None:
+    """A select box over the clustering runs (current one first); None when there is none."""
+    ws = state.workspace()
+    manifests = ws.list("run")
+    if not manifests:
+        st.info("No clustering run yet: launch one on the **Pipeline** page.", icon=":material/info:")
+        return None
+    ids = [m["id"] for m in manifests]
+    labels = {m["id"]: run_label(m) for m in manifests}
+    cur = state.current_run()
+    idx = ids.index(cur) if cur in ids else 0
+    rid = st.selectbox("Clustering run", ids, index=idx, format_func=labels.get, key=key)
+    if rid:
+        state.set_run(rid)
+    return rid
+
+
+_STAGE_ICON = {
+    "pending": ":material/schedule:",
+    "running": ":material/autorenew:",
+    "done": ":material/check_circle:",
+    "cached": ":material/inventory_2:",
+    "failed": ":material/error:",
+    "cancelled": ":material/block:",
+}
+
+
+def job_progress(snap: dict[str, Any]) -> None:
+    """Draw a job snapshot: one progress bar per stage, elapsed time, ETA, device, error."""
+    status = snap["status"]
+    head = f"**Job `{snap['id']}`** · {status}"
+    if snap.get("label"):
+        head += f" · {snap['label']}"
+    st.markdown(head)
+    cols = st.columns(3)
+    cols[0].metric("Elapsed", fmt_seconds(snap.get("elapsed_s")))
+    cols[1].metric("ETA (current stage)", fmt_seconds(snap.get("eta_s")) if status == "running" else "–")
+    cols[2].metric("Device", (snap.get("device") or "–").upper() if snap.get("device") else "–")
+    for stg in snap["stages"]:
+        text = f"{stg['name']} · {stg['status']}"
+        if stg["status"] == "cached":
+            text += " (from the cache)"
+        if stg.get("total"):
+            text += f" · {stg['done']:,}/{stg['total']:,}"
+        if stg.get("elapsed_s"):
+            text += f" · {fmt_seconds(stg['elapsed_s'])}"
+        if stg["status"] == "running" and stg.get("eta_s") is not None:
+            text += f" · ETA {fmt_seconds(stg['eta_s'])}"
+        if stg.get("message") and stg["status"] != "failed":
+            text += f" · {stg['message']}"
+        frac = 1.0 if stg["status"] in ("done", "cached") else float(stg.get("fraction") or 0.0)
+        st.progress(min(1.0, max(0.0, frac)), text=text)
+    if status == "failed":
+        st.error(snap.get("error") or "the job failed", icon=":material/error:")
+    elif status in ("cancelled", "interrupted"):
+        st.warning(snap.get("error") or status, icon=":material/block:")
+
+
+def is_finished(snap: dict[str, Any]) -> bool:
+    """True once a job snapshot is final."""
+    return snap["status"] in FINISHED
