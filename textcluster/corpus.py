@@ -143,9 +143,9 @@ def _check_fields(
                 fieldpath.parse(f.raw)  # raises the ConfigError that says what is wrong
             avail = _available_fields(valid, columns)
             shown = ", ".join(repr(a) for a in avail[:60]) + (" ..." if len(avail) > 60 else "")
-            where = "" if flat else f" in the first {SAMPLE_ROWS} rows"
+            where = "" if flat else f"the first {SAMPLE_ROWS} rows of "
             raise CorpusError(
-                f"{role} field {f.raw!r} not found{where} of {name}; fields: {shown or '(none)'}"
+                f"{role} field {f.raw!r} not found in {where}{name}; fields: {shown or '(none)'}"
             )
 
 
