@@ -210,7 +210,9 @@ class SamplingPolicy(_Config):
     allocation: across clusters: ``equal`` | ``proportional`` | ``sqrt`` (of cluster size).
     within: inside a cluster: ``random`` | ``diverse`` (farthest-point) | ``nearest`` (to the centre).
     noise: ``exclude`` | ``include`` (noise is its own group) | ``quota`` (``noise_quota`` share of N).
-    clusters: only these cluster ids (None: all); exclude_clusters: never these.
+    noise_quota: with ``noise="quota"``, the share of N given to noise (0..1).
+    clusters: only these clusters (None: all); exclude_clusters: never these. Items are
+        cluster ids or cluster labels from the run's description (resolved when sampling).
     seed: seeds every random choice.
     """
 
@@ -219,8 +221,8 @@ class SamplingPolicy(_Config):
     within: Literal["random", "diverse", "nearest"] = "random"
     noise: Literal["exclude", "include", "quota"] = "exclude"
     noise_quota: float = 0.0
-    clusters: tuple[int, ...] | None = None
-    exclude_clusters: tuple[int, ...] = ()
+    clusters: tuple[int | str, ...] | None = None
+    exclude_clusters: tuple[int | str, ...] = ()
     seed: int = 0
 
     def validate(self) -> SamplingPolicy:

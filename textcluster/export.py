@@ -1,0 +1,348 @@
+"""Export a run, a sample or a SQL query as CSV, JSONL or Parquet, with provenance.
+
+Rows stream from the sandboxed DuckDB session of :mod:`textcluster.sql` in
+Arrow record batches into a pyarrow writer, so a big run is never held in
+memory at once. The file is written under a temporary name and renamed into
+place. Beside it, ``<out>.provenance.json`` says where the rows came from
+(corpus hash, encoder and model fingerprint, reducer, clusterer, seed,
+sampling policy, SQL, row count, creation time, textcluster version); a
+Parquet file carries the same JSON in its key-value metadata under
+``textcluster.provenance``.
+
+What each source exports:
+
+- a run: every document of its corpus (``doc_id``, ``text``, metadata columns)
+  with ``run_id``, ``cluster``, ``distance``, ``probability``, ``x``, ``y`` and,
+  when the run was described, ``label``; ordered by ``doc_id``.
+- a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank`` and
+  ``label``; ordered by ``cluster``, ``rank``.
+- SQL: the rows of one checked SELECT (see :func:`textcluster.sql.check_sql`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from textcluster.errors import ConfigError, QueryError
+from textcluster.store import Workspace, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("csv", "jsonl", "parquet")
+PROVENANCE_KEY = b"textcluster.provenance"
+Format = Literal["csv", "jsonl", "parquet"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """path: the exported file; provenance_path: ``<path>.provenance.json``; rows, columns, format."""
+
+    path: Path
+    provenance_path: Path
+    rows: int
+    columns: list[str]
+    format: str
+    provenance: dict[str, Any]
+
+
+# -- what to export --------------------------------------------------------------
+
+
+def _one_source(run_id: str | None, sample_id: str | None, sql: str | None) -> str:
+    given = [n for n, v in (("run_id", run_id), ("sample_id", sample_id), ("sql", sql)) if v]
+    if len(given) != 1:
+        raise ConfigError(f"give exactly one of run_id, sample_id, sql; got {given or 'none'}")
+    return given[0]
+
+
+def _has_label(ws: Workspace, run_id: str) -> bool:
+    from textcluster.describe import latest_description
+
+    return latest_description(ws, run_id) is not None
+
+
+def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None = None) -> tuple[str, str]:
+    """The (scope run id, SELECT) that exports a run or a sample."""
+    from textcluster.sql import _safe_id
+
+    if sample_id is not None:
+        sid = _safe_id(sample_id)
+        rid = ws.manifest(sid).get("run_id")
+        if not rid:
+            raise ConfigError(f"sample {sid} names no run_id in its manifest")
+        return rid, (
+            "SELECT s.sample_id, s.cluster, s.rank, c.label, d.* EXCLUDE (corpus_id) "
+            "FROM samples s JOIN docs d USING (doc_id) "
+            "LEFT JOIN clusters c ON c.run_id = s.run_id AND c.cluster = s.cluster "
+            f"WHERE s.sample_id = '{sid}' ORDER BY s.cluster, s.rank"
+        )
+    rid = _safe_id(run_id or "")
+    label = ", c.label" if _has_label(ws, rid) else ""
+    return rid, (
+        "SELECT d.* EXCLUDE (corpus_id), a.run_id, a.cluster, a.distance, a.probability, a.x, a.y"
+        f"{label} FROM docs d JOIN assignments a USING (doc_id) "
+        "LEFT JOIN clusters c ON c.run_id = a.run_id AND c.cluster = a.cluster "
+        "ORDER BY d.doc_id"
+    )
+
+
+# -- provenance ----------------------------------------------------------------
+
+
+def lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """Where a run comes from: corpus (id, sha256, source), embedding (encoder, model
+    fingerprint) and run (reducer, clusterer, seed) settings, read from the manifests."""
+    from textcluster.describe import corpus_of
+
+    rm = ws.manifest(run_id)
+    out: dict[str, Any] = {"run_id": run_id}
+    eid = rm.get("embedding_id")
+    em = ws.manifest(eid) if eid and ws.exists(eid) else {}
+    cid = corpus_of(ws, run_id)
+    cm = ws.manifest(cid) if ws.exists(cid) else {}
+    out["corpus"] = {
+        "corpus_id": cid,
+        "sha256": cm.get("sha256"),
+        "source": cm.get("source") or cm.get("source_file") or cm.get("file"),
+        "rows": cm.get("kept"),
+    }
+    out["embedding"] = {
+        "embedding_id": eid,
+        "encoder": em.get("encoder"),
+        "model_fingerprint": em.get("model_fingerprint") or em.get("fingerprint"),
+        "dim": em.get("dim"),
+    }
+    out["reducer"] = rm.get("reducer")
+    out["clusterer"] = rm.get("clusterer")
+    seed = rm.get("seed")
+    if seed is None and isinstance(rm.get("clusterer"), dict):
+        seed = rm["clusterer"].get("seed")
+    out["seed"] = seed
+    out["parameters"] = rm.get("params") or rm.get("parameters")
+    return out
+
+
+def provenance(
+    ws: Workspace,
+    run_id: str | None = None,
+    sample_id: str | None = None,
+    sql: str | None = None,
+    rows: int | None = None,
+    columns: list[str] | None = None,
+    fmt: str | None = None,
+) -> dict[str, Any]:
+    """The provenance record of an export (also usable on its own, e.g. next to a download).
+
+    For SQL without ``run_id``, ``runs`` lists the lineage of every run in the workspace.
+    """
+    import textcluster
+
+    source = _one_source(run_id if not sql else None, sample_id, sql)
+    rec: dict[str, Any] = {
+        "textcluster_version": textcluster.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "source": {"run_id": "run", "sample_id": "sample", "sql": "sql"}[source],
+        "format": fmt,
+        "rows": rows,
+        "columns": columns,
+        "sql": sql,
+        "run_id": run_id,
+        "sample_id": sample_id,
+        "sampling_policy": None,
+    }
+    if sample_id is not None:
+        sm = ws.manifest(sample_id)
+        rec["sampling_policy"] = sm.get("policy")
+        rec["run_id"] = run_id = sm.get("run_id")
+    if run_id is not None:
+        rec.update({k: v for k, v in lineage(ws, run_id).items() if k != "run_id"})
+    else:
+        rec["runs"] = [lineage(ws, m["id"]) for m in ws.list("run")]
+        rec["corpora"] = [
+            {"corpus_id": m["id"], "sha256": m.get("sha256")} for m in ws.list("corpus")
+        ]
+    return rec
+
+
+# -- writers -------------------------------------------------------------------
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, _dt.datetime | _dt.date | _dt.time):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, float) and v != v:  # NaN is not JSON
+        return None
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if hasattr(v, "item"):
+        return v.item()
+    if not isinstance(v, str | int | float | bool | type(None)):
+        return str(v)
+    return v
+
+
+def _write_stream(
+    stream: Iterator[Any], path: Path, fmt: str, prov: dict[str, Any], path_name: str
+) -> tuple[int, list[str]]:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    schema = next(stream)
+    rows = 0
+    if fmt == "parquet":
+        meta = dict(schema.metadata or {})
+        meta.pop(b"textcluster.truncated", None)
+        schema = schema.with_metadata(meta)
+        with pq.ParquetWriter(str(path), schema) as w:
+            for b in stream:
+                w.write_table(pa.Table.from_batches([b], schema=schema))
+                rows += b.num_rows
+            # the footer is written at close, so the final row count can go in
+            final = {**prov, "rows": rows, "columns": list(schema.names), "file": path_name}
+            w.add_key_value_metadata(
+                {PROVENANCE_KEY.decode(): json.dumps(final, ensure_ascii=False, default=str)}
+            )
+    elif fmt == "csv":
+        with pcsv.CSVWriter(str(path), _csv_schema(schema)) as w:
+            for b in stream:
+                w.write_batch(_csv_batch(b))
+                rows += b.num_rows
+    elif fmt == "jsonl":
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            for b in stream:
+                for rec in b.to_pylist():
+                    f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False))
+                    f.write("\n")
+                rows += b.num_rows
+    else:  # pragma: no cover - checked by the caller
+        raise ConfigError(f"format={fmt!r} should be one of {', '.join(FORMATS)}")
+    return rows, list(schema.names)
+
+
+def _csv_schema(schema: Any) -> Any:
+    import pyarrow as pa
+
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema
+    ]
+    return pa.schema(fields)
+
+
+def _csv_batch(batch: Any) -> Any:
+    """CSV cannot hold lists/structs: write them as JSON strings."""
+    import pyarrow as pa
+
+    cols = []
+    for f, col in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_nested(f.type):
+            col = pa.array(
+                [None if v is None else json.dumps(_jsonable(v), ensure_ascii=False) for v in col.to_pylist()],
+                pa.string(),
+            )
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=_csv_schema(batch.schema))
+
+
+def _format_of(out: Path, fmt: str | None) -> str:
+    if fmt is None:
+        suffix = out.suffix.lower().lstrip(".")
+        fmt = {"ndjson": "jsonl", "pq": "parquet"}.get(suffix, suffix)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r} should be one of {', '.join(FORMATS)} (or an out path ending so)")
+    return fmt
+
+
+def export(
+    ws: Workspace,
+    out: str | os.PathLike[str],
+    fmt: Format | None = None,
+    *,
+    run_id: str | None = None,
+    sample_id: str | None = None,
+    sql: str | None = None,
+    timeout: float | None = None,
+    batch_rows: int = 65_536,
+) -> ExportResult:
+    """Write a run, a sample or one SELECT to ``out`` and ``<out>.provenance.json``.
+
+    Give exactly one of ``run_id``, ``sample_id``, ``sql`` (``run_id`` together
+    with ``sql`` scopes the SQL's views to that run). fmt: ``csv`` | ``jsonl`` |
+    ``parquet``; None: from ``out``'s suffix. timeout: seconds per fetch of the
+    SQL (None: no limit). Rows stream in batches of ``batch_rows``.
+    Raises :class:`QueryError` for refused or failing SQL, :class:`ConfigError` for bad arguments.
+    """
+    from textcluster.sql import iter_batches
+
+    out = Path(out)
+    fmt = _format_of(out, fmt)
+    if sql:
+        _one_source(None, sample_id, sql)
+        scope, stmt = run_id, sql
+    else:
+        _one_source(run_id, sample_id, None)
+        scope, stmt = source_sql(ws, run_id=run_id, sample_id=sample_id)
+    prov = provenance(ws, run_id=run_id, sample_id=sample_id, sql=sql or None, fmt=fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        rows, columns = _write_stream(
+            iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows),
+            tmp, fmt, prov, out.name,
+        )
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    prov = {**prov, "rows": rows, "columns": columns, "file": out.name}
+    prov_path = out.with_name(out.name + ".provenance.json")
+    write_json_atomic(prov_path, prov)
+    logger.info("exported %d rows to %s", rows, out)
+    return ExportResult(out, prov_path, rows, columns, fmt, prov)
+
+
+def export_bytes(
+    ws: Workspace,
+    fmt: Format,
+    *,
+    run_id: str | None = None,
+    sample_id: str | None = None,
+    sql: str | None = None,
+    timeout: float | None = None,
+) -> bytes:
+    """The bytes :func:`export` would write (for download buttons). Parquet bytes carry the
+    provenance in their metadata; for CSV/JSONL call :func:`provenance` to show it."""
+    fmt = _format_of(Path(f"x.{fmt}"), fmt)
+    with tempfile.TemporaryDirectory(prefix="textcluster-export-") as d:
+        r = export(ws, Path(d) / f"export.{fmt}", fmt, run_id=run_id, sample_id=sample_id, sql=sql,
+                   timeout=timeout)
+        return r.path.read_bytes()
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance of an exported file: its sidecar JSON, else a Parquet file's metadata."""
+    p = Path(path)
+    side = p.with_name(p.name + ".provenance.json")
+    if side.is_file():
+        return json.loads(side.read_text(encoding="utf-8"))
+    if p.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(p).metadata or {}
+        if PROVENANCE_KEY in meta:
+            return json.loads(meta[PROVENANCE_KEY])
+    raise QueryError(f"{p} has no provenance (no {side.name} and no Parquet metadata)")
