@@ -1,0 +1,420 @@
+"""Embedding engine: texts of a corpus -> one ``n x dim`` matrix, cached and resumable.
+
+:func:`embed` is the front door. It names the result before computing it (the
+id hashes the corpus id, the encoder settings and a fingerprint of the model
+files, see :func:`embedding_id`), so a repeated call returns the stored matrix
+without loading the model. Otherwise it encodes the corpus in chunks of
+``cfg.chunk_rows`` rows, each written to ``Workspace.partial_dir`` as soon as it
+is finished: a killed job resumes from the last finished chunk. Inside a
+chunk, texts are sorted by token length and cut into batches under a token
+budget (few long texts or many short ones per batch), so little time is spent
+on padding; the original order is restored afterwards.
+
+Artifact ``emb-<hex>/``: ``embeddings.npy`` (float32, or float16 when asked;
+row i = doc_id i; L2-normalised unless ``cfg.normalize`` is False), for
+``tfidf`` a ``tfidf/`` folder with the fitted vocabulary, idf and SVD
+components, and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textcluster.config import EncoderConfig
+from textcluster.encoders.base import Encoder, get_encoder, parse_name
+from textcluster.errors import ConfigError, EncoderError, StoreError
+from textcluster.progress import Meter, ProgressFn, check_cancel
+from textcluster.store import Workspace, make_id
+
+logger = logging.getLogger(__name__)
+
+EMBEDDINGS_FILE = "embeddings.npy"
+#: Padded tokens allowed per batch, per unit of ``batch_size`` (64 -> 8,192 tokens).
+TOKENS_PER_TEXT = 128
+#: A batch of short texts holds at most this many times ``batch_size`` texts.
+MAX_BATCH_FACTOR = 8
+#: Texts per batch for encoders without token lengths (tfidf, static), per unit of batch_size.
+UNTOKENISED_BATCH_FACTOR = 16
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What :func:`embed` returns.
+
+    embedding_id: the artifact id (``emb-<16 hex>``); n, dim: matrix shape;
+    seconds: wall time of this call (a cache hit takes milliseconds);
+    cached: True when the matrix was already stored; truncated: texts longer
+    than the token limit; device: where it was (or had been) computed;
+    encoder: the encoder name; path: the ``embeddings.npy`` file.
+    """
+
+    embedding_id: str
+    n: int
+    dim: int
+    seconds: float
+    cached: bool
+    truncated: int
+    device: str
+    encoder: str
+    path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (the CLI's ``--json`` output)."""
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+# -- ids ---------------------------------------------------------------------
+
+def _check_config(cfg: EncoderConfig) -> str:
+    cfg.validate()
+    key, _ = parse_name(cfg.name)
+    if cfg.pooling is not None and key != "hf":
+        raise ConfigError(
+            f"pooling={cfg.pooling!r} applies to hf:<model> encoders only, got encoder={cfg.name!r}"
+        )
+    return key
+
+
+def embedding_id(corpus_id: str, cfg: EncoderConfig, encoder: Encoder | None = None) -> str:
+    """The id :func:`embed` stores the result under; hashes the model files, never loads them."""
+    encoder = encoder or get_encoder(cfg)
+    return make_id("embedding", corpus_id, {"encoder": cfg.cache_key(), "model": encoder.fingerprint()})
+
+
+# -- batching ----------------------------------------------------------------
+
+def plan_batches(
+    lengths: np.ndarray | None, n: int, batch_size: int, max_tokens: int | None
+) -> list[np.ndarray]:
+    """Row indices of each batch, longest texts first.
+
+    With token ``lengths`` (capped at ``max_tokens``), a batch holds as many texts
+    as fit in ``batch_size * TOKENS_PER_TEXT`` padded tokens (at most
+    ``batch_size * MAX_BATCH_FACTOR`` texts, at least one). Without lengths,
+    batches of ``batch_size * UNTOKENISED_BATCH_FACTOR`` texts in input order.
+    """
+    if n == 0:
+        return []
+    if lengths is None:
+        step = batch_size * UNTOKENISED_BATCH_FACTOR
+        return [np.arange(s, min(s + step, n)) for s in range(0, n, step)]
+    capped = np.minimum(lengths, max_tokens) if max_tokens else np.asarray(lengths)
+    order = np.argsort(-capped, kind="stable")
+    budget = batch_size * TOKENS_PER_TEXT
+    max_count = batch_size * MAX_BATCH_FACTOR
+    batches, start = [], 0
+    while start < n:
+        longest = max(int(capped[order[start]]), 1)  # sorted: the first is the longest
+        count = max(1, min(max_count, budget // longest, n - start))
+        batches.append(order[start : start + count])
+        start += count
+    return batches
+
+
+def _encode_batch_safely(encoder: Encoder, texts: list[str], device: str, state: dict[str, int]) -> np.ndarray:
+    """encode_batch, halving the batch on GPU out-of-memory; ``state['cap']`` remembers the halving."""
+    from textcluster.devices import empty_cache, is_oom
+
+    cap = state.get("cap")
+    if cap is not None and len(texts) > cap:
+        return np.concatenate(
+            [_encode_batch_safely(encoder, texts[i : i + cap], device, state) for i in range(0, len(texts), cap)]
+        )
+    try:
+        return encoder.encode_batch(texts)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        empty_cache(device)
+        if len(texts) == 1:
+            limit = encoder.max_tokens()
+            raise EncoderError(
+                f"out of GPU memory on {device} even with one text per batch (max_length={limit}); "
+                "lower --max-length, use a smaller model, or --device cpu"
+            ) from e
+        half = max(1, len(texts) // 2)
+        state["cap"] = half
+        logger.warning("out of GPU memory with %d texts per batch; retrying with %d", len(texts), half)
+        return np.concatenate([_encode_batch_safely(encoder, texts[i : i + half], device, state)
+                               for i in range(0, len(texts), half)])
+
+
+def _encode_rows(
+    encoder: Encoder,
+    texts: Sequence[str],
+    cfg: EncoderConfig,
+    device: str,
+    on_rows: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+    oom_state: dict[str, int] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Encode ``texts`` in length-sorted batches; returns (float32 (n, dim) in input order, truncated count)."""
+    texts = [cfg.instruction + t for t in texts] if cfg.instruction else list(texts)
+    n = len(texts)
+    lengths = encoder.token_lengths(texts) if n else None
+    limit = encoder.max_tokens()
+    truncated = int(np.count_nonzero(lengths > limit)) if lengths is not None and limit else 0
+    out: np.ndarray | None = None
+    state = oom_state if oom_state is not None else {}
+    for idx in plan_batches(lengths, n, cfg.batch_size, limit):
+        check_cancel(cancel, "embed")
+        vec = np.asarray(_encode_batch_safely(encoder, [texts[i] for i in idx], device, state), dtype=np.float32)
+        if out is None:
+            out = np.empty((n, vec.shape[1]), dtype=np.float32)
+        out[idx] = vec
+        if on_rows is not None:
+            on_rows(len(idx))
+    if out is None:
+        out = np.zeros((0, int(getattr(encoder, "dim", 0))), dtype=np.float32)
+    return _finish(out, cfg, encoder), truncated
+
+
+def _finish(vectors: np.ndarray, cfg: EncoderConfig, encoder: Encoder) -> np.ndarray:
+    """Matryoshka-style cut to ``cfg.dims`` (neural encoders; tfidf uses dims for its SVD), then L2 norm."""
+    if cfg.dims is not None and not encoder.needs_fit:
+        if cfg.dims > vectors.shape[1]:
+            raise ConfigError(f"dims={cfg.dims} should be <= the encoder's {vectors.shape[1]} dimensions")
+        vectors = np.ascontiguousarray(vectors[:, : cfg.dims])
+    if cfg.normalize and len(vectors):
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors /= np.maximum(norms, 1e-12)
+    return vectors
+
+
+def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
+    """Resolve the device, set torch threads on CPU, load the model; returns the device."""
+    from textcluster.devices import configure_torch_threads, resolve_device
+
+    device = "cpu" if encoder.needs_fit else resolve_device(cfg.device)
+    if device == "cpu" and not encoder.needs_fit:
+        configure_torch_threads()
+    encoder.load(device)
+    return device
+
+
+# -- the stage ---------------------------------------------------------------
+
+def _read_texts(ws: Workspace, corpus_id: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    path = ws.file(corpus_id, "docs.parquet")
+    try:
+        col = pq.read_table(path, columns=["text"]).column("text")
+    except (OSError, KeyError, ValueError) as e:
+        raise StoreError(f"cannot read the text column of {str(path)!r}: {e}") from e
+    return [t if t is not None else "" for t in col.to_pylist()]
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _chunk_paths(partial: Path, start: int, end: int) -> tuple[Path, Path]:
+    stem = f"chunk-{start:012d}-{end:012d}"
+    return partial / f"{stem}.npy", partial / f"{stem}.json"
+
+
+def _cached_result(ws: Workspace, eid: str, t0: float) -> EmbedResult:
+    m = ws.manifest(eid)
+    return EmbedResult(
+        eid, int(m["n"]), int(m["dim"]), time.perf_counter() - t0, True, int(m.get("truncated", 0)),
+        str(m.get("device", "")), str(m.get("encoder", "")), ws.path(eid) / EMBEDDINGS_FILE,
+    )
+
+
+def embed(
+    ws: Workspace,
+    corpus_id: str,
+    cfg: EncoderConfig | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> EmbedResult:
+    """Embed every text of corpus ``corpus_id``; cached, resumable, cancellable.
+
+    Reads ``docs.parquet`` (column ``text``) of the corpus, writes the artifact
+    ``emb-<hex>`` with ``embeddings.npy`` (n x dim, ``cfg.dtype``, row i = doc_id
+    i). ``cfg`` defaults to ``EncoderConfig()`` (minilm). ``progress`` gets
+    :class:`~textcluster.progress.Progress` reports (stage ``embed``, rows);
+    ``cancel`` is checked between batches (:class:`JobCancelled`; finished
+    chunks are kept for the next call). Two processes asking for the same
+    embedding compute it once (the second waits on a lock, then reads it).
+    """
+    t0 = time.perf_counter()
+    cfg = cfg or EncoderConfig()
+    _check_config(cfg)
+    ws.manifest(corpus_id)  # a clear StoreError for an unknown corpus
+    encoder = get_encoder(cfg)
+    fingerprint = encoder.fingerprint()
+    eid = make_id("embedding", corpus_id, {"encoder": cfg.cache_key(), "model": fingerprint})
+    if ws.exists(eid):
+        return _cached_result(ws, eid, t0)
+    with ws.lock(eid):
+        if ws.exists(eid):  # another process finished it while we waited
+            return _cached_result(ws, eid, t0)
+        return _compute(ws, corpus_id, cfg, encoder, eid, fingerprint, progress, cancel, t0)
+
+
+def _compute(
+    ws: Workspace, corpus_id: str, cfg: EncoderConfig, encoder: Encoder, eid: str, fingerprint: str,
+    progress: ProgressFn | None, cancel: threading.Event | None, t0: float,
+) -> EmbedResult:
+    texts = _read_texts(ws, corpus_id)
+    n = len(texts)
+    partial = ws.partial_dir(eid)
+    chunks = [(s, min(s + cfg.chunk_rows, n)) for s in range(0, n, cfg.chunk_rows)]
+    finished = {c for c in chunks if _chunk_paths(partial, *c)[1].is_file()}
+    done = sum(e - s for s, e in finished)
+    meter = Meter("embed", n, progress, start_done=done)
+    meter.update(done, "resuming" if done else "starting")
+    device: str | None = None
+    oom_state: dict[str, int] = {}
+    fit_seconds = 0.0
+
+    def ensure_loaded() -> str:
+        nonlocal device, fit_seconds
+        if device is None:
+            meter.update(done, f"loading {cfg.name}")
+            device = _load(encoder, cfg)
+            if encoder.needs_fit:
+                t = time.perf_counter()
+                state_dir = partial / "state"
+                if (state_dir / "done.json").is_file():
+                    encoder.load_state(state_dir)  # type: ignore[attr-defined]
+                else:
+                    meter.update(done, f"fitting {cfg.name}")
+                    encoder.fit(texts)  # type: ignore[attr-defined]
+                    encoder.save_state(state_dir)  # type: ignore[attr-defined]
+                    (state_dir / "done.json").write_text("{}", encoding="utf-8")
+                fit_seconds = time.perf_counter() - t
+        return device
+
+    for start, end in chunks:
+        if (start, end) in finished:
+            continue
+        check_cancel(cancel, "embed")
+        dev = ensure_loaded()
+        t = time.perf_counter()
+
+        def on_rows(k: int) -> None:
+            nonlocal done
+            done += k
+            meter.update(done)
+
+        vectors, truncated = _encode_rows(encoder, texts[start:end], cfg, dev, on_rows, cancel, oom_state)
+        npy, meta = _chunk_paths(partial, start, end)
+        _save_npy_atomic(npy, vectors)
+        meta_info = {"rows": end - start, "truncated": truncated, "seconds": time.perf_counter() - t,
+                     "device": dev, "dim": int(vectors.shape[1])}
+        meta.write_text(json.dumps(meta_info), encoding="utf-8")
+    if n == 0:
+        ensure_loaded()
+    if encoder.needs_fit and device is None:
+        ensure_loaded()  # every chunk was done before a kill: the fitted state is still needed
+
+    metas = [json.loads(_chunk_paths(partial, s, e)[1].read_text(encoding="utf-8")) for s, e in chunks]
+    dim = int(metas[0]["dim"]) if metas else int(getattr(encoder, "dim", 0))
+    truncated_total = sum(int(m["truncated"]) for m in metas)
+    compute_seconds = fit_seconds + sum(float(m["seconds"]) for m in metas)
+    devices = sorted({m["device"] for m in metas}) or [device or "cpu"]
+    out_dtype = np.dtype(cfg.dtype)
+
+    def writer(tmp: Path) -> None:
+        mat = np.lib.format.open_memmap(tmp / EMBEDDINGS_FILE, mode="w+", dtype=out_dtype, shape=(n, dim))
+        for s, e in chunks:
+            mat[s:e] = np.load(_chunk_paths(partial, s, e)[0], mmap_mode="r", allow_pickle=False)
+        mat.flush()
+        del mat
+        if encoder.needs_fit:
+            encoder.save_state(tmp)  # type: ignore[attr-defined]
+
+    manifest = {
+        "corpus_id": corpus_id,
+        "encoder": cfg.name,
+        "encoder_config": cfg.to_dict(),
+        "model_fingerprint": fingerprint,
+        "model": encoder.describe(),
+        "n": n,
+        "dim": dim,
+        "dtype": cfg.dtype,
+        "normalized": cfg.normalize,
+        "truncated": truncated_total,
+        "seconds": round(compute_seconds, 3),
+        "device": ",".join(devices),
+        "files": {"embeddings": EMBEDDINGS_FILE},
+    }
+    meter.update(n, "writing")
+    path = ws.write(eid, manifest, writer)
+    return EmbedResult(eid, n, dim, time.perf_counter() - t0, False, truncated_total,
+                       manifest["device"], cfg.name, path / EMBEDDINGS_FILE)
+
+
+def load_embeddings(ws: Workspace, embedding_id: str, mmap: bool = True) -> np.ndarray:
+    """The stored matrix (n x dim, float32 or float16); memory-mapped read-only by default."""
+    path = ws.file(embedding_id, EMBEDDINGS_FILE)
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def encoder_config_of(ws: Workspace, embedding_id: str) -> EncoderConfig:
+    """The :class:`EncoderConfig` an embedding artifact was made with (to encode new texts alike)."""
+    return EncoderConfig.from_dict(ws.manifest(embedding_id)["encoder_config"])
+
+
+def encode_texts(
+    texts: Sequence[str],
+    cfg: EncoderConfig | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    ws: Workspace | None = None,
+    embedding_id: str | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """Vectors of new ``texts`` (n x dim, ``cfg.dtype``), nothing cached; the same vectors
+    :func:`embed` stores for the same texts and config.
+
+    With ``ws`` and ``embedding_id``, ``cfg`` defaults to the artifact's config; encoders
+    fitted on a corpus (``tfidf``) need them, to read the fitted state.
+    """
+    if cfg is None:
+        if ws is None or embedding_id is None:
+            raise ConfigError("encode_texts needs cfg, or ws and embedding_id to read the config from")
+        cfg = encoder_config_of(ws, embedding_id)
+    _check_config(cfg)
+    encoder = get_encoder(cfg)
+    if encoder.needs_fit:
+        if ws is None or embedding_id is None:
+            raise ConfigError(
+                f"encoder {cfg.name!r} is fitted on a corpus: pass ws= and embedding_id= of the embedding "
+                "whose fitted state should encode the new texts"
+            )
+        ws.manifest(embedding_id)
+        encoder.load_state(ws.path(embedding_id))  # type: ignore[attr-defined]
+    texts = list(texts)
+    meter = Meter("embed", len(texts), progress)
+    meter.update(0, f"loading {cfg.name}")
+    device = _load(encoder, cfg)
+    done = 0
+
+    def on_rows(k: int) -> None:
+        nonlocal done
+        done += k
+        meter.update(done)
+
+    vectors, _ = _encode_rows(encoder, texts, cfg, device, on_rows, cancel)
+    return vectors.astype(cfg.dtype, copy=False)
