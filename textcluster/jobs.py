@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.errors import JobCancelled, StoreError, TextclusterError
 from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, canonical_json, write_json_atomic
@@ -585,3 +586,105 @@ def get_manager(ws: Workspace | str | os.PathLike[str]) -> JobManager:
         if mgr is None:
             mgr = _MANAGERS[key] = JobManager(ws)
         return mgr
+
+
+# -- the pipeline job: embed -> cluster (reduce inside) -> describe ---------------------
+
+
+def pipeline_config(
+    corpus_id: str,
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    top_n: int = 10,
+) -> dict[str, Any]:
+    """The full config of a pipeline job (hashed into its job id)."""
+    return {
+        "corpus_id": corpus_id,
+        "encoder": encoder.to_dict(),
+        "reducer": reducer.to_dict(),
+        "clusterer": clusterer.to_dict(),
+        "describe": {"top_n": top_n},
+    }
+
+
+def pipeline_steps(
+    ws: Workspace,
+    corpus_id: str,
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    top_n: int = 10,
+) -> list[Step]:
+    """The steps of a pipeline job: ``embed``, ``cluster`` and ``describe``.
+
+    Results: ``embedding_id``, ``run_id``, ``description_id`` and ``device``
+    (where the embedding ran, from its manifest).
+    """
+
+    def embed_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
+        from textcluster import embed
+
+        r = embed.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel)
+        return {"embedding_id": r.embedding_id, "cached": r.cached, "device": r.device}
+
+    def cluster_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
+        from textcluster import runs
+
+        r = runs.cluster(ws, results["embedding_id"], reducer, clusterer, progress=progress, cancel=cancel)
+        return {"run_id": r.run_id, "cached": bool(getattr(r, "cached", False))}
+
+    def describe_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
+        from textcluster import describe
+
+        d = describe.describe(ws, results["run_id"], top_n=top_n, progress=progress)
+        return {"description_id": d.description_id, "cached": d.cached}
+
+    return [Step("embed", embed_step), Step("cluster", cluster_step), Step("describe", describe_step)]
+
+
+def submit_pipeline(
+    ws: Workspace,
+    corpus_id: str,
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    top_n: int = 10,
+    manager: JobManager | None = None,
+) -> Job:
+    """Run embed -> cluster -> describe for a corpus in the background; returns the :class:`Job`.
+
+    Stages whose artifacts are already in the workspace finish at once (marked
+    ``cached``). The same corpus and configs submitted again return the same job.
+    Configs are validated here, so an impossible setting raises
+    :class:`~textcluster.errors.ConfigError` before anything starts.
+    """
+    encoder.validate()
+    reducer.validate()
+    clusterer.validate()
+    if not ws.exists(corpus_id):
+        ws.manifest(corpus_id)  # raises StoreError naming the known corpora
+    mgr = manager or get_manager(ws)
+    cfg = pipeline_config(corpus_id, encoder, reducer, clusterer, top_n)
+    label = f"{encoder.name} · {reducer.method} · {clusterer.method}"
+    return mgr.submit(
+        "pipeline",
+        cfg,
+        pipeline_steps(ws, corpus_id, encoder, reducer, clusterer, top_n),
+        label=label,
+        device=expected_device(encoder),
+    )
+
+
+def expected_device(encoder: EncoderConfig) -> str:
+    """Where the embedding stage will run: ``cpu`` for encoders without a neural model,
+    else the device :func:`textcluster.devices.resolve_device` picks for ``encoder.device``."""
+    from textcluster.encoders.base import available_encoders, parse_name
+
+    key, _ = parse_name(encoder.name)
+    info = {i.name.split(":", 1)[0]: i for i in available_encoders()}.get(key)
+    if info is not None and not info.needs_model:
+        return "cpu"
+    from textcluster.devices import resolve_device
+
+    return resolve_device(encoder.device)

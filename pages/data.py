@@ -1,0 +1,155 @@
+"""Data: upload a file (or take the bundled demo), choose the fields, ingest, read the report."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from textcluster import corpus
+from textcluster.config import CorpusSpec
+from ui import state
+from ui.widgets import guard
+
+UPLOAD_TYPES = ["csv", "tsv", "jsonl", "ndjson", "json", "parquet", "txt", "gz"]
+NONE = "(none)"
+
+st.title("Data")
+ws = state.workspace()
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Keep the uploaded bytes in the workspace: ``<ws>/uploads/<sha256>/<file name>``.
+
+    The folder is named by the content hash, so the same upload is stored once,
+    and the original name (which tells the format) is kept for the report.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".") or "upload.txt"
+    folder = ws.root / "uploads" / digest
+    path = folder / safe
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{safe}.part"
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+source = st.radio(
+    "Source",
+    ["Upload a file", "Demo corpus"],
+    horizontal=True,
+    key="data_source",
+    help="The demo is Banking77: 13,083 customer-support questions in 77 intents.",
+)
+
+path: Path | None = None
+default_spec = CorpusSpec()
+if source == "Upload a file":
+    up = st.file_uploader(
+        "Drop a CSV, TSV, JSONL, JSON, Parquet or TXT file (gzip too)",
+        type=UPLOAD_TYPES,
+        key="data_upload",
+    )
+    if up is not None:
+        with guard("upload"):
+            path = save_upload(up.name, up.getvalue())
+            st.caption(f"Saved as `{path.relative_to(ws.root)}` in the workspace ({up.size:,} bytes).")
+else:
+    with guard("demo corpus"):
+        from textcluster import demo
+
+        path = Path(demo.demo_corpus_path())
+        default_spec = demo.DEMO_SPEC
+        st.caption(demo.DEMO_CREDIT)
+
+if path is not None:
+    with guard("reading the file"):
+        fields = corpus.list_fields(path)
+        if not fields:
+            st.error(f"{path.name}: no fields found in the first rows")
+            st.stop()
+        st.subheader("Preview")
+        st.dataframe(corpus.preview(path, n=20), hide_index=True, width="stretch", key="data_preview")
+
+        st.subheader("Fields")
+        # Keys carry the file hash so choices reset when another file is chosen.
+        fkey = path.parent.name[:12] if source == "Upload a file" else "demo"
+        wanted = [f for f in default_spec.text_fields if f in fields]
+        if not wanted:
+            preferred = [f for f in fields if f.lower() in corpus.PREFERRED_TEXT_NAMES]
+            wanted = preferred[:1] or fields[:1]
+        text_fields = st.multiselect(
+            "Text field(s)",
+            fields,
+            default=wanted,
+            key=f"data_text_{fkey}",
+            help="Columns or nested JSON paths such as request.messages[0].content; "
+            "several are joined with a new line.",
+        )
+        c1, c2 = st.columns(2)
+        opts = [NONE, *fields]
+        id_default = default_spec.id_field if default_spec.id_field in fields else NONE
+        label_default = default_spec.label_field if default_spec.label_field in fields else NONE
+        id_field = c1.selectbox(
+            "Id field (optional)", opts, index=opts.index(id_default), key=f"data_id_{fkey}"
+        )
+        label_field = c2.selectbox(
+            "Label field (optional, for evaluation only)",
+            opts,
+            index=opts.index(label_default),
+            key=f"data_label_{fkey}",
+        )
+        drop_dups = st.checkbox(
+            "Drop exact duplicate texts (otherwise they are kept and flagged)",
+            value=default_spec.drop_duplicates,
+            key=f"data_dups_{fkey}",
+        )
+        spec = CorpusSpec(
+            text_fields=tuple(text_fields),
+            id_field=None if id_field == NONE else id_field,
+            label_field=None if label_field == NONE else label_field,
+            drop_duplicates=drop_dups,
+            encoding=default_spec.encoding,
+        )
+        if st.button("Ingest", type="primary", key="data_ingest", disabled=not text_fields):
+            bar = st.progress(0.0, text="reading…")
+
+            def on_progress(p):
+                bar.progress(p.fraction, text=f"{p.stage}: {p.done:,} rows" + (f" · {p.message}" if p.message else ""))
+
+            report = corpus.ingest(path, spec, ws, progress=on_progress)
+            bar.empty()
+            state.set_corpus(report.corpus_id)
+            st.toast(f"Corpus {report.corpus_id} ready", icon=":material/check_circle:")
+
+# -- the current corpus: its report and rejected rows ----------------------------
+cid = state.current_corpus()
+if cid is not None:
+    with guard("ingest report"):
+        st.divider()
+        report = corpus.load_report(ws, cid)
+        st.subheader(f"Ingest report · `{cid}`")
+        st.caption(f"{report.source} · {report.format} · {report.encoding} · text from {', '.join(report.text_fields)}")
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Rows read", f"{report.rows_read:,}")
+        m2.metric("Kept", f"{report.kept:,}")
+        m3.metric("Rejected", f"{report.rejected:,}")
+        m4.metric("Duplicates", f"{report.duplicates:,}")
+        for note in report.notes:
+            st.info(note, icon=":material/info:")
+        if report.rejected:
+            rej = corpus.load_rejections(ws, cid)
+            with st.expander(f"Rejected rows ({len(rej):,})"):
+                st.dataframe(rej.head(1000), hide_index=True, width="stretch", key="data_rejections")
+            st.download_button(
+                "Download rejected rows (CSV)",
+                rej.to_csv(index=False).encode("utf-8"),
+                file_name=f"{cid}-rejections.csv",
+                mime="text/csv",
+                key="data_rejections_download",
+            )
+        st.page_link("pages/pipeline.py", label="Next: cluster it on the Pipeline page", icon=":material/arrow_forward:")

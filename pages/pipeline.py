@@ -1,0 +1,195 @@
+"""Pipeline: choose encoder, reducer and clusterer; launch a background job and follow it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from textcluster import jobs
+from textcluster.cluster import CLUSTERERS
+from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig
+from textcluster.encoders.base import available_encoders
+from ui import cached, plan, state
+from ui.widgets import guard, is_finished, job_progress, pick_corpus
+
+REDUCER_HELP = {
+    "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
+    "pca": "linear projection to a few dimensions (fast, deterministic, assigns new texts exactly)",
+    "umap": "non-linear manifold projection (best before HDBSCAN; slow first call while numba compiles)",
+}
+POLL_S = 1.0
+
+st.title("Pipeline")
+ws = state.workspace()
+corpus_id = pick_corpus("pipeline_corpus")
+if corpus_id is None:
+    st.stop()
+corpus_m = cached.manifest(str(ws.root), corpus_id)
+n_docs = int(corpus_m.get("n_docs") or corpus_m.get("kept") or 0)
+
+# -- settings --------------------------------------------------------------------
+defaults_enc, defaults_red, defaults_clu = EncoderConfig(), ReducerConfig(), ClustererConfig()
+col_enc, col_red, col_clu = st.columns(3)
+with col_enc:
+    st.subheader("Encoder")
+    infos = {i.name: i for i in available_encoders()}
+    names = list(infos)
+    enc_choice = st.selectbox(
+        "Encoder",
+        names,
+        index=names.index(defaults_enc.name) if defaults_enc.name in names else 0,
+        key="pipe_encoder",
+        help="Turns each text into a vector.",
+    )
+    info = infos[enc_choice]
+    st.caption(info.help)
+    enc_name = enc_choice
+    if info.takes_model:
+        model = st.text_input(
+            "Model (hub name or local folder)", key="pipe_encoder_model", placeholder="org/model or /path"
+        )
+        enc_name = f"{enc_choice.split(':', 1)[0]}:{model.strip()}" if model.strip() else ""
+    device = st.selectbox(
+        "Device", ["auto", "cpu", "cuda", "mps"], key="pipe_device",
+        help="auto picks a GPU when there is one. Does not change the vectors.",
+    )
+
+with col_red:
+    st.subheader("Reducer")
+    red_method = st.selectbox(
+        "Reducer", list(REDUCERS), index=list(REDUCERS).index(defaults_red.method), key="pipe_reducer",
+        help="Dimension reduction before clustering.",
+    )
+    st.caption(REDUCER_HELP.get(red_method, ""))
+    red_dims = defaults_red.dims
+    if red_method != "none":
+        red_dims = st.number_input("Dimensions", 2, 512, defaults_red.dims, key="pipe_reducer_dims")
+
+with col_clu:
+    st.subheader("Clusterer")
+    methods = list(CLUSTERERS)
+    method = st.selectbox(
+        "Clusterer", methods, index=methods.index(defaults_clu.method), key="pipe_clusterer",
+        help="How documents are grouped.",
+    )
+    cinfo = CLUSTERERS[method]
+    st.caption(cinfo.help + (" · may mark rows as noise" if cinfo.can_mark_noise else ""))
+    k = defaults_clu.k
+    if cinfo.uses_k:
+        k = st.number_input("Clusters (k)", 2, 10_000, defaults_clu.k, key="pipe_k")
+    min_cluster_size, eps = defaults_clu.min_cluster_size, defaults_clu.eps
+    if method == "hdbscan":
+        min_cluster_size = st.number_input(
+            "Minimum cluster size", 2, 100_000, defaults_clu.min_cluster_size, key="pipe_mcs"
+        )
+    if method == "dbscan":
+        eps = st.number_input("Radius (eps)", 0.001, 100.0, defaults_clu.eps, key="pipe_eps", format="%.3f")
+    noise = "keep"
+    if cinfo.can_mark_noise:
+        noise = st.radio(
+            "Noise", ["keep", "assign"], horizontal=True, key="pipe_noise",
+            help="keep: noise rows stay -1; assign: each goes to its nearest cluster.",
+        )
+
+c1, c2 = st.columns(2)
+fit_size = c1.number_input(
+    "Fit subset size (0 = all rows)", 0, 100_000_000, 0, step=1000, key="pipe_fit_size",
+    help="Fit the clusterer on this many seeded rows and assign the rest: how big corpora stay fast.",
+)
+seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="pipe_seed")
+
+enc_cfg = EncoderConfig(name=enc_name or enc_choice, device=device)
+red_cfg = ReducerConfig(method=red_method, dims=int(red_dims))
+clu_cfg = ClustererConfig(
+    method=method, k=int(k), min_cluster_size=int(min_cluster_size), eps=float(eps),
+    fit_size=int(fit_size) or None, noise=noise, seed=int(seed),
+)
+
+# -- what will come from the cache -------------------------------------------------
+with guard("cache check"):
+    marks = plan.cached_stages(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
+    st.markdown(
+        "**Stages:** "
+        + " → ".join(
+            f"{name} {':material/inventory_2: cached' if hit else ':material/play_arrow: to run'}"
+            for name, hit in marks.items()
+        )
+    )
+
+launch = st.button(
+    "Launch", type="primary", key="pipe_launch", disabled=not enc_name,
+    help="Runs in the background; you can use the other pages meanwhile.",
+)
+if launch:
+    with guard("launch"):
+        job = jobs.submit_pipeline(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
+        st.session_state[state.JOB] = job.id
+
+# -- the job: the one of this session, else the newest one (a reload finds it) -----
+mgr = state.manager()
+job = None
+jid = st.session_state.get(state.JOB)
+if jid:
+    job = mgr.get(jid)
+if job is None:
+    job = mgr.latest("pipeline")
+if job is None:
+    st.stop()
+
+running = not job.finished
+
+
+@st.fragment(run_every=POLL_S if running else None)
+def job_panel() -> None:
+    with guard("job"):
+        snap = job.snapshot()
+        job_progress(snap)
+        if not is_finished(snap):
+            if st.button("Cancel", key="pipe_cancel", icon=":material/stop_circle:"):
+                job.cancel()
+                st.toast("Cancelling at the next batch boundary…")
+        elif running:  # it finished while we watched: refresh the whole page once
+            st.rerun()
+
+
+st.divider()
+job_panel()
+
+snap = job.snapshot()
+run_id = snap["result"].get("run_id") if snap["status"] == "done" else None
+if run_id and ws.exists(run_id):
+    state.set_run(run_id)
+    with guard("run summary"):
+        run_m = cached.manifest(str(ws.root), run_id)
+        st.success(f"Run `{run_id}` is ready.", icon=":material/check_circle:")
+        st.page_link("pages/explore.py", label="Explore the clusters", icon=":material/arrow_forward:")
+        timings = run_m.get("timings") or run_m.get("seconds")
+        if isinstance(timings, dict) and timings:
+            st.caption("Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if isinstance(v, int | float)))
+        history = run_m.get("history")
+        if isinstance(history, dict) and history:
+            st.subheader("Self-training curves")
+            pre = history.get("pretrain_loss") or []
+            if pre:
+                st.markdown("Autoencoder pre-training loss per epoch")
+                st.line_chart(pd.DataFrame({"pretrain_loss": pre}), x_label="epoch", key="pipe_pretrain_curve")
+            kl, change, steps = history.get("kl_loss") or [], history.get("label_change") or [], history.get("refresh_step") or []
+            if kl:
+                curves = pd.DataFrame({"KL(P||Q)": kl, "label change": change[: len(kl)] or None})
+                if len(steps) >= len(kl):
+                    curves.index = steps[: len(kl)]
+                st.markdown("Self-training: KL loss and share of labels changed at each refresh")
+                st.line_chart(curves, x_label="step", key="pipe_refine_curve")
+            if history.get("stop_reason"):
+                st.caption(f"Stopped by: {history['stop_reason']}")
+
+with st.expander("Recent jobs"):
+    rows = [
+        {
+            "job": s["id"], "status": s["status"], "what": s.get("label", ""),
+            "elapsed": round(s.get("elapsed_s") or 0.0, 1), "device": s.get("device"),
+            "run": s["result"].get("run_id"), "error": s.get("error"),
+        }
+        for s in mgr.list("pipeline", limit=20)
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pipe_jobs")

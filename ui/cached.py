@@ -1,0 +1,123 @@
+"""Cached loaders for the pages: ``st.cache_data`` keyed by (workspace root, artifact id).
+
+Artifacts never change once written (their id is a hash of their inputs), so a
+cache entry keyed by the id is never stale. Models are not loaded here: the
+encoders keep their own per-process model cache, and the app never needs a
+model outside a job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from textcluster.store import Workspace
+
+#: Above this many points the scatter draws a stratified subset per cluster.
+MAX_SCATTER_POINTS = 50_000
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def manifest(root: str, artifact_id: str) -> dict[str, Any]:
+    """The manifest of an artifact."""
+    return Workspace(root).manifest(artifact_id)
+
+
+@st.cache_data(show_spinner="Loading documents…", max_entries=4)
+def docs(root: str, corpus_id: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """``docs.parquet`` of a corpus (all columns, or only ``columns``)."""
+    from textcluster import corpus
+
+    return corpus.load_docs(Workspace(root), corpus_id, columns=list(columns) if columns else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_array(root: str, run_id: str, name: str) -> np.ndarray | None:
+    """One ``.npy`` file of a run, fully read (None when the run does not have it)."""
+    ws = Workspace(root)
+    p = ws.path(run_id) / name
+    if not p.is_file():
+        return None
+    return np.load(p)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_clusters(root: str, run_id: str) -> pd.DataFrame:
+    """``clusters.parquet`` of a run: cluster, size, share, medoid_doc_id."""
+    return pd.read_parquet(Workspace(root).file(run_id, "clusters.parquet"))
+
+
+@st.cache_data(show_spinner="Describing clusters…", max_entries=8)
+def description(root: str, run_id: str, top_n: int = 10, examples: int = 5) -> dict[str, Any]:
+    """Keywords, labels and examples of every cluster (computed once, then from the workspace)."""
+    from textcluster import describe
+
+    return describe.describe(Workspace(root), run_id, top_n=top_n, examples=examples).to_dict()
+
+
+def scatter_subset(labels: np.ndarray, max_points: int = MAX_SCATTER_POINTS, seed: int = 0) -> np.ndarray:
+    """Row indices to draw: all rows up to ``max_points``, else a seeded subset stratified by cluster.
+
+    Every cluster keeps a share proportional to its size (at least one point), so
+    small clusters stay visible. Returns sorted int64 indices.
+    """
+    n = labels.shape[0]
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    from textcluster.sampling import waterfill
+
+    ids, counts = np.unique(labels, return_counts=True)
+    quota = waterfill({int(c): int(k) for c, k in zip(ids, counts, strict=True)}, max_points, "proportional")
+    rng = np.random.default_rng(seed)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], ids)
+    out = []
+    for c, k, s in zip(ids, counts, starts, strict=True):
+        members = order[s : s + k]
+        q = max(1, min(int(k), int(quota.get(int(c), 0))))
+        out.append(rng.choice(members, size=q, replace=False))
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def corpus_of(root: str, run_id: str) -> str:
+    """The corpus id behind a run."""
+    from textcluster.describe import corpus_of as _corpus_of
+
+    return _corpus_of(Workspace(root), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def corpus_columns(root: str, corpus_id: str) -> list[str]:
+    """Column names of a corpus's ``docs.parquet``."""
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(Workspace(root).file(corpus_id, "docs.parquet")).names)
+
+
+@st.cache_data(show_spinner="Scoring…", max_entries=16)
+def supervised_scores(root: str, run_id: str, corpus_id: str) -> dict[str, float]:
+    """ACC / NMI / ARI / V-measure of a run against its corpus's ``label`` column (labelled rows only)."""
+    from textcluster import corpus, metrics
+
+    ws = Workspace(root)
+    truth = corpus.load_docs(ws, corpus_id, columns=["label"])["label"]
+    known = truth.notna().to_numpy()
+    pred = np.load(ws.file(run_id, "labels.npy"))
+    return metrics.supervised(truth[known].to_numpy(), pred[known])
+
+
+@st.cache_data(show_spinner="Computing diagnostics…", max_entries=16)
+def unsupervised_scores(root: str, run_id: str) -> dict[str, float | None]:
+    """Label-free diagnostics of a run, on its embedding (seeded silhouette sample)."""
+    from textcluster import metrics
+
+    ws = Workspace(root)
+    m = ws.manifest(run_id)
+    pred = np.load(ws.file(run_id, "labels.npy"))
+    eid = m.get("embedding_id")
+    X = np.load(ws.file(eid, "embeddings.npy"), mmap_mode="r")
+    return metrics.unsupervised(X, pred, seed=int((m.get("clusterer") or {}).get("seed", 0) or 0))
