@@ -149,6 +149,14 @@ def _check_fields(
             )
 
 
+def _last_key(path: str) -> str:
+    try:
+        keys = [s for s in fieldpath.parse(path) if isinstance(s, str)]
+    except ConfigError:
+        return path
+    return keys[-1] if keys else path
+
+
 def _pick_text_field(valid: list[dict[str, Any]], exclude: set[str], name: str) -> tuple[str, str]:
     """The likeliest text field of the sample and a note saying why."""
     stats: dict[str, list[float]] = {}
@@ -165,7 +173,7 @@ def _pick_text_field(valid: list[dict[str, Any]], exclude: set[str], name: str) 
         if n < 0.5 * len(valid):
             continue
         avg = total / n
-        last = path.rsplit(".", 1)[-1].split("[", 1)[0].strip('"').lower()
+        last = _last_key(path).lower()
         bonus = 3.0 if last in PREFERRED_TEXT_NAMES else 1.0
         scored.append((avg * (0.5 + 0.5 * spaced / n) * bonus, path, avg))
     if not scored:

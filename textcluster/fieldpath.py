@@ -106,13 +106,17 @@ def _parse_quoted(path: str, i: int, steps: list[Step]) -> int:
     return j + 2
 
 
-def format_path(steps: Iterable[Step]) -> str:
-    """The path text of a sequence of steps (the inverse of :func:`parse`)."""
+def format_path(steps: Iterable[Step], quote_all: bool = False) -> str:
+    """The path text of a sequence of steps (the inverse of :func:`parse`).
+
+    ``quote_all`` writes every key as ``["key"]`` (used when the plain form
+    would be mistaken for a top-level column name that contains dots).
+    """
     out = []
     for k, s in enumerate(steps):
         if isinstance(s, int):
             out.append(f"[{s}]")
-        elif _PLAIN_KEY.fullmatch(s) and s.strip() == s:
+        elif not quote_all and _PLAIN_KEY.fullmatch(s) and s.strip() == s:
             out.append(s if k == 0 else f".{s}")
         else:
             out.append(f"[{json.dumps(s, ensure_ascii=False)}]")
@@ -160,14 +164,16 @@ def leaf_paths(
     Lists show their first ``max_items`` elements (``messages[0]``, ``messages[1]``, ...);
     nesting deeper than ``max_depth`` steps is not followed. Top-level keys are
     always listed (also when their value is an object), nested containers only
-    through their leaves.
+    through their leaves. Every path resolves (:func:`resolve`) to its value.
     """
     if not isinstance(record, dict):
         return
     for key, value in record.items():
         yield str(key), value
         if isinstance(value, dict | list) and value:
-            yield from _walk(value, (str(key),), max_depth, max_items)
+            for path, v in _walk(value, (str(key),), max_depth, max_items):
+                text = format_path(path)
+                yield (format_path(path, quote_all=True) if text in record else text), v
 
 
 def _walk(value: Any, prefix: tuple[Step, ...], max_depth: int, max_items: int):
@@ -182,4 +188,4 @@ def _walk(value: Any, prefix: tuple[Step, ...], max_depth: int, max_items: int):
         if isinstance(v, dict | list) and v:
             yield from _walk(v, path, max_depth, max_items)
         else:
-            yield format_path(path), v
+            yield path, v

@@ -298,6 +298,7 @@ def json_array_records(text: Iterator[str], name: str) -> Iterator[Row]:
         return
     while True:
         row += 1
+        skip_ws()
         while True:
             try:
                 obj, end = dec.raw_decode(buf, pos)
