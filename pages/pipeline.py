@@ -64,6 +64,12 @@ with col_red:
     red_dims = defaults_red.dims
     if red_method != "none":
         red_dims = st.number_input("Dimensions", 2, 512, defaults_red.dims, key="pipe_reducer_dims")
+    projections = ["auto", "umap", "pca"]
+    projection = st.selectbox(
+        "2-D map", projections, index=projections.index(defaults_red.projection), key="pipe_projection",
+        help="How the Explore map is drawn (for looking only): auto = UMAP up to 200k rows, PCA above. "
+        "PCA is instant; UMAP shows local structure better.",
+    )
 
 with col_clu:
     st.subheader("Clusterer")
@@ -99,7 +105,7 @@ fit_size = c1.number_input(
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="pipe_seed")
 
 enc_cfg = EncoderConfig(name=enc_name or enc_choice, device=device)
-red_cfg = ReducerConfig(method=red_method, dims=int(red_dims))
+red_cfg = ReducerConfig(method=red_method, dims=int(red_dims), projection=projection)
 clu_cfg = ClustererConfig(
     method=method, k=int(k), min_cluster_size=int(min_cluster_size), eps=float(eps),
     fit_size=int(fit_size) or None, noise=noise, seed=int(seed),

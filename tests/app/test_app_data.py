@@ -1,0 +1,58 @@
+"""Data page: upload, field choice, ingest report, rejected rows, demo corpus, errors."""
+
+from __future__ import annotations
+
+from conftest import assert_clean, open_page
+
+from textcluster import corpus
+
+
+def upload(at, name, data, mime="text/csv"):
+    at.file_uploader(key="data_upload").set_value((name, data, mime))
+    return at.run()
+
+
+def test_upload_preview_ingest_and_report(app_ws, topic_csv):
+    at = open_page()
+    assert_clean(at)
+    assert at.title[0].value == "Data"
+    at = upload(at, "topics.csv", topic_csv.read_bytes() + b'bad-row,"",x\n')
+    assert_clean(at)
+    # The bytes are saved into the workspace before anything else.
+    saved = list((app_ws.root / "uploads").glob("*/topics.csv"))
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"id,text,label")
+    preview = at.dataframe[0].value
+    assert list(preview.columns)[:4] == ["row", "id", "text", "label"] and len(preview) == 20
+    fields = at.multiselect(key="data_text_" + saved[0].parent.name[:12])
+    assert fields.value == ["text"] and set(fields.options) >= {"id", "text", "label"}
+    at.selectbox(key="data_id_" + saved[0].parent.name[:12]).set_value("id")
+    at.selectbox(key="data_label_" + saved[0].parent.name[:12]).set_value("label")
+    at.button(key="data_ingest").click().run()
+    assert_clean(at)
+    [m] = app_ws.list("corpus")
+    report = corpus.load_report(app_ws, m["id"])
+    assert report.kept == 60 and report.rejected == 1
+    metrics = {x.label: x.value for x in at.metric}
+    assert metrics["Kept"] == "60" and metrics["Rejected"] == "1"
+    assert at.dataframe[-1].value["row"].tolist() == [61]
+    assert at.download_button(key="data_rejections_download") is not None
+    docs = corpus.load_docs(app_ws, m["id"])
+    assert {"source_id", "label"} <= set(docs.columns)
+
+
+def test_unreadable_upload_is_a_readable_error(app_ws):
+    at = open_page()
+    at = upload(at, "broken.parquet", b"this is not parquet", "application/octet-stream")
+    assert not at.exception
+    assert at.error and "broken.parquet" in at.error[0].value
+    assert "Traceback" not in at.error[0].value
+
+
+def test_demo_corpus_shows_its_credit_and_preview(app_ws):
+    at = open_page()
+    at.radio(key="data_source").set_value("Demo corpus").run()
+    assert_clean(at)
+    assert any("CC BY 4.0" in c.value for c in at.caption)
+    assert at.multiselect(key="data_text_demo").value == ["text"]
+    assert at.selectbox(key="data_label_demo").value == "label"
+    assert len(at.dataframe[0].value) == 20
