@@ -1,0 +1,261 @@
+"""Encoders: registry, typed errors, pooling modes on tiny models built from a config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textcluster.config import EncoderConfig
+from textcluster.embed import encode_texts
+from textcluster.encoders import available_encoders, get_encoder, parse_name
+from textcluster.encoders.base import fingerprint_path, resolve_model_path
+from textcluster.errors import ConfigError, EncoderError
+
+WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "a", "quick", "brown", "fox", "jumps", "over", "lazy", "river", "bank", "money", "loan", "credit", "card", "python", "code", "error", "list", "sort"]
+TEXTS = [
+    "the cat sat on the mat",
+    "a dog",
+    "quick brown fox jumps over the lazy dog and ran far away from the river bank",
+    "python code error",
+    "credit card loan money bank",
+]
+
+
+def _vocab() -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *(f"##{c}" for c in letters)]
+
+
+def _bert_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(dict.fromkeys(_vocab())) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True, model_max_length=64)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny BERT, T5 and GPT-2 models (random weights, seeded) saved to folders."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5Model,
+    )
+
+    root = tmp_path_factory.mktemp("tiny")
+    out = {}
+    torch.manual_seed(0)
+    d = root / "bert"
+    tok = _bert_tokenizer(d)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(d)
+    tok.save_pretrained(d)
+    out["bert"] = d
+
+    d = root / "t5"
+    tok = _bert_tokenizer(d)
+    T5Model(T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                     pad_token_id=0, decoder_start_token_id=0)).save_pretrained(d)
+    tok.save_pretrained(d)
+    out["t5"] = d
+
+    d = root / "gpt2"
+    d.mkdir()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(_vocab()))}
+    tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    gtok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", eos_token="[SEP]")
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64)).save_pretrained(d)
+    gtok.save_pretrained(d)
+    out["gpt2"] = d
+    return out
+
+
+def _enc(name: str, **kw) -> np.ndarray:
+    return encode_texts(TEXTS, EncoderConfig(name=name, device="cpu", **kw))
+
+
+def _reference(folder: Path, pooling: str, model_cls: str = "AutoModel") -> np.ndarray:
+    """Each text alone (no padding at all), pooled by hand."""
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    model = getattr(transformers, model_cls).from_pretrained(str(folder)).eval()
+    rows = []
+    for t in TEXTS:
+        enc = tok(t, return_tensors="pt")
+        with torch.no_grad():
+            h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[0]
+        rows.append({"mean": h.mean(0), "cls": h[0], "last-token": h[-1]}[pooling].numpy())
+    x = np.stack(rows)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# -- registry and errors -------------------------------------------------------
+
+def test_registry_lists_every_encoder_with_help():
+    infos = {i.name: i for i in available_encoders()}
+    assert list(infos)[0] == "minilm"
+    assert set(infos) == {"minilm", "tfidf", "st:<model>", "hf:<model>", "static:<model>"}
+    assert infos["tfidf"].needs_model is False and infos["minilm"].needs_model is True
+    assert infos["hf:<model>"].takes_model and not infos["minilm"].takes_model
+    assert all(i.help for i in infos.values())
+
+
+def test_parse_name():
+    assert parse_name("st:org/model") == ("st", "org/model")
+    assert parse_name("minilm") == ("minilm", "")
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(EncoderError, match=r"unknown encoder 'bert-large'; known: minilm, tfidf"):
+        get_encoder(EncoderConfig(name="bert-large"))
+
+
+def test_model_part_missing_or_unexpected():
+    with pytest.raises(EncoderError, match=r"encoder 'hf:' needs a model"):
+        parse_name("hf:")
+    with pytest.raises(EncoderError, match=r"encoder 'tfidf' takes no model, got 'tfidf:x'"):
+        parse_name("tfidf:x")
+
+
+def test_missing_local_path_is_a_typed_error():
+    with pytest.raises(EncoderError, match=r"model folder '/nonexistent/models/x' does not exist"):
+        get_encoder(EncoderConfig(name="hf:/nonexistent/models/x")).fingerprint()
+
+
+def test_hub_name_offline_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(EncoderError, match=r"'nobody/no-such-model' .*HF_HUB_OFFLINE is set"):
+        resolve_model_path("nobody/no-such-model")
+
+
+def test_unloadable_folder_names_the_path(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(EncoderError, match=r"cannot load Hugging Face model from '.*'"):
+        _enc(f"hf:{tmp_path}")
+
+
+def test_pooling_only_for_hf():
+    with pytest.raises(ConfigError, match=r"pooling='cls' applies to hf:<model> encoders only, got encoder='tfidf'"):
+        encode_texts(["a"], EncoderConfig(name="tfidf", pooling="cls"))
+
+
+def test_fingerprint_follows_bytes_not_location(tiny, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny["bert"], copy)
+    assert fingerprint_path(copy) == fingerprint_path(tiny["bert"])
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["layer_norm_eps"] = 1e-6
+    (copy / "config.json").write_text(json.dumps(cfg))
+    assert fingerprint_path(copy) != fingerprint_path(tiny["bert"])
+
+
+# -- pooling on tiny models -------------------------------------------------------
+
+@pytest.mark.model
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last-token"])
+def test_bert_pooling_matches_unpadded_reference(tiny, pooling):
+    got = _enc(f"hf:{tiny['bert']}", pooling=pooling)
+    np.testing.assert_allclose(got, _reference(tiny["bert"], pooling), atol=2e-5)
+
+
+@pytest.mark.model
+def test_pooling_modes_differ(tiny):
+    mean, cls = _enc(f"hf:{tiny['bert']}", pooling="mean"), _enc(f"hf:{tiny['bert']}", pooling="cls")
+    assert np.abs(mean - cls).max() > 1e-2
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last-token"])
+def test_t5_loads_the_encoder_only(tiny, pooling):
+    enc = get_encoder(EncoderConfig(name=f"hf:{tiny['t5']}", pooling=pooling))
+    enc.load("cpu")
+    assert type(enc.model_).__name__ == "T5EncoderModel"
+    got = _enc(f"hf:{tiny['t5']}", pooling=pooling)
+    np.testing.assert_allclose(got, _reference(tiny["t5"], pooling, "T5EncoderModel"), atol=2e-5)
+
+
+@pytest.mark.model
+def test_decoder_defaults_to_last_token_with_right_padding(tiny):
+    enc = get_encoder(EncoderConfig(name=f"hf:{tiny['gpt2']}"))
+    enc.load("cpu")
+    assert enc.pooling_ == "last-token" and enc.tokenizer_.pad_token == "[SEP]"
+    got = _enc(f"hf:{tiny['gpt2']}")  # one padded batch
+    np.testing.assert_allclose(got, _reference(tiny["gpt2"], "last-token"), atol=2e-5)
+
+
+@pytest.mark.model
+def test_max_length_truncates(tiny):
+    short = _enc(f"hf:{tiny['bert']}", max_length=4)
+    full = _enc(f"hf:{tiny['bert']}")
+    assert np.abs(short[2] - full[2]).max() > 1e-3  # the long text was cut
+    np.testing.assert_allclose(short[1], full[1], atol=2e-5)  # "a dog" is 4 tokens with [CLS]/[SEP]
+
+
+@pytest.mark.model
+def test_instruction_is_a_prefix(tiny):
+    with_instr = _enc(f"hf:{tiny['bert']}", instruction="python code ")
+    manual = encode_texts(["python code " + t for t in TEXTS], EncoderConfig(name=f"hf:{tiny['bert']}"))
+    np.testing.assert_allclose(with_instr, manual, atol=1e-6)
+
+
+@pytest.mark.model
+def test_st_on_a_plain_folder_equals_hf_mean(tiny):
+    np.testing.assert_allclose(_enc(f"st:{tiny['bert']}"), _enc(f"hf:{tiny['bert']}", pooling="mean"), atol=2e-5)
+
+
+@pytest.mark.model
+def test_static_is_the_mean_of_token_vectors(tiny):
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(tiny["bert"] / "model.safetensors"))
+    matrix = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(tiny["bert"]))
+    expected = np.stack([matrix[tok(t, add_special_tokens=False)["input_ids"]].mean(0) for t in TEXTS])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(_enc(f"static:{tiny['bert']}"), expected, atol=1e-5)
+
+
+def test_dims_cuts_neural_vectors(tiny):
+    full = _enc(f"static:{tiny['bert']}", normalize=False)
+    cut = _enc(f"static:{tiny['bert']}", normalize=False, dims=8)
+    np.testing.assert_allclose(cut, full[:, :8], atol=1e-6)
+    with pytest.raises(ConfigError, match=r"dims=99 should be <= the encoder's 32 dimensions"):
+        _enc(f"static:{tiny['bert']}", dims=99)
+
+
+def test_tfidf_needs_its_fitted_state():
+    with pytest.raises(ConfigError, match=r"encoder 'tfidf' is fitted on a corpus: pass ws= and embedding_id="):
+        _enc("tfidf")
+
+
+def test_tfidf_state_round_trip_is_exact(tmp_path):
+    from textcluster.encoders.tfidf import TfidfEncoder
+
+    corpus = [f"{w} {v} {u}" for w in WORDS for v in WORDS[:6] for u in ("x", "y")]
+    a = TfidfEncoder(EncoderConfig(name="tfidf", dims=5)).fit(corpus)
+    a.save_state(tmp_path)
+    assert not list(tmp_path.rglob("*.pkl"))
+    b = TfidfEncoder(EncoderConfig(name="tfidf", dims=5)).load_state(tmp_path)
+    np.testing.assert_array_equal(a.encode_batch(TEXTS), b.encode_batch(TEXTS))
+    again = TfidfEncoder(EncoderConfig(name="tfidf", dims=5)).fit(corpus)
+    np.testing.assert_array_equal(a.encode_batch(TEXTS), again.encode_batch(TEXTS))  # deterministic
+    assert a.encode_batch(TEXTS).shape == (len(TEXTS), 5)
