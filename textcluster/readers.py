@@ -404,6 +404,7 @@ def parquet_source(
     """Open a Parquet file (gunzipped into ``tmpdir`` first when gzipped) and stream its rows."""
     import pyarrow.parquet as pq
 
+    name = path.name
     src = open_bytes(path, gz, max_bytes, notes)
     if isinstance(src.f, gzip.GzipFile):
         local = tmpdir / "input.parquet"
@@ -421,20 +422,20 @@ def parquet_source(
             f.seek(-4, os.SEEK_END)
         tail = f.read(4)
     if head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
-        raise CorpusError(f"{path.name!r} is not a Parquet file (no PAR1 magic bytes; starts with {head!r})")
+        raise CorpusError(f"{name!r} is not a Parquet file (no PAR1 magic bytes; starts with {head!r})")
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for corrupt footers
-        raise CorpusError(f"{path.name!r} is not a readable Parquet file: {e}") from e
+        raise CorpusError(f"{name!r} is not a readable Parquet file: {e}") from e
     md = pf.metadata
     if md.num_rows > max_rows:
         raise CorpusError(
-            f"{path.name} has {md.num_rows} rows, more than max_rows={max_rows}; raise max_rows (--max-rows)"
+            f"{name} has {md.num_rows} rows, more than max_rows={max_rows}; raise max_rows (--max-rows)"
         )
     unpacked = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     if unpacked > max_bytes:
         raise CorpusError(
-            f"{path.name} holds {unpacked} bytes uncompressed, more than max_bytes={max_bytes}; "
+            f"{name} holds {unpacked} bytes uncompressed, more than max_bytes={max_bytes}; "
             f"raise max_bytes (--max-bytes)"
         )
     done = [0]
@@ -450,7 +451,7 @@ def parquet_source(
         except CorpusError:
             raise
         except Exception as e:  # corrupt pages surface only while reading
-            raise CorpusError(f"{path.name}: Parquet data unreadable after row {row}: {e}") from e
+            raise CorpusError(f"{name}: Parquet data unreadable after row {row}: {e}") from e
 
     return Source(
         format="parquet",
