@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_clean, open_page
+from apphelpers import assert_clean, open_page
 
 from textcluster import corpus
 

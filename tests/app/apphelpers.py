@@ -1,0 +1,24 @@
+"""AppTest helpers: open a page of app.py, check it shows no error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_page(page: str = "pages/data.py", timeout: float = 60) -> AppTest:
+    """Run app.py, then switch to ``page`` (a path relative to the repository root)."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page != "pages/data.py":
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No uncaught exception and no st.error on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

@@ -1,0 +1,206 @@
+"""A real browser (Debian chromium via Playwright) against `streamlit run app.py`.
+
+Upload a CSV, ingest it, run a fast pipeline (tfidf encoder, k-means k=3, PCA map:
+the default MiniLM + UMAP map spends most of a CI minute loading the model and
+compiling UMAP), see the map and the cluster table, draw a sample and download it
+as CSV, then check the downloaded rows.
+
+Screenshots of every page go to docs/img/ when TEXTCLUSTER_SCREENSHOTS=1 (for the
+README), else to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`streamlit run app.py` on a free port with a temporary workspace; yields the URL."""
+    port = _free_port()
+    env = {**os.environ, "TEXTCLUSTER_WORKSPACE": str(tmp_path / "workspace"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "2"}
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where screenshots go: docs/img/ with TEXTCLUSTER_SCREENSHOTS=1, else a temporary folder."""
+    if os.environ.get("TEXTCLUSTER_SCREENSHOTS") == "1":
+        d = ROOT / "docs" / "img"
+    else:
+        d = tmp_path / "shots"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def write_corpus(path: Path, per_topic: int = 40) -> Path:
+    topics = {
+        "sport": "football goal match team league striker referee season",
+        "code": "python function bug compiler variable debugger module test",
+        "baking": "recipe oven flour sugar butter dough bread cake",
+    }
+    rows = []
+    for label, words in topics.items():
+        w = words.split()
+        for i in range(per_topic):
+            rows.append({"id": f"{label}-{i}", "text": " ".join(w[(i + j) % len(w)] for j in range(6)) + f" {i}",
+                         "label": label})
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        wr = csv.DictWriter(f, fieldnames=["id", "text", "label"])
+        wr.writeheader()
+        wr.writerows(rows)
+    return path
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit select box labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.locator('[data-baseweb="select"]').click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def goto(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
+    wait_idle(page)
+
+
+def wait_idle(page, timeout: float = 60) -> None:
+    """Wait until Streamlit is not running the script any more."""
+    page.wait_for_timeout(300)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        page.wait_for_timeout(200)
+
+
+def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
+    chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    data = write_corpus(tmp_path / "support.csv")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            page.goto(server)
+            page.get_by_role("heading", name="Data", exact=True).wait_for()
+
+            # -- Data: upload and ingest
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
+            page.get_by_role("button", name="Ingest").wait_for()
+            wait_idle(page)
+            choose(page, "Label field", "label")
+            wait_idle(page)
+            page.get_by_role("button", name="Ingest").click()
+            page.get_by_text("Ingest report").wait_for()
+            wait_idle(page)
+            page.screenshot(path=str(shots / "data.png"), full_page=True)
+
+            # -- Pipeline: a fast configuration, launched in the background
+            goto(page, "Pipeline")
+            choose(page, "Encoder", "tfidf")
+            wait_idle(page)
+            choose(page, "2-D map", "pca")
+            wait_idle(page)
+            k = page.get_by_label("Clusters (k)")
+            k.fill("3")
+            k.press("Enter")
+            wait_idle(page)
+            page.get_by_role("button", name="Launch").click()
+            page.get_by_text("is ready").wait_for(timeout=120_000)
+            wait_idle(page)
+            assert page.get_by_text("Device").count() >= 1
+            page.screenshot(path=str(shots / "pipeline.png"), full_page=True)
+
+            # -- Explore: the map and the cluster table
+            goto(page, "Explore")
+            chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.locator("canvas, svg").first.wait_for()
+            page.screenshot(path=str(shots / "explore.png"), full_page=True)
+            page.get_by_role("tab", name="Clusters").click()
+            page.get_by_text("Nearest the centre").wait_for()
+            assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+            page.screenshot(path=str(shots / "explore_clusters.png"), full_page=True)
+
+            # -- Sample: draw 30 rows
+            goto(page, "Sample")
+            n = page.get_by_label("Sample size (N)")
+            n.fill("30")
+            n.press("Enter")
+            wait_idle(page)
+            page.get_by_role("button", name="Draw sample").click()
+            page.get_by_text("30 rows").first.wait_for()
+            wait_idle(page)
+            page.screenshot(path=str(shots / "sample.png"), full_page=True)
+
+            # -- Export: download the sample as CSV and check its rows
+            goto(page, "Export")
+            page.get_by_role("button", name="Sample as CSV").wait_for()
+            with page.expect_download() as dl:
+                page.get_by_role("button", name="Sample as CSV").click()
+            body = Path(dl.value.path()).read_text(encoding="utf-8")
+            rows = list(csv.DictReader(io.StringIO(body)))
+            assert len(rows) == 30
+            assert {"doc_id", "cluster", "text", "sample_id"} <= set(rows[0])
+            per_cluster = {r["cluster"] for r in rows}
+            assert len(per_cluster) == 3
+            page.screenshot(path=str(shots / "export.png"), full_page=True)
+
+            goto(page, "Evaluate")
+            page.get_by_text("ACC").first.wait_for()
+            page.screenshot(path=str(shots / "evaluate.png"), full_page=True)
+        finally:
+            browser.close()
