@@ -29,18 +29,17 @@ PAGES = [
 
 page = st.navigation(PAGES)
 
-with st.sidebar:
-    with guard("workspace"):
-        ws = state.workspace()
-        st.caption(f"Workspace: `{ws.root}`")
-        corpus_id, run_id = state.current_corpus(), state.current_run()
-        if corpus_id:
-            st.caption(f"Corpus: `{corpus_id}`")
-        if run_id:
-            st.caption(f"Run: `{run_id}`")
-        active = state.manager().active()
-        if active:
-            st.caption(f"{len(active)} job(s) running: see **Pipeline**")
+with st.sidebar, guard("workspace"):
+    ws = state.workspace()
+    st.caption(f"Workspace: `{ws.root}`")
+    corpus_id, run_id = state.current_corpus(), state.current_run()
+    if corpus_id:
+        st.caption(f"Corpus: `{corpus_id}`")
+    if run_id:
+        st.caption(f"Run: `{run_id}`")
+    active = state.manager().active()
+    if active:
+        st.caption(f"{len(active)} job(s) running: see **Pipeline**")
 
 with guard():
     page.run()
