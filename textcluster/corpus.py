@@ -434,7 +434,11 @@ def _read_rows(
             if not valid and not sample:
                 raise CorpusError(f"{path.name} has no rows (the file is empty)")
             exclude = {f.raw for _, f in side}
-            picked, note = _pick_text_field(valid, exclude, path.name)
+            if src.columns is not None and len(src.columns) == 1 and flat:
+                picked = src.columns[0]
+                note = f"no text field given; used the only column {picked!r}"
+            else:
+                picked, note = _pick_text_field(valid, exclude, path.name)
             text_fields = [picked]
             notes.append(note)
         fields = [_Field(f) for f in text_fields]
