@@ -6,8 +6,8 @@ memory at once. The file is written under a temporary name and renamed into
 place. Beside it, ``<out>.provenance.json`` says where the rows came from
 (corpus hash, encoder and model fingerprint, reducer, clusterer, seed,
 sampling policy, SQL, row count, creation time, textcluster version); a
-Parquet file carries the same JSON in its key-value metadata under
-``textcluster.provenance``.
+Parquet file carries the same JSON in its file key-value metadata under
+``textcluster.provenance`` (``pyarrow.parquet.read_metadata(path).metadata``).
 
 What each source exports:
 
@@ -342,7 +342,7 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        meta = pq.read_schema(p).metadata or {}
+        meta = pq.read_metadata(p).metadata or {}
         if PROVENANCE_KEY in meta:
             return json.loads(meta[PROVENANCE_KEY])
     raise QueryError(f"{p} has no provenance (no {side.name} and no Parquet metadata)")
