@@ -98,7 +98,7 @@ def make_run(
     def w_emb(d: Path) -> None:
         np.save(d / "embeddings.npy", emb)
 
-    ws.write(embedding_id, {"corpus_id": corpus_id, "encoder": {"name": "fake", "normalize": False},
+    ws.write(embedding_id, {"corpus_id": corpus_id, "encoder": "fake", "encoder_config": {"name": "fake", "normalize": False},
                             "model_fingerprint": "fake-fp-123", "n": n, "dim": dim}, w_emb)
 
     run_id = make_id("run", embedding_id, {"k": k, "seed": seed, "reducer": reducer})

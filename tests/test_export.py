@@ -51,7 +51,7 @@ def test_run_export_round_trips(env, tmp_path, fmt):
     assert prov["rows"] == 64 and prov["source"] == "run" and prov["format"] == fmt
     assert prov["corpus"]["sha256"] == fr.sha256
     assert prov["embedding"]["model_fingerprint"] == "fake-fp-123"
-    assert prov["embedding"]["encoder"]["name"] == "fake"
+    assert prov["embedding"]["encoder"] == "fake"
     assert prov["reducer"]["method"] == "none" and prov["clusterer"]["method"] == "kmeans"
     assert prov["seed"] == 0 and prov["textcluster_version"] and prov["created"].endswith("+00:00")
     assert read_provenance(r.path)["rows"] == 64

@@ -117,6 +117,8 @@ def lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
     out["embedding"] = {
         "embedding_id": eid,
         "encoder": em.get("encoder"),
+        "encoder_config": em.get("encoder_config"),
+        "model": em.get("model"),
         "model_fingerprint": em.get("model_fingerprint") or em.get("fingerprint"),
         "dim": em.get("dim"),
     }
