@@ -574,3 +574,12 @@ def test_write_banking77_csv_maps_ids_to_names(tmp_path, ws):
     assert out.read_bytes() == first  # reproducible bytes
     rep = ingest(out, demo.DEMO_SPEC, ws)
     assert load_docs(ws, rep.corpus_id, ["label"])["label"].tolist() == ["card_arrival", "top_up"]
+
+
+def test_chunks_are_bounded_by_characters_too(tmp_path, ws, monkeypatch):
+    monkeypatch.setattr(corpus, "CHUNK_CHARS", 10)
+    p = write(tmp_path / "a.txt", "".join(f"document number {i}\n" for i in range(7)) + "document number 0\n")
+    rep = ingest(p, CorpusSpec(), ws)
+    assert pq.ParquetFile(ws.file(rep.corpus_id, "docs.parquet")).metadata.num_row_groups == 8
+    d = docs(ws, rep)
+    assert d["doc_id"].tolist() == list(range(8)) and d["is_duplicate"].tolist() == [False] * 7 + [True]

@@ -50,6 +50,8 @@ MAX_REPORTED_REJECTIONS = 1000
 SAMPLE_ROWS = 200
 #: Rows per Parquet row group (and per processing chunk).
 CHUNK_ROWS = 50_000
+#: A chunk is also written once its texts hold this many characters (bounded memory for long texts).
+CHUNK_CHARS = 32 << 20
 #: Column names that hint at the document text when none is given.
 PREFERRED_TEXT_NAMES = frozenset(
     {"text", "content", "body", "document", "doc", "sentence", "message", "question",
@@ -205,8 +207,11 @@ def _clean_str(s: str) -> str:
         return s.encode("utf-8", "replace").decode("utf-8")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _as_json(v: Any) -> str:
-    return _clean_str(json.dumps(v, ensure_ascii=False, default=str))
+    return _JSON.encode(v)
 
 
 def _as_label(v: Any) -> str | None:
@@ -214,7 +219,7 @@ def _as_label(v: Any) -> str | None:
     if v is fieldpath.MISSING or v is None:
         return None
     if isinstance(v, str):
-        s = _clean_str(v).strip()
+        s = v.strip()
     elif isinstance(v, bytes):
         s = v.decode("utf-8", "replace").strip()
     elif isinstance(v, bool | dict | list):
@@ -225,11 +230,14 @@ def _as_label(v: Any) -> str | None:
 
 
 def _meta_value(v: Any) -> Any:
-    if isinstance(v, str):
-        return _clean_str(v)
     if isinstance(v, dict | list | tuple):
         return _as_json(v)
     return v
+
+
+def _shown(v: Any) -> Any:
+    v = _meta_value(v)
+    return _clean_str(v) if isinstance(v, str) else v
 
 
 def _stringify(v: Any) -> str | None:
@@ -274,26 +282,22 @@ def _text_of(rec: dict[str, Any], fields: list[_Field], sep: str) -> tuple[str |
         if single:
             return None, f"field {fields[0].raw!r} is empty"
         return None, "fields " + ", ".join(repr(f.raw) for f in fields) + " are all empty"
-    text = sep.join(parts)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return None, "text holds invalid Unicode (a lone surrogate)"
-    return text, ""
+    return sep.join(parts), ""
 
 
-def _text_hash(text: str) -> tuple[int, int]:
-    d = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-    return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
+def _text_hash(text: str) -> bytes:
+    """16-byte digest of the text; UnicodeEncodeError for lone surrogates (Arrow cannot store them)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def _py_to_arrow(values: list[Any]) -> pa.Array:
+def _py_to_arrow(values: list[Any], typ: Any = None) -> pa.Array:
+    """An Arrow array of ``values``; mixed types or invalid strings fall back to cleaned strings."""
     import pyarrow as pa
 
     try:
-        return pa.array(values)
+        return pa.array(values, typ)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError, ValueError):
-        return pa.array([_stringify(v) for v in values], pa.string())
+        return pa.array([None if v is None else _clean_str(_stringify(v)) for v in values], pa.string())
 
 
 # -- pass 1: read rows into parts -------------------------------------------------
@@ -322,7 +326,8 @@ class _Collector:
         self._id: list[str | None] = []
         self._label: list[str | None] = []
         self._meta: list[dict[str, Any]] = []
-        self._hash: list[tuple[int, int]] = []
+        self._hash: list[bytes] = []
+        self._chars = 0
 
     def column(self, key: str) -> str:
         """Output column name of an input key (``meta_`` prefix on a clash)."""
@@ -340,18 +345,22 @@ class _Collector:
             self.meta_order.append(name)
         return name
 
-    def keep(self, row: int, text: str, rec: dict[str, Any], id_f: _Field | None, label_f: _Field | None) -> None:
+    def keep(
+        self, row: int, text: str, digest: bytes, rec: dict[str, Any], id_f: _Field | None, label_f: _Field | None
+    ) -> None:
         self._row.append(row)
         self._text.append(text)
-        self._hash.append(_text_hash(text))
+        self._hash.append(digest)
+        self._chars += len(text)
         if id_f is not None:
             self._id.append(_as_label(id_f.get(rec)))
         if label_f is not None:
             self._label.append(_as_label(label_f.get(rec)))
+        cm, ex = self.colmap, self.exclude
         self._meta.append(
-            {self.column(k): _meta_value(v) for k, v in rec.items() if k not in self.exclude}
+            {(cm.get(k) or self.column(k)): _meta_value(v) for k, v in rec.items() if k not in ex}
         )
-        if len(self._row) >= CHUNK_ROWS:
+        if len(self._row) >= CHUNK_ROWS or self._chars >= CHUNK_CHARS:
             self.flush()
 
     def reject(self, row: int, reason: str) -> None:
@@ -370,9 +379,9 @@ class _Collector:
                 "text": pa.array(self._text, pa.string()),
             }
             if self.has_id:
-                cols["source_id"] = pa.array(self._id, pa.string())
+                cols["source_id"] = _py_to_arrow(self._id, pa.string())
             if self.has_label:
-                cols["label"] = pa.array(self._label, pa.string())
+                cols["label"] = _py_to_arrow(self._label, pa.string())
             present = [c for c in self.meta_order if any(c in m for m in self._meta)]
             for c in present:
                 cols[c] = _py_to_arrow([m.get(c) for m in self._meta])
@@ -380,7 +389,7 @@ class _Collector:
             p = self.tmp / f"part-{len(self.parts):05d}.parquet"
             pq.write_table(table, p)
             self.parts.append((p, table.schema))
-            self.hashes.append(np.array(self._hash, dtype=_HASH_DTYPE))
+            self.hashes.append(np.frombuffer(b"".join(self._hash), dtype=_HASH_DTYPE).copy())
             self.rows.append(np.array(self._row, dtype=np.int64))
         self._reset()
         self._flush_rejections()
@@ -461,7 +470,12 @@ def _read_rows(
             if text is None:
                 col.reject(row, f"row {row}: {why}")
                 continue
-            col.keep(row, text, rec, id_f, label_f)
+            try:
+                digest = _text_hash(text)
+            except UnicodeEncodeError:
+                col.reject(row, f"row {row}: text holds invalid Unicode (a lone surrogate)")
+                continue
+            col.keep(row, text, digest, rec, id_f, label_f)
             if rows_read % CHUNK_ROWS == 0:
                 check_cancel(cancel, "ingest")
                 meter.update(src.position())
@@ -753,7 +767,7 @@ def preview(path: str | Path, spec: CorpusSpec | None = None, n: int = 20) -> pd
     recs = []
     for row, rec, _ in rows:
         if rec is not None:
-            recs.append({"row": row, **{str(k): _meta_value(v) for k, v in rec.items() if k != "row"}})
+            recs.append({"row": row, **{_clean_str(str(k)): _shown(v) for k, v in rec.items() if k != "row"}})
     cols = ["row", *[c for c in _available_fields(recs, src.columns) if c != "row" and "[" not in c]]
     frame = pd.DataFrame.from_records(recs)
     return frame.reindex(columns=[c for c in cols if c in frame.columns] or list(frame.columns))
