@@ -1,0 +1,498 @@
+"""The cluster stage: embedding -> (reducer) -> clusterer -> a run artifact; and ``assign``.
+
+:func:`cluster` writes a ``run-`` artifact (files in docs/ARCHITECTURE.md) whose id hashes
+the embedding id and the reducer and clusterer ``cache_key()``; the same inputs are a
+cache hit. Two things a run needs do not depend on ``k`` and are cached separately under
+``<workspace>/cache/`` (plain ``.npy`` files, not artifacts), so changing ``k`` does not
+recompute them: the UMAP-reduced matrix (keyed by embedding id, reducer settings, seed and
+fitted rows) and the 2-D plot projection (keyed by embedding id, projection settings, seed).
+
+:func:`assign` labels new texts with a saved run, without refitting: the texts are encoded
+with the run's encoder config, mapped through the saved reducer (PCA ``mean`` /
+``components`` in ``reducer/``), then given the nearest centre (k-means), the saved
+mixture's prediction (GMM), or, for UMAP runs and density methods, the label of their
+nearest rows among the run's rows in the embedding space (k-NN over ``embeddings.npy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import logging
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textcluster import cluster as clu
+from textcluster import metrics as met
+from textcluster import reduce as red
+from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+from textcluster.errors import ConfigError, StoreError
+from textcluster.progress import Meter, ProgressFn, check_cancel
+from textcluster.store import Workspace, canonical_json, make_id
+
+logger = logging.getLogger(__name__)
+
+#: ``data_center_distance.npy`` (n x k float32) is skipped above this many bytes.
+DISTANCE_LIMIT_BYTES = 256 << 20
+#: Neighbours voted over when a UMAP / density run labels new texts (an exact match wins).
+ASSIGN_KNN = 5
+_VERSIONED = ("numpy", "scikit-learn", "scipy", "faiss-cpu", "umap-learn", "hdbscan", "torch")
+
+
+@dataclass
+class RunResult:
+    """Summary of a run (what the CLI prints with ``--json``).
+
+    metrics: fractions (``acc``, ``nmi``, ``ari``, ``v_measure`` with labels;
+    ``silhouette`` in [-1, 1], ``davies_bouldin`` >= 0, size spread, ``noise`` always).
+    timings: seconds per step (``load``, ``reduce``, ``cluster``, ``project``, ``write``, ``total``).
+    """
+
+    run_id: str
+    embedding_id: str
+    corpus_id: str | None
+    n: int
+    k: int
+    noise: float
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    cached: bool = False
+    path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AssignResult:
+    """Labels of new texts under a saved run.
+
+    labels (m,) int32 (-1 = noise); distances (m,) float32: to the assigned centre
+    (centroid / model runs) or to the nearest run row in the embedding space (k-NN runs);
+    mode: ``centroid`` | ``model`` | ``knn``.
+    """
+
+    run_id: str
+    labels: np.ndarray
+    distances: np.ndarray
+    mode: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------- ids and loading
+def run_id_for(embedding_id: str, reducer: ReducerConfig, clusterer: ClustererConfig) -> str:
+    """The run id for these inputs: ``make_id("run", embedding_id, {reducer, clusterer})``."""
+    return make_id("run", embedding_id, {"reducer": reducer.cache_key(), "clusterer": clusterer.cache_key()})
+
+
+def _load_embeddings(ws: Workspace, embedding_id: str) -> np.ndarray:
+    try:
+        from textcluster.embed import load_embeddings
+    except ImportError:
+        return np.load(ws.file(embedding_id, "embeddings.npy"), mmap_mode="r")
+    return load_embeddings(ws, embedding_id, mmap=True)
+
+
+def _corpus_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray | None:
+    """The corpus ``label`` column as an object array (None when absent or all missing)."""
+    if not corpus_id or not ws.exists(corpus_id):
+        return None
+    import pyarrow.parquet as pq
+
+    p = ws.file(corpus_id, "docs.parquet")
+    if "label" not in pq.read_schema(p).names:
+        return None
+    lab = pq.read_table(p, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
+    if lab.shape[0] != n:
+        logger.warning("corpus %s has %d labels but the embedding %d rows", corpus_id, lab.shape[0], n)
+        return None
+    return lab
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    return out
+
+
+def _peak_rss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def _cache_path(ws: Workspace, kind: str, key: dict[str, Any]) -> Path:
+    h = hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
+    return ws.root / "cache" / kind / f"{h}.npy"
+
+
+def _cached_array(path: Path, compute: Any) -> tuple[np.ndarray, bool]:
+    """Load ``path`` if present, else ``compute()`` and save it atomically. Returns (array, hit)."""
+    if path.is_file():
+        try:
+            return np.load(path), True
+        except (OSError, ValueError):
+            logger.warning("ignoring unreadable cache file %s", path)
+    arr = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+    return arr, False
+
+
+def load_run(ws: Workspace, run_id: str) -> RunResult:
+    """The :class:`RunResult` of a saved run (``cached=True``)."""
+    m = ws.manifest(run_id)
+    if m.get("kind") != "run":
+        raise StoreError(f"{run_id!r} is not a run (its kind is {m.get('kind')!r})")
+    return RunResult(
+        run_id=run_id,
+        embedding_id=m["embedding_id"],
+        corpus_id=m.get("corpus_id"),
+        n=m["n"],
+        k=m["k"],
+        noise=m["noise"],
+        metrics=m.get("metrics", {}),
+        timings=m.get("timings", {}),
+        cached=True,
+        path=str(ws.path(run_id)),
+        notes=m.get("notes", []),
+    )
+
+
+# --------------------------------------------------------------------------- the stage
+def cluster(
+    ws: Workspace,
+    embedding_id: str,
+    reducer: ReducerConfig | None = None,
+    clusterer: ClustererConfig | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    distance_limit_bytes: int = DISTANCE_LIMIT_BYTES,
+) -> RunResult:
+    """Cluster an embedding artifact and write a run artifact; a cache hit on repeat.
+
+    Steps: load ``embeddings.npy`` (memory-mapped) -> fit the reducer (on the fit subset
+    for UMAP) and map all rows -> :func:`textcluster.cluster.fit_assign` -> distances,
+    medoids, metrics -> the 2-D projection (cached per embedding) -> write the artifact.
+    Raises :class:`ConfigError` for impossible settings (k above the rows, UMAP dims not
+    below the input dims, an empty embedding), naming the value received.
+    """
+    reducer = (reducer or ReducerConfig()).validate()
+    clusterer = (clusterer or ClustererConfig()).validate()
+    clu.get_clusterer(clusterer.method)
+    run_id = run_id_for(embedding_id, reducer, clusterer)
+    if ws.exists(run_id):
+        return load_run(ws, run_id)
+    with ws.lock(run_id):
+        if ws.exists(run_id):
+            return load_run(ws, run_id)
+        return _cluster_uncached(
+            ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes
+        )
+
+
+def _cluster_uncached(
+    ws: Workspace,
+    run_id: str,
+    embedding_id: str,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    distance_limit_bytes: int,
+) -> RunResult:
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t = time.perf_counter()
+    emb_manifest = ws.manifest(embedding_id)
+    X = _load_embeddings(ws, embedding_id)
+    if X.ndim != 2:
+        raise ConfigError(f"embedding {embedding_id} has shape {X.shape}; expected (n, dim)")
+    n, dim = X.shape
+    if n == 0:
+        raise ConfigError(f"embedding {embedding_id} is empty (n_samples=0); nothing to cluster")
+    red.check_reducer(reducer, n, dim)
+    clu.check_clusterer(clusterer, n)
+    corpus_id = emb_manifest.get("corpus_id")
+    timings["load"] = time.perf_counter() - t
+    meter = Meter("cluster", 4, progress)
+    check_cancel(cancel, "cluster")
+
+    # -- reduce ---------------------------------------------------------------------
+    t = time.perf_counter()
+    meter.update(0, f"reducing ({reducer.method})" + (" - compiling UMAP" if reducer.method == "umap" and not red.is_warm() else ""))
+    fit_idx = clu.select_fit_rows(n, clusterer)
+    reducer_state: dict[str, np.ndarray] = {}
+    if reducer.method == "umap":
+        key = {
+            "embedding_id": embedding_id,
+            "reducer": {k: v for k, v in reducer.cache_key().items() if k != "projection"},
+            "seed": clusterer.seed,
+            "fit_rows": clu.fit_rows(n, clusterer),
+        }
+        Z, hit = _cached_array(
+            _cache_path(ws, "reduced", key),
+            lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx)[1],
+        )
+        if hit:
+            notes.append("UMAP-reduced matrix taken from the workspace cache")
+    else:
+        fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=None)
+        reducer_state = fitted.state()
+    Z = np.ascontiguousarray(Z, dtype=np.float32)
+    timings["reduce"] = time.perf_counter() - t
+    check_cancel(cancel, "cluster")
+
+    # -- cluster ----------------------------------------------------------------------
+    t = time.perf_counter()
+    meter.update(1, f"fitting {clusterer.method}")
+    out = clu.fit_assign(Z, clusterer, cancel=cancel)
+    labels, centers = out.labels, out.centers
+    k = int(centers.shape[0])
+    found = int(np.unique(labels[labels >= 0]).size)
+    timings["cluster"] = time.perf_counter() - t
+    check_cancel(cancel, "cluster")
+
+    # -- distances, medoids, metrics ---------------------------------------------------
+    t = time.perf_counter()
+    own = np.empty(n, dtype=np.float32)
+    nearest = np.empty(n, dtype=np.float32)
+    for s in range(0, n, clu.CHUNK_ROWS):
+        d = np.sqrt(clu.sq_distances(Z[s : s + clu.CHUNK_ROWS], centers)) if k else np.zeros((0, 0))
+        lab = labels[s : s + clu.CHUNK_ROWS]
+        if k:
+            nearest[s : s + lab.shape[0]] = d.min(axis=1)
+            own[s : s + lab.shape[0]] = np.where(lab >= 0, d[np.arange(lab.shape[0]), np.maximum(lab, 0)], d.min(axis=1))
+        else:
+            own[s : s + lab.shape[0]] = np.nan
+    write_dcd = k > 0 and n * k * 4 <= distance_limit_bytes
+    if k and not write_dcd:
+        notes.append(
+            f"data_center_distance.npy skipped: n*k*4 = {n * k * 4} bytes is above the limit of "
+            f"{distance_limit_bytes} bytes; distances.npy holds each row's own-centre distance"
+        )
+    cpd = np.sqrt(clu.sq_distances(centers, centers)) if k else np.zeros((0, 0), np.float32)
+    np.fill_diagonal(cpd, 0.0)
+    sizes = np.bincount(labels[labels >= 0], minlength=k) if k else np.zeros(0, np.int64)
+    medoids = np.full(k, -1, dtype=np.int64)
+    members = np.flatnonzero(labels >= 0)
+    if members.size:
+        order = members[np.lexsort((members, own[members], labels[members]))]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = labels[order][1:] != labels[order][:-1]
+        medoids[labels[order][first]] = order[first]
+    metrics: dict[str, Any] = {}
+    y = _corpus_labels(ws, corpus_id, n)
+    if y is not None:
+        has = np.array([v is not None for v in y])
+        if has.any():
+            metrics.update(met.supervised(y[has].astype(str), labels[has]))
+            if not has.all():
+                notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
+    metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed, sample=5000))
+    timings["metrics"] = time.perf_counter() - t
+    check_cancel(cancel, "cluster")
+
+    # -- 2-D projection (depends on the embedding and projection settings, not on k) ----
+    t = time.perf_counter()
+    meter.update(2, "2-D projection")
+    pmethod = red.projection_method(reducer, n)
+    pkey = {
+        "embedding_id": embedding_id,
+        "method": pmethod,
+        "seed": clusterer.seed,
+        **({"n_neighbors": reducer.n_neighbors, "min_dist": reducer.min_dist, "metric": reducer.metric} if pmethod == "umap" else {}),
+    }
+    coords, phit = _cached_array(
+        _cache_path(ws, "projection", pkey),
+        lambda: red.project_2d(X, ReducerConfig(**{**reducer.to_dict(), "projection": pmethod}), seed=clusterer.seed),
+    )
+    timings["project"] = time.perf_counter() - t
+
+    # -- write --------------------------------------------------------------------------
+    t = time.perf_counter()
+    meter.update(3, "writing the run")
+    info = clu.get_clusterer(clusterer.method)
+    model_state: dict[str, np.ndarray] = {}
+    if info.assign == "model" and hasattr(out.model, "state"):
+        model_state = out.model.state()
+
+    def writer(d: Path) -> None:
+        np.save(d / "labels.npy", labels.astype(np.int32))
+        np.save(d / "centers.npy", centers.astype(np.float32))
+        np.save(d / "distances.npy", own)
+        np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
+        np.save(d / "coords2d.npy", np.asarray(coords, dtype=np.float32))
+        if out.probabilities is not None:
+            np.save(d / "probabilities.npy", out.probabilities.astype(np.float32))
+        if out.fit_idx is not None:
+            np.save(d / "fit_rows.npy", out.fit_idx.astype(np.int64))
+        if write_dcd:
+            mm = np.lib.format.open_memmap(d / "data_center_distance.npy", mode="w+", dtype=np.float32, shape=(n, k))
+            for s in range(0, n, clu.CHUNK_ROWS):
+                mm[s : s + clu.CHUNK_ROWS] = np.sqrt(clu.sq_distances(Z[s : s + clu.CHUNK_ROWS], centers))
+            mm.flush()
+            del mm
+        if reducer_state:
+            (d / "reducer").mkdir()
+            for name, arr in reducer_state.items():
+                np.save(d / "reducer" / f"{name}.npy", arr)
+        if model_state:
+            (d / "model").mkdir()
+            for name, arr in model_state.items():
+                np.save(d / "model" / f"{name}.npy", np.asarray(arr))
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(
+            pa.table(
+                {
+                    "cluster": pa.array(np.arange(k, dtype=np.int32)),
+                    "size": pa.array(sizes.astype(np.int64)),
+                    "share": pa.array((sizes / n).astype(np.float64)),
+                    "medoid_doc_id": pa.array(medoids),
+                }
+            ),
+            d / "clusters.parquet",
+        )
+
+    timings["total"] = time.perf_counter() - t_all  # updated below with the write
+    noise = float(np.mean(labels < 0))
+    manifest: dict[str, Any] = {
+        "corpus_id": corpus_id,
+        "embedding_id": embedding_id,
+        "encoder": emb_manifest.get("encoder"),
+        "encoder_config": emb_manifest.get("encoder_config"),
+        "n": n,
+        "dim": dim,
+        "space_dim": int(Z.shape[1]),
+        "k": found,
+        "k_centers": k,
+        "noise": noise,
+        "noise_before_assign": out.noise_before_assign,
+        "reducer": reducer.to_dict(),
+        "clusterer": clusterer.to_dict(),
+        "seed": clusterer.seed,
+        "assign_mode": "knn" if reducer.method == "umap" else info.assign,
+        "can_mark_noise": info.can_mark_noise,
+        "fit_rows": clu.fit_rows(n, clusterer),
+        "projection": {"method": pmethod, "cached": phit},
+        "data_center_distance": bool(write_dcd),
+        "metrics": metrics,
+        "timings": timings,
+        "versions": _versions(),
+        "notes": notes,
+        "backend": getattr(out.model, "backend_", None),
+    }
+    if out.history is not None:
+        manifest["history"] = out.history
+    ws.write(run_id, manifest, writer)
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+    peak = _peak_rss_bytes()
+    # The manifest was written before these two were known; record them with a second atomic write.
+    from textcluster.store import write_json_atomic
+
+    full = ws.manifest(run_id)
+    full["timings"] = timings
+    full["peak_rss_bytes"] = peak
+    write_json_atomic(ws.path(run_id) / "manifest.json", full)
+    meter.update(4, "done")
+    return RunResult(
+        run_id=run_id,
+        embedding_id=embedding_id,
+        corpus_id=corpus_id,
+        n=n,
+        k=found,
+        noise=noise,
+        metrics=metrics,
+        timings=timings,
+        cached=False,
+        path=str(ws.path(run_id)),
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- assign
+def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
+    """Label embedding vectors ``V`` (m, dim) with a saved run, without refitting.
+
+    ``V`` must come from the run's encoder config (same model, same normalisation). A
+    row identical to one of the run's rows gets that row's label.
+    """
+    t0 = time.perf_counter()
+    m = ws.manifest(run_id)
+    V = np.ascontiguousarray(V, dtype=np.float32)
+    if V.ndim != 2 or V.shape[1] != m["dim"]:
+        raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={m['dim']}")
+    mode = m.get("assign_mode", "centroid")
+    if V.shape[0] == 0:
+        return AssignResult(run_id, np.zeros(0, np.int32), np.zeros(0, np.float32), mode, 0.0)
+    if mode == "knn":
+        X = _load_embeddings(ws, m["embedding_id"])
+        run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
+        labels, dist = clu.knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
+        exact = dist <= 1e-5
+        if exact.any():
+            lab1, _ = clu.knn_labels(X, np.asarray(run_labels), V[exact], k=1)
+            labels[exact] = lab1
+        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+    Z = V
+    rdir = ws.path(run_id) / "reducer"
+    if m["reducer"]["method"] == "pca":
+        state = {p.stem: np.load(p) for p in rdir.glob("*.npy")}
+        Z = red.PCAReducer.from_state(state).transform(V)
+    centers = np.load(ws.file(run_id, "centers.npy"))
+    if mode == "model":
+        state = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")}
+        labels, _ = clu.GMMClusterer.from_state(state).predict(Z)
+        dist = np.sqrt(clu.sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
+        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+    labels, dist = clu.nearest_center(Z, centers)
+    return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+
+
+def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
+    """The encoder config the run's embedding was made with (from the embedding manifest)."""
+    m = ws.manifest(run_id)
+    enc = m.get("encoder_config") or ws.manifest(m["embedding_id"]).get("encoder_config")
+    if not isinstance(enc, dict):
+        raise StoreError(f"run {run_id} does not record its encoder config; cannot embed new texts")
+    return EncoderConfig.from_dict(enc)
+
+
+def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None) -> AssignResult:
+    """Label new ``texts`` with a saved run, without refitting.
+
+    The texts are encoded with the run's encoder config (:func:`textcluster.embed.encode_texts`,
+    which also reloads a corpus-fitted encoder's state such as tfidf's vocabulary), then
+    labelled by :func:`assign_vectors`.
+    """
+    from textcluster.embed import encode_texts
+
+    if not texts:
+        raise ConfigError("no texts to assign (got an empty list)")
+    t0 = time.perf_counter()
+    m = ws.manifest(run_id)
+    V = encode_texts(
+        list(texts), encoder_config_of(ws, run_id), progress=progress, ws=ws, embedding_id=m["embedding_id"]
+    )
+    res = assign_vectors(ws, run_id, np.asarray(V, dtype=np.float32))
+    res.seconds = time.perf_counter() - t0
+    return res
