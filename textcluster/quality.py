@@ -1,0 +1,123 @@
+"""Label-free steps that make sentence embeddings cluster better.
+
+:func:`neighbor_smooth` replaces each vector by the mean of itself and its nearest
+neighbours (cosine), then L2-normalises. Short texts are noisy samples of their
+topic; averaging over the k-NN graph pulls each point towards the dense core of its
+topic, much as UMAP's graph does, at a fraction of the cost (one exact k-NN search)
+and without leaving the embedding space, so centres, distances and nearest-centre
+assignment keep their meaning. :func:`knn_indices` is the search it uses.
+
+:func:`combine_views` concatenates several L2-normalised views (for example sentence
+embeddings and a TF-IDF/SVD view) with weights that sum to 1, so the cosine of the
+result is the weighted mean of the views' cosines.
+
+Measured effects are in ``docs/selftrain.md`` and ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from textcluster.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 4096  # query rows per block in the numpy k-NN fallback
+
+
+def l2_normalize(X: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` (n, d) scaled to unit L2 norm (all-zero rows stay zero); float32."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def knn_indices(X: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Indices (n, n_neighbors + 1) int64 of each row's nearest rows by cosine, itself first.
+
+    Exact search: faiss's flat inner-product index when installed, blocked numpy
+    otherwise. Rows are L2-normalised for the search. Ties are broken by row index,
+    so the result is deterministic.
+    """
+    X = _check(X)
+    n = X.shape[0]
+    if not 1 <= n_neighbors < n:
+        raise ConfigError(f"n_neighbors={n_neighbors} should be in [1, n_samples - 1={n - 1}]")
+    Xn = np.ascontiguousarray(l2_normalize(X))
+    m = n_neighbors + 1
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    if faiss is not None:
+        index = faiss.IndexFlatIP(Xn.shape[1])
+        index.add(Xn)
+        _, idx = index.search(Xn, m)
+        idx = idx.astype(np.int64)
+    else:
+        idx = np.empty((n, m), dtype=np.int64)
+        for s in range(0, n, _CHUNK):
+            sims = Xn[s : s + _CHUNK] @ Xn.T
+            part = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+            order = np.lexsort((part, -np.take_along_axis(sims, part, axis=1)), axis=1)
+            idx[s : s + _CHUNK] = np.take_along_axis(part, order, axis=1)
+    # Put each row itself first (duplicates may tie with it).
+    rows = np.arange(n)
+    self_pos = (idx == rows[:, None]).argmax(axis=1)
+    has_self = idx[rows, self_pos] == rows
+    idx[rows[has_self], self_pos[has_self]] = idx[rows[has_self], 0]
+    idx[:, 0] = rows
+    return idx
+
+
+def neighbor_smooth(X: np.ndarray, n_neighbors: int = 10, *, normalize: bool = True) -> np.ndarray:
+    """Each row of ``X`` (n, d) replaced by the mean of itself and its ``n_neighbors`` cosine
+    nearest neighbours; L2-normalised when ``normalize`` (default True). Returns float32 (n, d).
+
+    ``n_neighbors`` (default 10) is clipped to ``n - 1``; 0 returns a normalised copy.
+    """
+    X = _check(X)
+    if n_neighbors < 0:
+        raise ConfigError(f"n_neighbors={n_neighbors} should be >= 0")
+    n_neighbors = min(n_neighbors, X.shape[0] - 1)
+    if n_neighbors == 0:
+        return l2_normalize(X) if normalize else X.copy()
+    idx = knn_indices(X, n_neighbors)
+    out = np.empty_like(X)
+    for s in range(0, X.shape[0], _CHUNK):
+        out[s : s + _CHUNK] = X[idx[s : s + _CHUNK]].mean(axis=1)
+    return l2_normalize(out) if normalize else out
+
+
+def combine_views(views: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """Concatenate views (each (n, d_i)) after L2-normalising them, view i scaled by sqrt(w_i).
+
+    weights: one per view, >= 0, summing to 1 (default: equal). The result (n, sum d_i)
+    float32 has unit rows, and its inner products are the weighted sums of the views'
+    cosines.
+    """
+    if not views:
+        raise ConfigError("combine_views needs at least one view; got none")
+    views = [_check(v) for v in views]
+    n = views[0].shape[0]
+    if any(v.shape[0] != n for v in views):
+        raise ConfigError(f"views should have the same rows; got {[v.shape[0] for v in views]}")
+    w = np.full(len(views), 1.0 / len(views)) if weights is None else np.asarray(weights, float)
+    if w.shape != (len(views),) or (w < 0).any() or not np.isclose(w.sum(), 1.0):
+        raise ConfigError(f"weights={list(weights or [])} should be {len(views)} values >= 0 summing to 1")
+    return np.hstack([np.sqrt(wi) * l2_normalize(v) for wi, v in zip(w, views, strict=True)]).astype(
+        np.float32
+    )
+
+
+def _check(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ConfigError(f"X should be a 2-D matrix with at least 2 rows; got shape {X.shape}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise ConfigError("X contains NaN or infinite values")
+    return X
