@@ -234,25 +234,30 @@ def farthest_point(x: np.ndarray, k: int, start: int = 0, chunk: int = 65536) ->
 
     Starts at row ``start``; each next pick is the row whose distance to the
     nearest already-picked row is largest. Memory is O(m): one running
-    min-distance vector (squared Euclidean), updated chunk by chunk. Cost
-    O(m * k * d). Returns (k,) int64 in picking order.
+    min-distance vector (squared Euclidean, as ``|x|^2 - 2 x.c + |c|^2`` with one
+    matrix-vector product per pick), updated chunk by chunk. Cost O(m * k * d).
+    Returns (k,) int64 in picking order.
     """
     m = x.shape[0]
     if not 0 <= k <= m:
         raise ConfigError(f"k={k} should be in [0, {m}]")
     if k == 0:
         return np.zeros(0, dtype=np.int64)
+    x = np.asarray(x, dtype=np.float32)
+    sq = np.empty(m, dtype=np.float32)
+    for a in range(0, m, chunk):
+        blk = x[a : a + chunk]
+        sq[a : a + chunk] = np.einsum("ij,ij->i", blk, blk)
     picked = np.empty(k, dtype=np.int64)
-    mind = np.full(m, np.inf, dtype=np.float64)
+    mind = np.full(m, np.inf, dtype=np.float32)
     cur = int(start)
     for j in range(k):
         picked[j] = cur
-        c = np.asarray(x[cur], dtype=np.float32)
+        c = x[cur]
         for a in range(0, m, chunk):
-            blk = np.asarray(x[a : a + chunk], dtype=np.float32)
-            d = ((blk - c) ** 2).sum(axis=1)
+            d = sq[a : a + chunk] - 2.0 * (x[a : a + chunk] @ c) + sq[cur]
             np.minimum(mind[a : a + chunk], d, out=mind[a : a + chunk])
-        mind[picked[: j + 1]] = -1.0  # never pick a row twice, even among duplicates
+        mind[picked[: j + 1]] = -np.inf  # never pick a row twice, even among duplicates
         cur = int(np.argmax(mind))
     return picked
 
