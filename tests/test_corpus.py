@@ -583,3 +583,9 @@ def test_chunks_are_bounded_by_characters_too(tmp_path, ws, monkeypatch):
     assert pq.ParquetFile(ws.file(rep.corpus_id, "docs.parquet")).metadata.num_row_groups == 8
     d = docs(ws, rep)
     assert d["doc_id"].tolist() == list(range(8)) and d["is_duplicate"].tolist() == [False] * 7 + [True]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_named(tmp_path, ws, codec):
+    with pytest.raises(CorpusError, match="looks like UTF-16 without a byte-order mark"):
+        ingest(write(tmp_path / "a.csv", TEXT, codec), CorpusSpec(), ws)

@@ -157,6 +157,11 @@ def text_chunks(src: LimitedReader, force_latin1: bool, info: TextInfo) -> Itera
         if data.startswith(bom):
             codec, skip, info.encoding = cdc, len(bom), name
             break
+    if not skip and _looks_like_bomless_utf16(data):
+        raise CorpusError(
+            f"{src.name} looks like UTF-16 without a byte-order mark (every other byte is 0); "
+            f"save it as UTF-8, or as UTF-16 with a BOM"
+        )
     if force_latin1:
         codec, info.encoding = "latin-1", "latin-1"
     decoder = codecs.getincrementaldecoder(codec)("strict")
@@ -177,6 +182,15 @@ def text_chunks(src: LimitedReader, force_latin1: bool, info: TextInfo) -> Itera
         if final:
             return
         data = nxt
+
+
+def _looks_like_bomless_utf16(data: bytes) -> bool:
+    head = data[:2000]
+    if len(head) < 8:
+        return False
+    even, odd = head[0::2], head[1::2]
+    zeros_even, zeros_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    return max(zeros_even, zeros_odd) > 0.6 and min(zeros_even, zeros_odd) < 0.05
 
 
 def lines(chunks: Iterator[str], keepends: bool = False) -> Iterator[str]:
