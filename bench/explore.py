@@ -123,20 +123,24 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated stages")
     a = ap.parse_args()
     ws_root = a.workdir / f"ws-{a.rows}-{a.diverse_rows}"
+    if a.stage == "build":
+        build(ws_root, a.rows, a.diverse_rows)
+        return
     if a.stage:
         ids = json.loads((ws_root / "bench_ids.json").read_text())
         print(json.dumps(stage(a.stage, ws_root, ids, a.workdir)))
         return
     t0 = time.perf_counter()
-    build(ws_root, a.rows, a.diverse_rows)
+    # every step in its own process: Linux keeps ru_maxrss across exec, so a big parent
+    # would inflate the children's peaks
+    args = ["--rows", str(a.rows), "--diverse-rows", str(a.diverse_rows), "--workdir", str(a.workdir)]
+    subprocess.run([sys.executable, __file__, "--stage", "build", *args], check=True)
     print(f"workspace {ws_root} ready in {time.perf_counter() - t0:.1f} s "
           f"({a.rows} docs / 100 clusters / 32 dims; {a.diverse_rows} x 384 for diverse)")
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     print(f"{'stage':<16} {'seconds':>8} {'peak RSS MB':>12}  details")
     for s in (a.only.split(",") if a.only else STAGES):
-        p = subprocess.run([sys.executable, __file__, "--stage", s, "--rows", str(a.rows),
-                            "--diverse-rows", str(a.diverse_rows), "--workdir", str(a.workdir)],
-                           capture_output=True, text=True, env=env)
+        p = subprocess.run([sys.executable, __file__, "--stage", s, *args], capture_output=True, text=True, env=env)
         if p.returncode:
             print(f"{s:<16} failed: {p.stderr.strip().splitlines()[-1:]}")
             continue

@@ -104,3 +104,19 @@ def test_bad_settings_and_missing_run(ws):
         describe(ws, "run-0000000000000000", examples=-1)
     with pytest.raises(StoreError, match="no run 'run-0000000000000000'"):
         describe(ws, "run-0000000000000000")
+
+
+def test_progress_and_cancel(ws):
+    import threading
+
+    from textcluster.errors import JobCancelled
+
+    fr = make_run(ws, sizes=(10, 10))
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(JobCancelled, match="describe cancelled"):
+        describe(ws, fr.run_id, cancel=ev)
+    assert not ws.list("description")
+    seen = []
+    describe(ws, fr.run_id, progress=seen.append)
+    assert [p.done for p in seen] == [0, 1, 2] and seen[-1].stage == "describe"

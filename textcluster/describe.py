@@ -212,6 +212,7 @@ def describe(
     max_docs: int = 200_000,
     llm: Any = None,
     progress: Any = None,
+    cancel: Any = None,
 ) -> Description:
     """Keywords, label and examples for every cluster of ``run_id``; stored and cached.
 
@@ -220,6 +221,7 @@ def describe(
     at most this many documents (a seeded subset, stratified by cluster) to
     bound time on big corpora. llm: an :class:`textcluster.llm.LLMSettings` to
     add LLM labels (None: off); a failing LLM is recorded per cluster, never raised.
+    progress / cancel: a :data:`~textcluster.progress.ProgressFn` and a ``threading.Event``.
     """
     if top_n < 1:
         raise ConfigError(f"top_n={top_n} should be >= 1")
@@ -228,9 +230,23 @@ def describe(
     if max_docs < 1:
         raise ConfigError(f"max_docs={max_docs} should be >= 1")
     did = description_id_for(run_id, top_n, examples, max_docs, llm)
-    if ws.exists(did):
-        d = load_description(ws, did)
-        return Description(d.description_id, d.run_id, d.top_n, d.examples, d.clusters, cached=True)
+    if not ws.exists(did):
+        ws.manifest(run_id)  # a clear StoreError for an unknown run
+        with ws.lock(did):  # two processes asking at once: one computes, the other reads
+            if not ws.exists(did):
+                return _compute(ws, run_id, did, top_n, examples, max_docs, llm, progress, cancel)
+    d = load_description(ws, did)
+    return Description(d.description_id, d.run_id, d.top_n, d.examples, d.clusters, cached=True)
+
+
+def _compute(
+    ws: Workspace, run_id: str, did: str, top_n: int, examples: int, max_docs: int, llm: Any,
+    progress: Any, cancel: Any,
+) -> Description:
+    from textcluster.progress import Meter, check_cancel
+
+    meter = Meter("describe", 2, progress)
+    meter.update(0, "counting keywords")
     run_m = ws.manifest(run_id)
     labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))
     corpus_id = corpus_of(ws, run_id)
@@ -241,6 +257,8 @@ def describe(
         )
     keep = _subset(labels, max_docs)
     kw = ctfidf_keywords([texts_all[i] for i in keep], labels[keep], top_n=top_n)
+    check_cancel(cancel, "describe")
+    meter.update(1, "finding examples")
 
     ids, counts = np.unique(labels, return_counts=True)
     order = np.argsort(labels, kind="stable")
@@ -284,6 +302,7 @@ def describe(
             for cd in clusters
         ]
 
+    check_cancel(cancel, "describe")
     desc = Description(did, run_id, top_n, examples, clusters)
 
     def write(d: Path) -> None:
@@ -301,6 +320,7 @@ def describe(
         "n_clusters": len(clusters),
     }
     ws.write(did, manifest, write)
+    meter.update(2)
     return desc
 
 

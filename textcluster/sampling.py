@@ -314,12 +314,19 @@ def sample(ws: Workspace, run_id: str, policy: SamplingPolicy, progress: Any = N
     :class:`ConfigError` for an impossible policy (unknown cluster id or label)
     and :class:`StoreError` when the run is missing.
     """
-    from textcluster.progress import Meter
-
     policy.validate()
     sid = sample_id_for(run_id, policy)
-    if ws.exists(sid):
-        return load_sample(ws, sid, cached=True)
+    if not ws.exists(sid):
+        ws.manifest(run_id)  # a clear StoreError for an unknown run
+        with ws.lock(sid):
+            if not ws.exists(sid):
+                return _draw(ws, run_id, policy, sid, progress)
+    return load_sample(ws, sid, cached=True)
+
+
+def _draw(ws: Workspace, run_id: str, policy: SamplingPolicy, sid: str, progress: Any) -> SampleResult:
+    from textcluster.progress import Meter
+
     run_m = ws.manifest(run_id)
     labels = np.asarray(load_labels(ws, run_id))
     sizes = _group_sizes(labels, policy, ws, run_id)
