@@ -495,10 +495,23 @@ def test_progress_and_cancel(tmp_path, ws, monkeypatch):
     seen = []
     ingest(p, CorpusSpec(), ws, progress=seen.append)
     assert seen and seen[-1].stage == "ingest" and seen[-1].done == seen[-1].total == p.stat().st_size
+    assert seen[-1].message == "100 rows read" and seen[0].message == "10 rows read"
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(JobCancelled, match="ingest cancelled"):
         ingest(p, CorpusSpec(drop_duplicates=True), ws, cancel=cancel)
+    blank = write(tmp_path / "blank.txt", "\n" * 100 + "x\n")  # rejected rows are checked too
+    with pytest.raises(JobCancelled):
+        ingest(blank, CorpusSpec(), ws, cancel=cancel)
+
+
+def test_suggest_text_field(tmp_path):
+    rows = [{"id": f"id-{i:09d}", "title": f"short {i}", "details": "a much longer sentence with words"} for i in range(5)]
+    p = write(tmp_path / "a.jsonl", "\n".join(map(json.dumps, rows)))
+    assert corpus.suggest_text_field(p) == "details"
+    assert corpus.suggest_text_field(p, CorpusSpec(label_field="details")) == "title"
+    assert corpus.suggest_text_field(write(tmp_path / "b.txt", "x\n")) == "text"
+    assert corpus.suggest_text_field(write(tmp_path / "c.jsonl", '{"n": 1}\n')) is None
 
 
 def test_report_lists_at_most_1000_rejections(tmp_path, ws):

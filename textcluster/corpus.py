@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -417,6 +417,25 @@ class _Pass1:
     notes: list[str]
 
 
+def _choose_text_fields(
+    src: readers.Source, spec: CorpusSpec, sample: list[readers.Row], exclude: set[str], name: str
+) -> list[str]:
+    """The text fields: the spec's, ``text`` for TXT, or the likeliest one (noted in ``src.notes``)."""
+    if spec.text_fields:
+        return list(spec.text_fields)
+    if src.format == "txt":
+        return ["text"]
+    if not sample:
+        raise CorpusError(f"{name} has no rows (the file is empty)")
+    if src.columns is not None and len(src.columns) == 1 and src.format in ("csv", "tsv"):
+        picked = src.columns[0]
+        note = f"no text field given; used the only column {picked!r}"
+    else:
+        picked, note = _pick_text_field([r for _, r, _ in sample if r is not None], exclude, name)
+    src.notes.append(note)
+    return [picked]
+
+
 def _read_rows(
     path: Path, spec: CorpusSpec, tmp: Path, force_latin1: bool,
     progress: ProgressFn | None, cancel: threading.Event | None,
@@ -427,33 +446,18 @@ def _read_rows(
         max_bytes=spec.max_bytes, tmpdir=tmp, batch_rows=CHUNK_ROWS,
     )
     try:
-        notes = src.notes
         records: Iterator[readers.Row] = src.records
         sample = list(islice(records, SAMPLE_ROWS))
-        valid = [r for _, r, _ in sample if r is not None]
-        flat = src.format in ("csv", "tsv", "txt")
         id_f = _Field(spec.id_field) if spec.id_field else None
         label_f = _Field(spec.label_field) if spec.label_field else None
         side = [(role, f) for role, f in (("id", id_f), ("label", label_f)) if f is not None]
-        if spec.text_fields:
-            text_fields = list(spec.text_fields)
-        elif src.format == "txt":
-            text_fields = ["text"]
-        else:
-            if not valid and not sample:
-                raise CorpusError(f"{path.name} has no rows (the file is empty)")
-            exclude = {f.raw for _, f in side}
-            if src.columns is not None and len(src.columns) == 1 and flat:
-                picked = src.columns[0]
-                note = f"no text field given; used the only column {picked!r}"
-            else:
-                picked, note = _pick_text_field(valid, exclude, path.name)
-            text_fields = [picked]
-            notes.append(note)
+        text_fields = _choose_text_fields(src, spec, sample, {f.raw for _, f in side}, path.name)
         fields = [_Field(f) for f in text_fields]
+        valid = [r for _, r, _ in sample if r is not None]
+        flat = src.format in ("csv", "tsv", "txt")
         _check_fields([("text", f) for f in fields] + side, valid, src.columns, flat, path.name)
         exclude_keys = {f.top_key for f in fields} | {f.top_key for _, f in side}
-        col = _Collector(tmp, id_f is not None, label_f is not None, exclude_keys, notes)
+        col = _Collector(tmp, id_f is not None, label_f is not None, exclude_keys, src.notes)
         meter = Meter("ingest", src.size, progress)
         rows_read = 0
         for row, rec, reason in chain(sample, records):
@@ -463,6 +467,9 @@ def _read_rows(
                     f"{path.name} has more than max_rows={spec.max_rows} rows; "
                     f"raise max_rows (--max-rows) or split the file"
                 )
+            if rows_read % CHUNK_ROWS == 0:
+                check_cancel(cancel, "ingest")
+                meter.update(src.position(), f"{rows_read:,} rows read")
             if rec is None:
                 col.reject(row, reason or f"row {row}: unreadable")
                 continue
@@ -476,12 +483,9 @@ def _read_rows(
                 col.reject(row, f"row {row}: text holds invalid Unicode (a lone surrogate)")
                 continue
             col.keep(row, text, digest, rec, id_f, label_f)
-            if rows_read % CHUNK_ROWS == 0:
-                check_cancel(cancel, "ingest")
-                meter.update(src.position())
         col.flush()
-        meter.update(src.size)
-        return _Pass1(col, rows_read, text_fields, src.format, src.encoding, notes)
+        meter.update(src.size, f"{rows_read:,} rows read")
+        return _Pass1(col, rows_read, text_fields, src.format, src.encoding, src.notes)
     finally:
         src.close()
 
@@ -749,6 +753,23 @@ def list_fields(path: str | Path, spec: CorpusSpec | None = None, sample_rows: i
     _check_path(path)
     src, rows = _sample_records(path, spec, sample_rows)
     return _available_fields([r for _, r, _ in rows if r is not None], src.columns)
+
+
+def suggest_text_field(path: str | Path, spec: CorpusSpec | None = None) -> str | None:
+    """The text field :func:`ingest` would pick for ``path`` when none is given (None: no column holds text).
+
+    Looks at the first 200 rows only; ``spec`` supplies the format, encoding and the
+    id/label fields to leave out.
+    """
+    spec = (spec or CorpusSpec()).validate()
+    path = Path(path)
+    _check_path(path)
+    src, rows = _sample_records(path, spec, SAMPLE_ROWS)
+    exclude = {f for f in (spec.id_field, spec.label_field) if f}
+    try:
+        return _choose_text_fields(src, replace(spec, text_fields=()), rows, exclude, path.name)[0]
+    except CorpusError:
+        return None
 
 
 def preview(path: str | Path, spec: CorpusSpec | None = None, n: int = 20) -> pd.DataFrame:
