@@ -1,0 +1,191 @@
+"""``textcluster cluster``, ``textcluster run`` and ``textcluster assign``.
+
+- ``cluster EMBEDDING_ID [options]``: cluster an embedding into a run (cached).
+- ``run FILE --text-field F [--label-field L] [--encoder NAME] [options]``: ingest, embed
+  and cluster in one process (UMAP compiles at most once).
+- ``assign RUN_ID FILE [--text-field F]``: label new texts with a saved run, no refit.
+
+``--json`` for ``cluster`` / ``run`` prints ``run_id``, ``n``, ``k`` (clusters found),
+``noise`` (share), ``metrics`` and ``timings`` (seconds per step), plus ids and notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from textcluster.config import REDUCERS, ClustererConfig, ReducerConfig
+
+
+def _methods() -> list[str]:
+    from textcluster.cluster import CLUSTERERS
+
+    return list(CLUSTERERS)
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    r, c = ReducerConfig(), ClustererConfig()
+    from textcluster.cluster import CLUSTERERS
+
+    g = p.add_argument_group("reducer and clusterer")
+    g.add_argument("--reducer", choices=REDUCERS, default=r.method, help=f"dimension reduction before clustering (default {r.method})")
+    g.add_argument("--dims", type=int, default=r.dims, help=f"output dimensions of pca/umap (default {r.dims})")
+    g.add_argument("--n-neighbors", type=int, default=r.n_neighbors, help=f"UMAP neighbours (default {r.n_neighbors})")
+    g.add_argument("--min-dist", type=float, default=r.min_dist, help=f"UMAP min_dist (default {r.min_dist})")
+    g.add_argument("--metric", default=r.metric, help=f"UMAP metric (default {r.metric})")
+    g.add_argument("--projection", choices=["auto", "umap", "pca"], default=r.projection,
+                   help="2-D plot coordinates: auto = UMAP up to 200k rows, PCA above (plots only)")
+    g.add_argument("--method", choices=_methods(), default=c.method,
+                   help="; ".join(f"{name}: {info.help}" for name, info in CLUSTERERS.items()))
+    g.add_argument("--k", type=int, default=c.k, help=f"number of clusters for methods that take one (default {c.k})")
+    g.add_argument("--min-cluster-size", type=int, default=c.min_cluster_size, help=f"hdbscan (default {c.min_cluster_size})")
+    g.add_argument("--min-samples", type=int, default=None, help="hdbscan / dbscan density (default: the method's)")
+    g.add_argument("--eps", type=float, default=c.eps, help=f"dbscan radius (default {c.eps})")
+    g.add_argument("--fit-size", type=int, default=None,
+                   help="fit on this many seeded rows and assign the rest in chunks (default: all rows)")
+    g.add_argument("--noise", choices=["keep", "assign"], default=c.noise,
+                   help="keep noise as -1, or assign it to the nearest cluster (default keep)")
+    g.add_argument("--seed", type=int, default=c.seed, help=f"seed of every random step (default {c.seed})")
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra method setting, JSON value (e.g. n_init=3, covariance_type=\"full\"); repeatable")
+
+
+def _params(items: list[str]) -> dict[str, Any]:
+    from textcluster.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r} should look like KEY=VALUE")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, ClustererConfig]:
+    """The reducer and clusterer configs the command line asks for (validated)."""
+    reducer = ReducerConfig(
+        method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+        metric=args.metric, projection=args.projection,
+    ).validate()
+    clusterer = ClustererConfig(
+        method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
+        eps=args.eps, fit_size=args.fit_size, noise=args.noise, seed=args.seed, params=_params(args.param),
+    ).validate()
+    return reducer, clusterer
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``cluster``, ``run`` and ``assign`` subcommands to ``sub``."""
+    p = sub.add_parser(
+        "cluster", parents=[common], help="cluster an embedding into a run (cached)",
+        description="Reduce (optional) and cluster an embedding; writes a run artifact with labels, "
+        "centres, distances, a 2-D projection and metrics. The same settings are a cache hit.",
+    )
+    p.add_argument("embedding_id", metavar="EMBEDDING_ID", help="id of an embedding (emb-...)")
+    _add_cluster_options(p)
+    p.set_defaults(handler=handle_cluster)
+
+    p = sub.add_parser(
+        "run", parents=[common], help="ingest, embed and cluster a file in one go",
+        description="Ingest FILE, embed it and cluster it, in one process; each stage is cached.",
+    )
+    p.add_argument("file", metavar="FILE", help="input file (.csv .tsv .jsonl .json .parquet .txt, optionally .gz)")
+    p.add_argument("--text-field", action="append", default=[], metavar="F",
+                   help="column or nested path holding the text; repeat to join several (default: the likeliest)")
+    p.add_argument("--label-field", metavar="F", help="column holding a class label (scores the run; never fits)")
+    p.add_argument("--id-field", metavar="F", help="column holding a document id")
+    p.add_argument("--encoder", default="minilm", metavar="NAME", help="minilm (default), tfidf, st:<model>, hf:<model>, ...")
+    p.add_argument("--encoder-dims", type=int, default=None, help="tfidf: SVD dimensions")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device for the encoder")
+    _add_cluster_options(p)
+    p.set_defaults(handler=handle_run)
+
+    p = sub.add_parser(
+        "assign", parents=[common], help="label new texts with a saved run (no refit)",
+        description="Read FILE with the corpus readers, embed its texts with the run's encoder, map them "
+        "through the run's reducer and give each the run's cluster. Prints or writes labels per row.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="id of a run (run-...)")
+    p.add_argument("file", metavar="FILE", help="file of new texts")
+    p.add_argument("--text-field", action="append", default=[], metavar="F", help="column holding the text")
+    p.add_argument("--output", type=Path, default=None, help="write row,cluster,distance as CSV/Parquet here")
+    p.set_defaults(handler=handle_assign)
+
+
+def _summary(data: dict[str, Any]) -> str:
+    m = data.get("metrics", {})
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float) and k in (
+        "acc", "nmi", "ari", "silhouette", "davies_bouldin"))
+    t = data.get("timings", {})
+    lines = [
+        f"run {data['run_id']}{' (cached)' if data.get('cached') is True else ''}: "
+        f"{data['n']:,} rows, {data['k']} clusters, noise {data['noise']:.1%}",
+        f"metrics: {shown}" if shown else "",
+        f"seconds: {t.get('total', 0.0):.2f}" if t else "",
+    ]
+    lines += [f"note: {n}" for n in data.get("notes", [])]
+    return "\n".join(x for x in lines if x)
+
+
+def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
+    """Run the cluster stage; returns (JSON data, human text)."""
+    from textcluster.runs import cluster
+
+    reducer, clusterer = configs_from_args(args)
+    res = cluster(ws, args.embedding_id, reducer, clusterer, progress=ui.progress())
+    data = res.to_dict()
+    return data, _summary(data)
+
+
+def handle_run(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
+    """Ingest, embed and cluster FILE; returns (JSON data, human text)."""
+    from textcluster.config import CorpusSpec, EncoderConfig
+    from textcluster.pipeline import run_pipeline
+
+    reducer, clusterer = configs_from_args(args)
+    spec = CorpusSpec(text_fields=tuple(args.text_field), label_field=args.label_field, id_field=args.id_field)
+    encoder = EncoderConfig(name=args.encoder, dims=args.encoder_dims, device=args.device).validate()
+    res = run_pipeline(args.file, spec, encoder, reducer, clusterer, ws, progress=ui.progress())
+    data = res.to_dict()
+    return data, f"corpus {res.corpus_id}, embedding {res.embedding_id}\n" + _summary(data)
+
+
+def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
+    """Label the texts of FILE with a saved run; returns (JSON data, human text)."""
+    import pandas as pd
+
+    from textcluster.config import CorpusSpec
+    from textcluster.corpus import ingest, load_docs
+    from textcluster.runs import assign
+
+    ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
+    rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())
+    docs = load_docs(ws, rep.corpus_id, columns=["row", "text"])
+    res = assign(ws, args.run_id, docs["text"].tolist(), progress=ui.progress())
+    table = pd.DataFrame({"row": docs["row"].to_numpy(), "cluster": res.labels, "distance": res.distances})
+    data: dict[str, Any] = {
+        "run_id": args.run_id,
+        "corpus_id": rep.corpus_id,
+        "n": int(len(table)),
+        "rejected": int(rep.rejected),
+        "mode": res.mode,
+        "seconds": res.seconds,
+    }
+    if args.output is not None:
+        out = Path(args.output)
+        if out.suffix.lower() == ".parquet":
+            table.to_parquet(out, index=False)
+        else:
+            table.to_csv(out, index=False)
+        data["output"] = str(out)
+        text = f"{len(table):,} rows labelled with {args.run_id} -> {out}"
+    else:
+        data["labels"] = [{"row": int(r), "cluster": int(c)} for r, c in zip(table["row"], table["cluster"], strict=True)]
+        text = "row,cluster\n" + "\n".join(f"{int(r)},{int(c)}" for r, c in zip(table["row"], table["cluster"], strict=True))
+    return data, text
