@@ -602,3 +602,13 @@ def test_chunks_are_bounded_by_characters_too(tmp_path, ws, monkeypatch):
 def test_utf16_without_bom_is_named(tmp_path, ws, codec):
     with pytest.raises(CorpusError, match="looks like UTF-16 without a byte-order mark"):
         ingest(write(tmp_path / "a.csv", TEXT, codec), CorpusSpec(), ws)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5])
+def test_tiny_read_chunks_split_boms_and_characters(tmp_path, ws, monkeypatch, chunk):
+    monkeypatch.setattr(readers, "CHUNK_BYTES", chunk)
+    for i, (data, enc) in enumerate([(codecs.BOM_UTF8 + TEXT.encode(), "utf-8-sig"),
+                                     (codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le"), "utf-16-le")]):
+        rep = ingest(write(tmp_path / f"a{i}.csv", data), CorpusSpec(), ws)
+        assert rep.encoding == enc
+        assert docs(ws, rep)["text"].tolist() == ["café crème", "naïve ☕"]

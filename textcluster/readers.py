@@ -151,6 +151,8 @@ def text_chunks(src: LimitedReader, force_latin1: bool, info: TextInfo) -> Itera
     latin-1 when ``force_latin1``.
     """
     data = src.read(CHUNK_BYTES)
+    while 0 < len(data) < 4 and (more := src.read(CHUNK_BYTES)):
+        data += more  # a byte-order mark needs up to 3 bytes
     codec, skip = "utf-8", 0
     info.encoding = "utf-8"
     for bom, name, cdc in _BOMS:
@@ -165,11 +167,10 @@ def text_chunks(src: LimitedReader, force_latin1: bool, info: TextInfo) -> Itera
     if force_latin1:
         codec, info.encoding = "latin-1", "latin-1"
     decoder = codecs.getincrementaldecoder(codec)("strict")
-    offset = 0
     data = data[skip:]
     offset = skip
     while True:
-        nxt = src.read(CHUNK_BYTES) if data else b""
+        nxt = src.read(CHUNK_BYTES)
         final = not nxt
         pending = len(decoder.getstate()[0])
         try:
