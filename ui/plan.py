@@ -32,7 +32,7 @@ def cached_stages(
     eid = _embedding_id(corpus_id, encoder.to_dict())
     out = {"embed": ws.exists(eid), "cluster": False, "describe": False}
     if out["embed"]:
-        rid = runs.run_id(eid, reducer, clusterer)
+        rid = runs.run_id_for(eid, reducer, clusterer)
         out["cluster"] = ws.exists(rid)
         if out["cluster"]:
             out["describe"] = ws.exists(describe.description_id_for(rid, top_n=top_n))

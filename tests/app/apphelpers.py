@@ -6,6 +6,15 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+
+#: A pipeline that needs no model and no UMAP compile: seconds on 60 rows.
+FAST = {
+    "encoder": EncoderConfig(name="tfidf"),
+    "reducer": ReducerConfig(projection="pca"),
+    "clusterer": ClustererConfig(k=3),
+}
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 

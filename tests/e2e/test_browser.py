@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -104,9 +105,18 @@ def write_corpus(path: Path, per_topic: int = 40) -> Path:
 
 def choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the Streamlit select box labelled ``label``."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.locator('[data-baseweb="select"]').click()
-    page.get_by_role("option", name=option, exact=True).click()
+    box = page.get_by_role("combobox", name=label, exact=True)
+    item = page.locator('[role="option"]').filter(has_text=re.compile(f"^{re.escape(option)}$")).first
+    for _ in range(5):  # a rerun arriving just then can close the list: open it again
+        box.click()
+        try:
+            item.click(timeout=3000)
+        except Exception:  # noqa: BLE001
+            page.keyboard.press("Escape")
+            continue
+        if box.input_value() == option:
+            return
+    raise AssertionError(f"could not choose {option!r} in {label!r}; it shows {box.input_value()!r}")
 
 
 def goto(page, title: str) -> None:
@@ -142,7 +152,7 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
             page.get_by_role("button", name="Ingest").wait_for()
             wait_idle(page)
-            choose(page, "Label field", "label")
+            choose(page, "Label field (optional, for evaluation only)", "label")
             wait_idle(page)
             page.get_by_role("button", name="Ingest").click()
             page.get_by_text("Ingest report").wait_for()
@@ -160,7 +170,7 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             k.press("Enter")
             wait_idle(page)
             page.get_by_role("button", name="Launch").click()
-            page.get_by_text("is ready").wait_for(timeout=120_000)
+            page.get_by_text("is ready").wait_for(timeout=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
             wait_idle(page)
             assert page.get_by_text("Device").count() >= 1
             page.screenshot(path=str(shots / "pipeline.png"), full_page=True)
