@@ -612,3 +612,13 @@ def test_tiny_read_chunks_split_boms_and_characters(tmp_path, ws, monkeypatch, c
         rep = ingest(write(tmp_path / f"a{i}.csv", data), CorpusSpec(), ws)
         assert rep.encoding == enc
         assert docs(ws, rep)["text"].tolist() == ["café crème", "naïve ☕"]
+
+
+def test_an_endless_line_is_refused_before_it_fills_memory(tmp_path, ws, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_RECORD_CHARS", 1000)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 100)
+    p = write(tmp_path / "a.txt.gz", gzip.compress(b"ok line\n" + b"x" * 5000 + b"\nlast\n"))
+    with pytest.raises(CorpusError, match="line 2 is longer than 1000 characters"):
+        ingest(p, CorpusSpec(), ws)
+    ok = write(tmp_path / "b.txt", b"ok line\n" + b"x" * 900 + b"\nlast\n")
+    assert ingest(ok, CorpusSpec(), ws).kept == 3

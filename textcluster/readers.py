@@ -20,7 +20,6 @@ import csv
 import gzip
 import json
 import os
-import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,7 +44,8 @@ _EXTENSIONS = {
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 CHUNK_BYTES = 1 << 20
-#: A single JSON array element larger than this is refused (memory bound).
+#: A single line, CSV field or JSON array element longer than this (in characters) is refused,
+#: so one endless line cannot fill memory before max_bytes is reached.
 MAX_RECORD_CHARS = 256 << 20
 
 Row = tuple[int, dict[str, Any] | None, str | None]
@@ -199,11 +199,20 @@ def lines(chunks: Iterator[str], keepends: bool = False) -> Iterator[str]:
     unless ``keepends``. A final line without newline is yielded; the empty tail after a
     final newline is not."""
     pending: list[str] = []
+    size = n = 0
     for c in chunks:
         if "\n" not in c:
             pending.append(c)
+            size += len(c)
+            if size > MAX_RECORD_CHARS:
+                raise CorpusError(
+                    f"line {n + 1} is longer than {MAX_RECORD_CHARS} characters; refusing the file "
+                    f"(is it really {'CSV/TSV/JSONL/TXT' if keepends else 'line-based text'}?)"
+                )
             continue
         parts = c.split("\n")
+        n += len(parts) - 1
+        size = len(parts[-1])
         pending.append(parts[0])
         parts[0] = "".join(pending)
         pending = [parts.pop()]
@@ -359,10 +368,10 @@ def csv_records(text: Iterator[str], delimiter: str, name: str, notes: list[str]
     ``"`` quoting as in RFC 4180.
     """
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    # Long texts are kept whole: lift the csv module's 128 KiB field limit (process-wide,
-    # raised only, never lowered).
-    if csv.field_size_limit() < sys.maxsize // 4:
-        csv.field_size_limit(min(sys.maxsize // 2, 2**62))
+    # Long texts are kept whole: lift the csv module's 128 KiB field limit to MAX_RECORD_CHARS
+    # (process-wide, raised only, never lowered); a longer field is a rejected row.
+    if csv.field_size_limit() < MAX_RECORD_CHARS:
+        csv.field_size_limit(MAX_RECORD_CHARS)
     reader = csv.reader(lines(text, keepends=True), delimiter=delimiter, quoting=quoting, strict=False)
     try:
         header = next(reader)
