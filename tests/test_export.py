@@ -128,3 +128,14 @@ def test_argument_errors(env, tmp_path):
         export(ws, tmp_path / "x.csv")
     with pytest.raises(ConfigError, match="format='xlsx'"):
         export(ws, tmp_path / "x.xlsx", run_id=fr.run_id)
+
+
+def test_streamed_run_export_matches_the_sql_join(env, tmp_path):
+    from textcluster.export import source_sql
+
+    ws, fr, _ = env
+    scope, stmt = source_sql(ws, run_id=fr.run_id)
+    a = pq.read_table(export(ws, tmp_path / "a.parquet", run_id=fr.run_id, batch_rows=10).path)
+    b = pq.read_table(export(ws, tmp_path / "b.parquet", sql=stmt, run_id=scope).path)
+    assert a.schema.names == b.schema.names
+    assert a.to_pandas().equals(b.to_pandas())  # NaN distances of noise compare equal here

@@ -183,3 +183,25 @@ def test_describe_with_llm_labels(fake, tmp_path):
     assert not by[1].llm["ok"] and "JSON" in by[1].llm["error"]
     assert "sk-test" not in (ws.path(d.description_id) / "manifest.json").read_text()
     assert d.description_id != describe(ws, fr.run_id, examples=2).description_id
+
+
+@pytest.mark.model
+def test_local_transformers_model_path(tmp_path):
+    """A tiny random GPT-2 saved to a folder: it loads, generates, and its gibberish is recorded as malformed."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ["[UNK]", "[SEP]", "{", "}", '"', "topics", ":", "[", "]", "sport", "code", "the", "a"]
+    vocab = {w: i for i, w in enumerate(words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", eos_token="[SEP]", pad_token="[SEP]")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_embd=16, n_layer=1, n_head=2, n_positions=512)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    s = LLMSettings(local_model=str(tmp_path), max_tokens=8, max_examples=1, max_chars=20).validate()
+    out = label_clusters({0: ["the sport"]}, s)
+    assert not out[0].ok and out[0].raw is not None and "JSON" in out[0].error
+    bad = label_clusters({0: ["x"]}, LLMSettings(local_model=str(tmp_path / "missing")))
+    assert not bad[0].ok and "cannot load local model" in bad[0].error

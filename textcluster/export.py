@@ -94,6 +94,58 @@ def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None =
     )
 
 
+def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterator[Any]:
+    """Stream a run's export without a join: the schema first, then record batches.
+
+    Reads ``docs.parquet`` batch by batch and gathers each batch's cluster,
+    distance, probability and coordinates from the run's memory-mapped ``.npy``
+    files by ``doc_id`` (and the label from the newest description), so memory
+    stays at one batch however big the run. Rows keep the corpus order (doc_id).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from textcluster.describe import corpus_of, latest_description
+
+    d = ws.path(run_id)
+    labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
+
+    def opt(name: str) -> Any:
+        return np.load(d / name, mmap_mode="r") if (d / name).is_file() else None
+
+    dist, prob, xy = opt("distances.npy"), opt("probabilities.npy"), opt("coords2d.npy")
+    desc = latest_description(ws, run_id)
+    label_of = None
+    if desc is not None:
+        label_of = {c.cluster: c.label for c in desc.clusters}
+    src = ds.dataset(str(ws.file(corpus_of(ws, run_id), "docs.parquet")), format="parquet")
+    extra = [
+        pa.field("run_id", pa.string()), pa.field("cluster", pa.int32()), pa.field("distance", pa.float32()),
+        pa.field("probability", pa.float32()), pa.field("x", pa.float32()), pa.field("y", pa.float32()),
+    ]
+    if label_of is not None:
+        extra.append(pa.field("label", pa.string()))
+    base = [f for f in src.schema if f.name not in {e.name for e in extra} | {"corpus_id"}]
+    schema = pa.schema(base + extra)
+    yield schema
+
+    def take(arr: Any, idx: np.ndarray, col: int | None = None) -> Any:
+        if arr is None:
+            return pa.nulls(idx.size, pa.float32())
+        v = arr[idx] if col is None else arr[idx, col]
+        return pa.array(np.asarray(v, dtype=np.float32))
+
+    for b in src.to_batches(columns=[f.name for f in base], batch_size=batch_rows):
+        idx = b.column(b.schema.get_field_index("doc_id")).to_numpy().astype(np.int64)
+        cl = np.asarray(labels[idx], dtype=np.int32)
+        cols = [*b.columns, pa.array(np.full(idx.size, run_id, dtype=object), pa.string()), pa.array(cl),
+                take(dist, idx), take(prob, idx), take(xy, idx, 0), take(xy, idx, 1)]
+        if label_of is not None:
+            cols.append(pa.array([label_of.get(int(c)) for c in cl], pa.string()))
+        yield pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
 # -- provenance ----------------------------------------------------------------
 
 
@@ -292,20 +344,24 @@ def export(
     fmt = _format_of(out, fmt)
     if sql:
         _one_source(None, sample_id, sql)
-        scope, stmt = run_id, sql
+        stream = iter_batches(ws, sql, run_id=run_id, timeout=timeout, batch_rows=batch_rows)
+    elif run_id:
+        _one_source(run_id, sample_id, None)
+        from textcluster.sql import _safe_id
+
+        ws.manifest(_safe_id(run_id))
+        stream = run_batches(ws, run_id, batch_rows)
     else:
         _one_source(run_id, sample_id, None)
-        scope, stmt = source_sql(ws, run_id=run_id, sample_id=sample_id)
+        scope, stmt = source_sql(ws, sample_id=sample_id)
+        stream = iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows)
     prov = provenance(ws, run_id=run_id, sample_id=sample_id, sql=sql or None, fmt=fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        rows, columns = _write_stream(
-            iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows),
-            tmp, fmt, prov, out.name,
-        )
+        rows, columns = _write_stream(stream, tmp, fmt, prov, out.name)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

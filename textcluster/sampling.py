@@ -294,7 +294,9 @@ def _pick(
         if x is None:
             raise StoreError(f"within='diverse' needs the embedding of {run_id}")
         x = np.asarray(x, dtype=np.float32)
-        start = int(np.argmin(((x - x.mean(axis=0)) ** 2).sum(axis=1)))
+        mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        # nearest to the mean via |x|^2 - 2 x.mu: no (n, d) temporary
+        start = int(np.argmin(np.einsum("ij,ij->i", x, x) - 2.0 * (x @ mu)))
         return members[farthest_point(x, q, start=start)]
     raise ConfigError(f"within={within!r} should be random, diverse or nearest")
 

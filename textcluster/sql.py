@@ -146,7 +146,9 @@ def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
     cols: dict[str, list[Any]] = {k: [] for k in ("run_id", "cluster", "size", "share", "label", "keywords")}
     for rid in runs:
         labels = np.load(ws.file(rid, "labels.npy"), mmap_mode="r")
-        ids, counts = np.unique(np.asarray(labels), return_counts=True)
+        counts_all = np.bincount(np.asarray(labels, dtype=np.int64) + 1)  # O(n); index 0 is noise
+        ids = np.flatnonzero(counts_all) - 1
+        counts = counts_all[ids + 1]
         desc = latest_description(ws, rid)
         by = desc.by_cluster() if desc is not None else {}
         for c, n in zip(ids.tolist(), counts.tolist(), strict=True):
