@@ -103,6 +103,10 @@ def stage(name: str, ws_root: Path, ids: dict[str, str], tmp: Path) -> dict[str,
         r = export.export(ws, tmp / f"run.{fmt}", run_id=big)
         info["rows"] = r.rows
         info["MB"] = round(r.path.stat().st_size / 2**20, 1)
+    elif name == "export-sql":
+        r = export.export(ws, tmp / "q.parquet", sql="SELECT d.doc_id, d.text, a.cluster, a.distance FROM docs d "
+                          "JOIN assignments a USING (doc_id)", run_id=big)
+        info["rows"] = r.rows
     elif name == "describe":
         d = describe.describe(ws, big, max_docs=int(time.time()) % 1000 + 100_000)
         info["clusters"] = len(d.clusters)
@@ -111,7 +115,8 @@ def stage(name: str, ws_root: Path, ids: dict[str, str], tmp: Path) -> dict[str,
     return info
 
 
-STAGES = ("quotas", "sample-random", "sample-diverse", "query", "export-parquet", "export-csv", "describe")
+STAGES = ("quotas", "sample-random", "sample-diverse", "query", "export-parquet", "export-csv", "export-sql",
+          "describe")
 
 
 def main() -> None:
