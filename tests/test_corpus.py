@@ -622,3 +622,14 @@ def test_an_endless_line_is_refused_before_it_fills_memory(tmp_path, ws, monkeyp
         ingest(p, CorpusSpec(), ws)
     ok = write(tmp_path / "b.txt", b"ok line\n" + b"x" * 900 + b"\nlast\n")
     assert ingest(ok, CorpusSpec(), ws).kept == 3
+
+
+def test_too_many_metadata_columns_go_into_one_json_column(tmp_path, ws, monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_META_COLUMNS", 2)
+    rows = [{"text": f"doc {i}", "a": i, "b": i, f"k{i}": i, "meta_extra": "x"} for i in range(3)]
+    rep = ingest(write(tmp_path / "a.jsonl", "\n".join(map(json.dumps, rows))), CorpusSpec(text_fields=("text",)), ws)
+    d = docs(ws, rep)
+    assert list(d.columns)[-3:] == ["a", "b", "meta_extra"]
+    assert [json.loads(x) for x in d["meta_extra"]] == [{f"k{i}": i, "meta_extra": "x"} for i in range(3)]
+    assert rep.notes == ["more than 2 metadata columns; the other keys are kept as one JSON object per row in "
+                         "'meta_extra'"]

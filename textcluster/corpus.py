@@ -52,6 +52,8 @@ SAMPLE_ROWS = 200
 CHUNK_ROWS = 50_000
 #: A chunk is also written once its texts hold this many characters (bounded memory for long texts).
 CHUNK_CHARS = 32 << 20
+#: Input columns kept as their own metadata column; further keys go into one JSON column.
+MAX_META_COLUMNS = 1000
 #: Column names that hint at the document text when none is given.
 PREFERRED_TEXT_NAMES = frozenset(
     {"text", "content", "body", "document", "doc", "sentence", "message", "question",
@@ -312,6 +314,7 @@ class _Collector:
         self.colmap: dict[str, str] = {}
         self.taken: set[str] = set(RESERVED_COLUMNS)
         self.meta_order: list[str] = []
+        self.extra_col: str | None = None
         self.parts: list[tuple[Path, Any]] = []  # (file, schema)
         self.hashes: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
@@ -328,21 +331,36 @@ class _Collector:
         self._meta: list[dict[str, Any]] = []
         self._hash: list[bytes] = []
         self._chars = 0
+        self._present: set[str] = set()
 
-    def column(self, key: str) -> str:
-        """Output column name of an input key (``meta_`` prefix on a clash)."""
+    def column(self, key: str) -> str | None:
+        """Output column name of an input key (``meta_`` prefix on a clash); None past the cap."""
         name = self.colmap.get(key)
         if name is None:
-            base = _clean_str(str(key))
-            name = base
-            if name in self.taken or not name:
-                name = f"meta_{base}"
-                while name in self.taken:
-                    name = f"meta_{name}"
-                self.notes.append(f"input column {base!r} is stored as {name!r} (the name is reserved)")
-            self.taken.add(name)
+            if len(self.meta_order) >= MAX_META_COLUMNS:
+                if self.extra_col is None:
+                    self.extra_col = self._fresh_name("meta_extra", from_input=False)
+                    self.notes.append(
+                        f"more than {MAX_META_COLUMNS} metadata columns; the other keys are kept as "
+                        f"one JSON object per row in {self.extra_col!r}"
+                    )
+                return None
+            name = self._fresh_name(key)
             self.colmap[key] = name
-            self.meta_order.append(name)
+        return name
+
+    def _fresh_name(self, key: str, from_input: bool = True) -> str:
+        """An unused column name for ``key`` (``meta_`` prefixed while taken), registered in order."""
+        base = _clean_str(str(key))
+        name = base
+        if name in self.taken or not name:
+            name = f"meta_{base}"
+            while name in self.taken:
+                name = f"meta_{name}"
+            if from_input:
+                self.notes.append(f"input column {base!r} is stored as {name!r} (the name is reserved)")
+        self.taken.add(name)
+        self.meta_order.append(name)
         return name
 
     def keep(
@@ -357,9 +375,21 @@ class _Collector:
         if label_f is not None:
             self._label.append(_as_label(label_f.get(rec)))
         cm, ex = self.colmap, self.exclude
-        self._meta.append(
-            {(cm.get(k) or self.column(k)): _meta_value(v) for k, v in rec.items() if k not in ex}
-        )
+        meta: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
+        for k, v in rec.items():
+            if k in ex:
+                continue
+            name = cm.get(k) or self.column(k)
+            if name is None:
+                extra = extra or {}
+                extra[k] = v
+            else:
+                meta[name] = _meta_value(v)
+        if extra is not None and self.extra_col is not None:
+            meta[self.extra_col] = _as_json(extra)
+        self._meta.append(meta)
+        self._present.update(meta)
         if len(self._row) >= CHUNK_ROWS or self._chars >= CHUNK_CHARS:
             self.flush()
 
@@ -382,7 +412,7 @@ class _Collector:
                 cols["source_id"] = _py_to_arrow(self._id, pa.string())
             if self.has_label:
                 cols["label"] = _py_to_arrow(self._label, pa.string())
-            present = [c for c in self.meta_order if any(c in m for m in self._meta)]
+            present = [c for c in self.meta_order if c in self._present]
             for c in present:
                 cols[c] = _py_to_arrow([m.get(c) for m in self._meta])
             table = pa.table(cols)
