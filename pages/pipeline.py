@@ -10,7 +10,7 @@ from textcluster.cluster import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.encoders.base import available_encoders
 from ui import cached, plan, state
-from ui.widgets import guard, is_finished, job_progress, pick_corpus
+from ui.widgets import guard, is_finished, job_progress, pick_corpus, training_curves
 
 REDUCER_HELP = {
     "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
@@ -175,19 +175,7 @@ if run_id and ws.exists(run_id):
         history = run_m.get("history")
         if isinstance(history, dict) and history:
             st.subheader("Self-training curves")
-            pre = history.get("pretrain_loss") or []
-            if pre:
-                st.markdown("Autoencoder pre-training loss per epoch")
-                st.line_chart(pd.DataFrame({"pretrain_loss": pre}), x_label="epoch", key="pipe_pretrain_curve")
-            kl, change, steps = history.get("kl_loss") or [], history.get("label_change") or [], history.get("refresh_step") or []
-            if kl:
-                curves = pd.DataFrame({"KL(P||Q)": kl, "label change": change[: len(kl)] or None})
-                if len(steps) >= len(kl):
-                    curves.index = steps[: len(kl)]
-                st.markdown("Self-training: KL loss and share of labels changed at each refresh")
-                st.line_chart(curves, x_label="step", key="pipe_refine_curve")
-            if history.get("stop_reason"):
-                st.caption(f"Stopped by: {history['stop_reason']}")
+            training_curves(history)
 
 with st.expander("Recent jobs"):
     rows = [

@@ -159,3 +159,37 @@ def job_progress(snap: dict[str, Any]) -> None:
 def is_finished(snap: dict[str, Any]) -> bool:
     """True once a job snapshot is final."""
     return snap["status"] in FINISHED
+
+
+def training_curves(history: dict[str, Any]) -> None:
+    """Line charts of a self-training run's ``history`` (from its run manifest).
+
+    Autoencoder pre-training loss per epoch; KL(P||Q) and the share of labels that
+    changed at each refresh, against the training step.
+    """
+    import pandas as pd
+
+    pre = history.get("pretrain_loss") or []
+    if pre:
+        st.markdown("Autoencoder pre-training loss per epoch")
+        frame = pd.DataFrame({"epoch": range(1, len(pre) + 1), "pretrain loss": pre})
+        st.line_chart(frame, x="epoch", y="pretrain loss")
+    kl = history.get("kl_loss") or []
+    if kl:
+        change = list(history.get("label_change") or [])[: len(kl)]
+        steps = list(history.get("refresh_step") or [])[: len(kl)]
+        frame = pd.DataFrame(
+            {
+                "step": steps if len(steps) == len(kl) else list(range(1, len(kl) + 1)),
+                "KL(P||Q)": kl,
+                "labels changed": change + [None] * (len(kl) - len(change)),
+            }
+        )
+        st.markdown("Self-training: KL loss and share of labels changed at each refresh")
+        st.line_chart(frame, x="step", y=["KL(P||Q)", "labels changed"])
+    if history.get("stop_reason"):
+        seconds = history.get("seconds")
+        st.caption(
+            f"Stopped by: {history['stop_reason']}"
+            + (f" after {fmt_seconds(seconds)}" if isinstance(seconds, int | float) else "")
+        )

@@ -72,3 +72,55 @@ def test_a_failing_job_is_a_readable_error_and_the_page_stays_up(app_ws, app_cor
     assert not at.exception
     assert at.error and "500" in at.error[0].value and "Traceback" not in at.error[0].value
     assert at.button(key="pipe_launch") is not None
+
+
+def test_self_training_curves_are_drawn_from_the_history():
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from ui.widgets import training_curves
+
+        training_curves(
+            {
+                "pretrain_loss": [1.0, 0.6, 0.4],
+                "kl_loss": [0.2, 0.1],
+                "label_change": [0.05, 0.0005],
+                "refresh_step": [100, 200],
+                "stop_reason": "tol",
+                "seconds": 3.2,
+            }
+        )
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    charts = at.get("arrow_line_chart") or at.get("vega_lite_chart")
+    assert len(charts) == 2
+    assert at.caption[0].value == "Stopped by: tol after 3.2 s"
+
+
+def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus):
+    import threading
+
+    from textcluster.progress import Meter, check_cancel
+
+    started = threading.Event()
+
+    def slow(results, progress, cancel):
+        m = Meter("embed", 1000, progress)
+        for i in range(1000):
+            check_cancel(cancel, "embed")
+            m.update(i + 1)
+            started.set()
+            cancel.wait(0.05)
+        return {}
+
+    job = jobs.get_manager(app_ws).submit("pipeline", {"test": "slow"}, [jobs.Step("embed", slow)], device="cpu")
+    assert started.wait(10)
+    at = open_page("pages/pipeline.py")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["ETA (current stage)"] != "–" and metrics["Device"] == "CPU"
+    [bar] = at.get("progress")
+    assert "embed · running" in bar.proto.text
+    at.button(key="pipe_cancel").click().run()
+    assert job.wait(10)["status"] == "cancelled"
