@@ -82,6 +82,7 @@ def make_run(
                     "row": pa.array(np.arange(1, n + 1), pa.int64()),
                     "text": pa.array(texts, pa.string()),
                     "lang": pa.array(["en" if i % 3 else "fr" for i in range(n)], pa.string()),
+                    "label": pa.array([f"topic{c}" for c in labels], pa.string()),
                     "is_duplicate": pa.array([False] * n, pa.bool_()),
                 }
             ),

@@ -42,7 +42,8 @@ def test_run_export_round_trips(env, tmp_path, fmt):
     df = _read(r.path, fmt)
     assert len(df) == r.rows == 64
     assert list(df.columns) == r.columns
-    assert {"doc_id", "text", "lang", "run_id", "cluster", "distance", "probability", "x", "y", "label"} <= set(df.columns)
+    assert {"doc_id", "text", "lang", "run_id", "cluster", "distance", "probability", "x", "y", "cluster_label"} <= set(df.columns)
+    assert df["label"].tolist() == [f"topic{c}" for c in fr.labels]  # the corpus's own label column stays
     assert df["doc_id"].tolist() == list(range(64))
     assert df["cluster"].tolist() == fr.labels.tolist()
     assert df["text"].tolist() == fr.texts
@@ -75,7 +76,8 @@ def test_sample_export_has_docs_cluster_and_rank(env, tmp_path, fmt):
     r = export(ws, tmp_path / f"s.{fmt}", sample_id=smp.sample_id)
     df = _read(r.path, fmt)
     assert len(df) == 12
-    assert list(df.columns[:4]) == ["sample_id", "cluster", "rank", "label"]
+    assert list(df.columns[:4]) == ["sample_id", "cluster", "rank", "cluster_label"]
+    assert "label" in df.columns
     assert sorted(df["doc_id"]) == sorted(smp.doc_ids.tolist())
     assert all(fr.labels[d] == c for d, c in zip(df["doc_id"], df["cluster"], strict=True))
     assert df.groupby("cluster")["rank"].apply(list).to_dict() == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3], 2: [0, 1, 2, 3]}

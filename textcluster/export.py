@@ -13,9 +13,10 @@ What each source exports:
 
 - a run: every document of its corpus (``doc_id``, ``text``, metadata columns)
   with ``run_id``, ``cluster``, ``distance``, ``probability``, ``x``, ``y`` and,
-  when the run was described, ``label``; ordered by ``doc_id``.
+  when the run was described, ``cluster_label``; ordered by ``doc_id``. (A corpus
+  column with one of these names is replaced by the run's.)
 - a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank`` and
-  ``label``; ordered by ``cluster``, ``rank``.
+  ``cluster_label``; ordered by ``cluster``, ``rank``.
 - SQL: the rows of one checked SELECT (see :func:`textcluster.sql.check_sql`).
 """
 
@@ -79,13 +80,13 @@ def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None =
         if not rid:
             raise ConfigError(f"sample {sid} names no run_id in its manifest")
         return rid, (
-            "SELECT s.sample_id, s.cluster, s.rank, c.label, d.* EXCLUDE (corpus_id) "
+            "SELECT s.sample_id, s.cluster, s.rank, c.label AS cluster_label, d.* EXCLUDE (corpus_id) "
             "FROM samples s JOIN docs d USING (doc_id) "
             "LEFT JOIN clusters c ON c.run_id = s.run_id AND c.cluster = s.cluster "
             f"WHERE s.sample_id = '{sid}' ORDER BY s.cluster, s.rank"
         )
     rid = _safe_id(run_id or "")
-    label = ", c.label" if _has_label(ws, rid) else ""
+    label = ", c.label AS cluster_label" if _has_label(ws, rid) else ""
     return rid, (
         "SELECT d.* EXCLUDE (corpus_id), a.run_id, a.cluster, a.distance, a.probability, a.x, a.y"
         f"{label} FROM docs d JOIN assignments a USING (doc_id) "
@@ -125,7 +126,7 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
         pa.field("probability", pa.float32()), pa.field("x", pa.float32()), pa.field("y", pa.float32()),
     ]
     if label_of is not None:
-        extra.append(pa.field("label", pa.string()))
+        extra.append(pa.field("cluster_label", pa.string()))
     base = [f for f in src.schema if f.name not in {e.name for e in extra} | {"corpus_id"}]
     schema = pa.schema(base + extra)
     yield schema

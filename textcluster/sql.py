@@ -214,7 +214,10 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
             src = ds.dataset(str(ws.file(cid, "docs.parquet")), format="parquet")
             keep.append(src)
             con.register(f"_docs_{i}", src)
-            parts.append(f"SELECT *, '{cid}' AS corpus_id FROM _docs_{i}")
+            if "corpus_id" in src.schema.names:  # an input column of that name: ours wins
+                parts.append(f"SELECT * REPLACE ('{cid}' AS corpus_id) FROM _docs_{i}")
+            else:
+                parts.append(f"SELECT *, '{cid}' AS corpus_id FROM _docs_{i}")
         if not parts:
             parts = ["SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS text, NULL::VARCHAR AS corpus_id LIMIT 0"]
         con.execute("CREATE VIEW docs AS " + " UNION ALL BY NAME ".join(parts))
