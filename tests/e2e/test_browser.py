@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
 import re
 import socket
 import subprocess
@@ -84,18 +85,22 @@ def shots(tmp_path):
     return d
 
 
-def write_corpus(path: Path, per_topic: int = 40) -> Path:
+def write_corpus(path: Path, per_topic: int = 40, seed: int = 0) -> Path:
+    """A CSV (id, text, label) of short texts on three topics with some shared filler words."""
+    rng = random.Random(seed)
     topics = {
-        "sport": "football goal match team league striker referee season",
-        "code": "python function bug compiler variable debugger module test",
-        "baking": "recipe oven flour sugar butter dough bread cake",
+        "sport": ["football", "goal", "match", "team", "league", "striker", "referee", "season", "coach", "stadium"],
+        "code": ["python", "function", "bug", "compiler", "variable", "debugger", "module", "test", "import", "class"],
+        "baking": ["recipe", "oven", "flour", "sugar", "butter", "dough", "bread", "cake", "yeast", "whisk"],
     }
+    filler = ["the", "a", "my", "our", "today", "really", "please", "help", "with", "about"]
     rows = []
     for label, words in topics.items():
-        w = words.split()
         for i in range(per_topic):
-            rows.append({"id": f"{label}-{i}", "text": " ".join(w[(i + j) % len(w)] for j in range(6)) + f" {i}",
-                         "label": label})
+            picked = rng.sample(words, 4) + rng.sample(filler, 2)
+            rng.shuffle(picked)
+            rows.append({"id": f"{label}-{i}", "text": " ".join(picked), "label": label})
+    rng.shuffle(rows)
     with open(path, "w", newline="", encoding="utf-8") as f:
         wr = csv.DictWriter(f, fieldnames=["id", "text", "label"])
         wr.writeheader()
@@ -117,6 +122,13 @@ def choose(page, label: str, option: str) -> None:
         if box.input_value() == option:
             return
     raise AssertionError(f"could not choose {option!r} in {label!r}; it shows {box.input_value()!r}")
+
+
+def snap(page, path: Path) -> None:
+    """A screenshot with the mouse out of the way (no tooltip over the page)."""
+    page.mouse.move(1, 1)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
 
 
 def goto(page, title: str) -> None:
@@ -143,7 +155,7 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
             page.set_default_timeout(60_000)
             page.goto(server)
             page.get_by_role("heading", name="Data", exact=True).wait_for()
@@ -157,7 +169,7 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             page.get_by_role("button", name="Ingest").click()
             page.get_by_text("Ingest report").wait_for()
             wait_idle(page)
-            page.screenshot(path=str(shots / "data.png"), full_page=True)
+            snap(page, shots / "data.png")
 
             # -- Pipeline: a fast configuration, launched in the background
             goto(page, "Pipeline")
@@ -173,17 +185,28 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             page.get_by_text("is ready").wait_for(timeout=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
             wait_idle(page)
             assert page.get_by_text("Device").count() >= 1
-            page.screenshot(path=str(shots / "pipeline.png"), full_page=True)
+            snap(page, shots / "pipeline.png")
 
             # -- Explore: the map and the cluster table
             goto(page, "Explore")
             chart = page.locator('[data-testid="stVegaLiteChart"]').first
             chart.locator("canvas, svg").first.wait_for()
-            page.screenshot(path=str(shots / "explore.png"), full_page=True)
+            page.get_by_text("No box selected").wait_for()
+            snap(page, shots / "explore.png")
+            # Drag a box over the whole plot: the table below lists the documents inside.
+            box = chart.locator("canvas, svg").first.bounding_box()
+            page.mouse.move(box["x"] + 5, box["y"] + 5)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+            page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
+            page.mouse.up()
+            page.get_by_text("documents in the box").wait_for()
+            wait_idle(page)
+            snap(page, shots / "explore_box.png")
             page.get_by_role("tab", name="Clusters").click()
             page.get_by_text("Nearest the centre").wait_for()
             assert page.locator('[data-testid="stDataFrame"]').count() >= 1
-            page.screenshot(path=str(shots / "explore_clusters.png"), full_page=True)
+            snap(page, shots / "explore_clusters.png")
 
             # -- Sample: draw 30 rows
             goto(page, "Sample")
@@ -194,7 +217,7 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             page.get_by_role("button", name="Draw sample").click()
             page.get_by_text("30 rows").first.wait_for()
             wait_idle(page)
-            page.screenshot(path=str(shots / "sample.png"), full_page=True)
+            snap(page, shots / "sample.png")
 
             # -- Export: download the sample as CSV and check its rows
             goto(page, "Export")
@@ -207,10 +230,10 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             assert {"doc_id", "cluster", "text", "sample_id"} <= set(rows[0])
             per_cluster = {r["cluster"] for r in rows}
             assert len(per_cluster) == 3
-            page.screenshot(path=str(shots / "export.png"), full_page=True)
+            snap(page, shots / "export.png")
 
             goto(page, "Evaluate")
             page.get_by_text("ACC").first.wait_for()
-            page.screenshot(path=str(shots / "evaluate.png"), full_page=True)
+            snap(page, shots / "evaluate.png")
         finally:
             browser.close()
