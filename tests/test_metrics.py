@@ -53,3 +53,15 @@ def test_unsupervised_diagnostics() -> None:
     assert u["size_max_share"] == pytest.approx(0.5) and u["size_min_share"] == pytest.approx(0.3)
     one = unsupervised(X, np.zeros(100, int))
     assert one["silhouette"] is None and one["noise"] == 0.0
+
+
+def test_silhouette_matches_sklearn() -> None:
+    from sklearn.metrics import silhouette_score
+
+    from textcluster.metrics import silhouette
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    labels = rng.integers(0, 4, size=200)
+    labels[0] = 9  # a singleton scores 0, as in scikit-learn
+    assert silhouette(X, labels) == pytest.approx(silhouette_score(X, labels), abs=1e-4)

@@ -305,7 +305,7 @@ def _cluster_uncached(
             metrics.update(met.supervised(y[has].astype(str), labels[has]))
             if not has.all():
                 notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
-    metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed, sample=5000))
+    metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed))
     timings["metrics"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
