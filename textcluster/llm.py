@@ -20,11 +20,11 @@ raise :class:`LLMError` (a :class:`~textcluster.errors.TextclusterError`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import re
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -273,14 +273,14 @@ class OpenAIChatClient:
         except urllib.error.HTTPError as e:
             detail = e.read()[:200].decode("utf-8", errors="replace") if e.fp else ""
             raise LLMError(f"LLM endpoint {self.url} answered HTTP {e.code}: {detail}") from e
-        except (TimeoutError, socket.timeout) as e:
+        except TimeoutError as e:
             raise LLMError(f"LLM endpoint {self.url} timed out after {self.timeout:g} s") from e
         except urllib.error.URLError as e:
-            if isinstance(e.reason, TimeoutError | socket.timeout):
+            if isinstance(e.reason, TimeoutError):
                 raise LLMError(f"LLM endpoint {self.url} timed out after {self.timeout:g} s") from e
             raise LLMError(f"cannot reach LLM endpoint {self.url}: {e.reason}") from e
-        except OSError as e:
-            raise LLMError(f"LLM endpoint {self.url} failed: {e}") from e
+        except (OSError, http.client.HTTPException) as e:  # resets, truncated bodies
+            raise LLMError(f"LLM endpoint {self.url} failed: {e!r}") from e
         try:
             obj = json.loads(body)
             content = obj["choices"][0]["message"]["content"]
