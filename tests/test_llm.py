@@ -45,6 +45,14 @@ class FakeLLM:
                 if kind == "sleep":
                     time.sleep(val)
                     kind, val = "json", '{"topics": ["late"]}'
+                if kind == "truncate":  # promise more bytes than are sent, then hang up
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"choices": [')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if kind == "status":
                     self.send_response(val)
                     self.end_headers()
@@ -112,6 +120,7 @@ def test_single_mode_topic_and_score(fake):
         ("topics", ("raw", b'{"choices": []}'), "no chat completion"),
         ("topics", ("status", 500), "HTTP 500"),
         ("single", ("status", 401), "HTTP 401"),
+        ("topics", ("truncate", None), "IncompleteRead|failed"),
     ],
 )
 def test_malformed_replies_are_recorded_not_raised(fake, mode, reply, match):
