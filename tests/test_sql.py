@@ -143,7 +143,7 @@ def test_hostile_sql_is_refused(env, i):
 
 def test_refusals_name_what_was_received(env):
     ws, *_ = env
-    with pytest.raises(QueryError, match="got a COPY statement"):
+    with pytest.raises(QueryError, match="got a statement of type COPY"):
         check_sql("COPY docs TO 'x.csv'")
     with pytest.raises(QueryError, match="one statement is allowed; got 2"):
         check_sql("SELECT 1; SELECT 2")

@@ -295,7 +295,7 @@ def check_sql(sql: str) -> str:
     st = statements[0]
     kind = getattr(st.type, "name", str(st.type))
     if kind != "SELECT":
-        raise QueryError(f"only SELECT statements are allowed; got a {kind} statement")
+        raise QueryError(f"only SELECT statements are allowed; got a statement of type {kind}")
     return st.query.strip().rstrip(";").strip()
 
 
