@@ -153,8 +153,11 @@ def test_refusals_name_what_was_received(env):
 
 def test_sandbox_settings_are_locked(env):
     ws, *_ = env
-    t = query(ws, "SELECT current_setting('enable_external_access') AS a, current_setting('lock_configuration') AS b")
-    assert t.to_pylist() == [{"a": False, "b": True}]
+    t = query(ws, "SELECT current_setting('enable_external_access') AS a, current_setting('lock_configuration') AS b, "
+                  "current_setting('memory_limit') AS m, current_setting('python_enable_replacements') AS r")
+    row = t.to_pylist()[0]
+    assert (row["a"], row["b"], row["r"]) == (False, True, False)
+    assert row["m"].startswith("1.8") or row["m"].startswith("2")  # 2GB, shown in GiB by DuckDB
     # even code holding the connection cannot turn access back on
     with connect(ws) as s, pytest.raises(Exception, match="locked"):
         s.con.execute("SET enable_external_access = true")

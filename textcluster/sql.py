@@ -27,6 +27,7 @@ rows come back. Refusals and failures raise :class:`~textcluster.errors.QueryErr
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 1000
 DEFAULT_TIMEOUT = 10.0
+#: DuckDB memory limit of a sandboxed connection (it spills to ``<workspace>/tmp/duckdb`` beyond).
+MEMORY_LIMIT = os.environ.get("TEXTCLUSTER_SQL_MEMORY_LIMIT", "2GB")
 VIEWS = ("docs", "assignments", "clusters", "samples")
 TRUNCATED_KEY = b"textcluster.truncated"
 
@@ -195,8 +198,9 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
     """A :class:`Session` whose connection has the views ``docs``, ``assignments``, ``clusters``, ``samples``.
 
     run_id: scope the views to one run and its corpus (None: the whole workspace).
-    sandbox: after the views exist, disable file/network access and lock the
-    configuration (always True for user SQL; :mod:`textcluster.export` uses it too).
+    sandbox: after the views exist, set the memory limit (:data:`MEMORY_LIMIT`), disable
+    file/network access and lock the configuration (always True for user SQL;
+    :mod:`textcluster.export` uses it too).
     """
     import duckdb
     import pyarrow as pa
@@ -263,6 +267,10 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
             "FROM _samples s LEFT JOIN _sample_runs o USING (sample_id)"
         )
         if sandbox:
+            # bounded memory; a big sort spills under the workspace, not the current folder
+            spill = str(ws.root.resolve() / "tmp" / "duckdb").replace("'", "''")
+            con.execute(f"SET memory_limit='{MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory='{spill}'")
             for s in _SANDBOX_SETTINGS:
                 con.execute(s)
     except BaseException:
