@@ -186,3 +186,10 @@ def test_clusters_by_label_need_a_description(ws):
     d = describe(ws, fr.run_id)
     label2 = d.by_cluster()[2].label
     assert plan(ws, fr.run_id, SamplingPolicy(size=50, clusters=(label2.upper(),))) == {2: 10}
+
+
+def test_diverse_sample_spreads_wider_than_random_sample(ws):
+    fr = make_run(ws, sizes=(400,), dim=6)
+    div = sample(ws, fr.run_id, SamplingPolicy(size=15, within="diverse")).doc_ids
+    rnd = [sample(ws, fr.run_id, SamplingPolicy(size=15, within="random", seed=s)).doc_ids for s in range(5)]
+    assert _min_pairwise(fr.emb[div]) > max(_min_pairwise(fr.emb[r]) for r in rnd)
