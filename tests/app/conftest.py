@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,16 +24,39 @@ def app_ws(tmp_workspace):
     return tmp_workspace
 
 
-@pytest.fixture
-def app_corpus(app_ws, topic_csv):
-    """The 3-topic CSV ingested with its id and label fields; returns the corpus id."""
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory):
+    """A workspace built once per session: the 3-topic CSV ingested, and the FAST run on it."""
+    from topic_corpus import write_topic_csv
+
+    from textcluster.store import Workspace
+
+    d = tmp_path_factory.mktemp("app-template")
+    ws = Workspace(d / "workspace")
     spec = CorpusSpec(text_fields=("text",), id_field="id", label_field="label")
-    return corpus.ingest(topic_csv, spec, app_ws).corpus_id
+    cid = corpus.ingest(write_topic_csv(d / "topics.csv"), spec, ws).corpus_id
+    snap = jobs.submit_pipeline(ws, cid, **FAST, manager=jobs.JobManager(ws)).wait(120)
+    assert snap["status"] == "done", snap["error"]
+    shutil.rmtree(ws.root / "jobs")  # each test starts without jobs
+    return ws.root, cid, snap["result"]["run_id"]
+
+
+def _copy_template(template, app_ws, with_run: bool):
+    root, cid, rid = template
+    shutil.copytree(root, app_ws.root)
+    if not with_run:
+        for kind in ("embedding", "run", "description"):
+            shutil.rmtree(app_ws.root / kind, ignore_errors=True)
+    return cid, rid
 
 
 @pytest.fixture
-def app_run(app_ws, app_corpus):
-    """The FAST pipeline run on :func:`app_corpus`; returns the run id."""
-    snap = jobs.submit_pipeline(app_ws, app_corpus, **FAST).wait(120)
-    assert snap["status"] == "done", snap["error"]
-    return snap["result"]["run_id"]
+def app_corpus(app_ws, _template):
+    """The 3-topic CSV ingested with its id and label fields (no run yet); returns the corpus id."""
+    return _copy_template(_template, app_ws, with_run=False)[0]
+
+
+@pytest.fixture
+def app_run(app_ws, _template):
+    """The FAST pipeline run on the 3-topic corpus (copied into the test's workspace); returns the run id."""
+    return _copy_template(_template, app_ws, with_run=True)[1]
