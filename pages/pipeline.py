@@ -113,14 +113,17 @@ clu_cfg = ClustererConfig(
 
 # -- what will come from the cache -------------------------------------------------
 with guard("cache check"):
-    marks = plan.cached_stages(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
-    st.markdown(
-        "**Stages:** "
-        + " → ".join(
-            f"{name} {':material/inventory_2: cached' if hit else ':material/play_arrow: to run'}"
-            for name, hit in marks.items()
+    if not enc_name:
+        st.caption("Enter a model name or folder for this encoder.")
+    else:
+        marks = plan.cached_stages(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
+        st.markdown(
+            "**Stages:** "
+            + " → ".join(
+                f"{name} {':material/inventory_2: cached' if hit else ':material/play_arrow: to run'}"
+                for name, hit in marks.items()
+            )
         )
-    )
 
 launch = st.button(
     "Launch", type="primary", key="pipe_launch", disabled=not enc_name,

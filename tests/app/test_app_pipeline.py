@@ -124,3 +124,14 @@ def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus
     assert "embed · running" in bar.proto.text
     at.button(key="pipe_cancel").click().run()
     assert job.wait(10)["status"] == "cancelled"
+
+
+def test_a_model_that_cannot_be_found_is_a_readable_error(app_ws, app_corpus):
+    at = open_page("pages/pipeline.py")
+    choice = next(o for o in at.selectbox(key="pipe_encoder").options if o.startswith("st:"))
+    at.selectbox(key="pipe_encoder").set_value(choice).run()
+    assert_clean(at)
+    assert at.button(key="pipe_launch").disabled  # no model named yet
+    at.text_input(key="pipe_encoder_model").set_value("/no/such/model/folder").run()
+    assert not at.exception
+    assert at.error and "/no/such/model/folder" in at.error[0].value
