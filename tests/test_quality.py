@@ -87,3 +87,35 @@ def test_combine_views_weights_cosines():
         combine_views([A, B[:4]])
     with pytest.raises(ConfigError, match="at least one view"):
         combine_views([])
+
+
+def test_graph_ward_recovers_topics_and_predicts():
+    from textcluster.quality import GraphWardClusterer
+
+    X, y = noisy_topics(2)
+    m = GraphWardClusterer(4, n_neighbors=10).fit(X)
+    assert adjusted_rand_score(y, m.labels_) > 0.8  # noisy topics; k-means gets about the same
+    assert m.cluster_centers_.shape == (4, 64) and m.cluster_centers_.dtype == np.float32
+    np.testing.assert_array_equal(m.predict(X), m.labels_)
+    np.testing.assert_array_equal(GraphWardClusterer(4, seed=9).fit(X).labels_, m.labels_)
+    assert GraphWardClusterer.can_mark_noise is False
+
+
+def test_knn_graph_rows_hold_the_neighbours():
+    from textcluster.quality import knn_graph
+
+    X, _ = noisy_topics()
+    G = knn_graph(X, 7)
+    assert G.shape == (len(X), len(X)) and G.nnz == 7 * len(X)
+    np.testing.assert_array_equal(G.getnnz(axis=1), 7)
+    assert G.diagonal().sum() == 0
+
+
+def test_graph_ward_errors():
+    from textcluster.quality import GraphWardClusterer
+
+    X, _ = noisy_topics()
+    with pytest.raises(ConfigError, match="k=700 should be an integer in"):
+        GraphWardClusterer(700).fit(X)
+    with pytest.raises(ConfigError, match="not fitted"):
+        GraphWardClusterer(4).predict(X)
