@@ -91,7 +91,7 @@ def test_kmeans_quality_matches_sklearn(blobs: tuple[np.ndarray, np.ndarray]) ->
     ours = KMeansClusterer(12, seed=0).fit(X)
     theirs = KMeans(12, random_state=0).fit(X)
     assert ours.inertia_ <= theirs.inertia_ * 1.01
-    for backend in ("numpy", "faiss"):
+    for backend in ("numpy", "faiss"):  # faiss: subsampled training + full-data polish
         other = KMeansClusterer(12, seed=0, backend=backend).fit(X)
         assert other.backend_ == backend
         assert adjusted_rand_score(ours.labels_, other.labels_) > 0.9

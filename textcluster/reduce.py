@@ -95,13 +95,14 @@ class PCAReducer:
         n, d = X.shape
         if self.dims > min(n, d):
             raise ConfigError(f"PCA dims={self.dims} should be <= min(n_samples={n}, dim={d})")
+        step = max(1, CHUNK_ROWS // 4)  # float64 copies of a chunk: keep them small
         total = np.zeros(d, dtype=np.float64)
-        for s in range(0, n, CHUNK_ROWS):
-            total += np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float64).sum(axis=0)
+        for s in range(0, n, step):
+            total += np.asarray(X[s : s + step], dtype=np.float64).sum(axis=0)
         mean = total / n
         cov = np.zeros((d, d), dtype=np.float64)
-        for s in range(0, n, CHUNK_ROWS):
-            c = np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float64) - mean
+        for s in range(0, n, step):
+            c = np.asarray(X[s : s + step], dtype=np.float64) - mean
             cov += c.T @ c
         cov /= max(n - 1, 1)
         vals, vecs = np.linalg.eigh(cov)
