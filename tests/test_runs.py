@@ -190,3 +190,19 @@ def test_assign_texts_reproduces_run_labels(text_run, method: str) -> None:
     assert got.labels.tolist() == labels.tolist()
     with pytest.raises(ConfigError, match="no texts"):
         runs.assign(ws, res.run_id, [])
+
+
+@pytest.mark.slow
+def test_self_training_run_records_history_and_assigns(blob_ws) -> None:
+    pytest.importorskip("torch")
+    ws, eid, X, y = blob_ws
+    params = {"hidden": [32], "latent_dim": 4, "pretrain_epochs": 3, "max_iter": 30, "update_interval": 10,
+              "n_init": 2, "device": "cpu"}
+    res = runs.cluster(ws, eid, ReducerConfig(projection="pca"),
+                       ClustererConfig(method="self-training", k=4, seed=0, params=params))
+    m = json.loads((ws.path(res.run_id) / "manifest.json").read_text())
+    assert "pretrain_loss" in m["history"] and m["assign_mode"] == "knn"
+    labels = np.load(ws.path(res.run_id) / "labels.npy")
+    assert adjusted_rand_score(y, labels) > 0.9
+    assert np.load(ws.path(res.run_id) / "probabilities.npy").shape == (300,)
+    assert runs.assign_vectors(ws, res.run_id, X).labels.tolist() == labels.tolist()

@@ -526,7 +526,8 @@ class _SelfTrainingAdapter:
                 f"({e}); it needs torch"
             ) from e
         X = np.ascontiguousarray(X, dtype=np.float32)
-        self.model_ = SelfTrainingClusterer(k=self.k, seed=self.seed, **self.params).fit(X)
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in self.params.items()}  # JSON lists
+        self.model_ = SelfTrainingClusterer(k=self.k, seed=self.seed, **params).fit(X)
         self.labels_ = np.asarray(self.model_.labels_, dtype=np.int32)
         if hasattr(self.model_, "predict_proba"):
             self.probabilities_ = np.asarray(self.model_.predict_proba(X), dtype=np.float32).max(axis=1)
