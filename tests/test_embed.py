@@ -126,7 +126,7 @@ def test_vectors_in_input_order_after_length_sorting(ws, fake):
 
 def test_token_budget_puts_short_texts_in_bigger_batches():
     lengths = np.array([100, 100, 2, 2, 2, 2, 2, 2, 2, 2])
-    batches = E.plan_batches(lengths, 10, batch_size=1, max_tokens=None)
+    batches = E.plan_batches(lengths, 10, batch_size=1, max_tokens=None, tokens_per_text=128)
     assert [len(b) for b in batches] == [1, 1, 8]  # 128-token budget, at most 8 texts
     assert sorted(np.concatenate(batches).tolist()) == list(range(10))
 

@@ -39,8 +39,11 @@ from textcluster.store import Workspace, make_id
 logger = logging.getLogger(__name__)
 
 EMBEDDINGS_FILE = "embeddings.npy"
-#: Padded tokens allowed per batch, per unit of ``batch_size`` (64 -> 8,192 tokens).
+#: Padded tokens allowed per batch, per unit of ``batch_size``, on a GPU (64 -> 8,192 tokens).
 TOKENS_PER_TEXT = 128
+#: The same on CPU (64 -> 2,048 tokens): smaller batches stay in cache; measured faster
+#: than batches of 64 texts of any length (see docs/benchmarks.md).
+TOKENS_PER_TEXT_CPU = 32
 #: A batch of short texts holds at most this many times ``batch_size`` texts.
 MAX_BATCH_FACTOR = 8
 #: Texts per batch for encoders without token lengths (tfidf, static), per unit of batch_size.
@@ -96,12 +99,16 @@ def embedding_id(corpus_id: str, cfg: EncoderConfig, encoder: Encoder | None = N
 # -- batching ----------------------------------------------------------------
 
 def plan_batches(
-    lengths: np.ndarray | None, n: int, batch_size: int, max_tokens: int | None
+    lengths: np.ndarray | None,
+    n: int,
+    batch_size: int,
+    max_tokens: int | None,
+    tokens_per_text: int = TOKENS_PER_TEXT,
 ) -> list[np.ndarray]:
     """Row indices of each batch, longest texts first.
 
     With token ``lengths`` (capped at ``max_tokens``), a batch holds as many texts
-    as fit in ``batch_size * TOKENS_PER_TEXT`` padded tokens (at most
+    as fit in ``batch_size * tokens_per_text`` padded tokens (at most
     ``batch_size * MAX_BATCH_FACTOR`` texts, at least one). Without lengths,
     batches of ``batch_size * UNTOKENISED_BATCH_FACTOR`` texts in input order.
     """
@@ -112,7 +119,7 @@ def plan_batches(
         return [np.arange(s, min(s + step, n)) for s in range(0, n, step)]
     capped = np.minimum(lengths, max_tokens) if max_tokens else np.asarray(lengths)
     order = np.argsort(-capped, kind="stable")
-    budget = batch_size * TOKENS_PER_TEXT
+    budget = batch_size * tokens_per_text
     max_count = batch_size * MAX_BATCH_FACTOR
     batches, start = [], 0
     while start < n:
@@ -168,7 +175,8 @@ def _encode_rows(
     truncated = int(np.count_nonzero(lengths > limit)) if lengths is not None and limit else 0
     out: np.ndarray | None = None
     state = oom_state if oom_state is not None else {}
-    for idx in plan_batches(lengths, n, cfg.batch_size, limit):
+    per_text = TOKENS_PER_TEXT_CPU if device == "cpu" else TOKENS_PER_TEXT
+    for idx in plan_batches(lengths, n, cfg.batch_size, limit, per_text):
         check_cancel(cancel, "embed")
         vec = np.asarray(_encode_batch_safely(encoder, [texts[i] for i in idx], device, state), dtype=np.float32)
         if out is None:
