@@ -8,11 +8,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from textcluster import corpus
+from textcluster import corpus, jobs
 from textcluster.config import CorpusSpec
 from ui import state
-from ui.widgets import guard
+from ui.widgets import guard, is_finished, job_progress
 
+INGEST_JOB = "data_ingest_job"
+INGESTED = "data_ingested_job"
+POLL_S = 0.5
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "ndjson", "json", "parquet", "txt", "gz"]
 NONE = "(none)"
 
@@ -116,15 +119,39 @@ if path is not None:
             encoding=default_spec.encoding,
         )
         if st.button("Ingest", type="primary", key="data_ingest", disabled=not text_fields):
-            bar = st.progress(0.0, text="reading…")
+            job = jobs.submit_ingest(ws, path, spec)
+            st.session_state[INGEST_JOB] = job.id
 
-            def on_progress(p):
-                bar.progress(p.fraction, text=f"{p.stage}: {p.done:,} rows" + (f" · {p.message}" if p.message else ""))
+# -- a running or just finished ingest job (a reload finds it too) ------------------
+mgr = state.manager()
+ingest_job = mgr.get(st.session_state[INGEST_JOB]) if st.session_state.get(INGEST_JOB) else None
+if ingest_job is None:
+    latest = mgr.latest("ingest")
+    if latest is not None and not latest.finished:
+        ingest_job = latest
+if ingest_job is not None:
+    watching = not ingest_job.finished
 
-            report = corpus.ingest(path, spec, ws, progress=on_progress)
-            bar.empty()
-            state.set_corpus(report.corpus_id)
-            st.toast(f"Corpus {report.corpus_id} ready", icon=":material/check_circle:")
+    @st.fragment(run_every=POLL_S if watching else None)
+    def ingest_panel() -> None:
+        with guard("ingest"):
+            snap = ingest_job.snapshot()
+            if not is_finished(snap):
+                job_progress(snap)
+                if st.button("Cancel", key="data_cancel", icon=":material/stop_circle:"):
+                    ingest_job.cancel()
+            elif watching:  # it finished while we watched: refresh the whole page once
+                st.rerun()
+            elif snap["status"] != "done":
+                job_progress(snap)
+
+    ingest_panel()
+    snap = ingest_job.snapshot()
+    cid_done = snap["result"].get("corpus_id") if snap["status"] == "done" else None
+    if cid_done and st.session_state.get(INGESTED) != ingest_job.id:
+        st.session_state[INGESTED] = ingest_job.id
+        state.set_corpus(cid_done)
+        st.toast(f"Corpus {cid_done} ready", icon=":material/check_circle:")
 
 # -- the current corpus: its report and rejected rows ----------------------------
 cid = state.current_corpus()

@@ -215,3 +215,28 @@ def test_get_manager_is_one_per_workspace(tmp_path):
     assert get_manager(tmp_path / "w2") is not a
     with pytest.raises(ValueError, match="max_running=0"):
         JobManager(Workspace(tmp_path), max_running=0)
+
+
+def test_lanes_keep_short_jobs_from_waiting_behind_long_ones(ws):
+    gate = threading.Event()
+    mgr = JobManager(ws, max_running=1)
+    long = mgr.submit("t", {"n": 1}, [counting_step("embed", 2, gate=gate)])
+    short = mgr.submit("t", {"n": 2}, [counting_step("ingest", 2)], lane="io")
+    assert short.wait(10)["status"] == "done"
+    assert long.status == "running"
+    gate.set()
+    assert long.wait(10)["status"] == "done"
+
+
+def test_submit_ingest_runs_in_the_background_and_dedupes(ws, topic_csv):
+    from textcluster.config import CorpusSpec
+
+    spec = CorpusSpec(text_fields=("text",), label_field="label")
+    mgr = JobManager(ws)
+    job = jobs.submit_ingest(ws, topic_csv, spec, manager=mgr)
+    snap = job.wait(60)
+    assert snap["status"] == "done", snap["error"]
+    assert ws.exists(snap["result"]["corpus_id"]) and snap["stages"][0]["name"] == "ingest"
+    assert jobs.submit_ingest(ws, topic_csv, spec, manager=mgr) is job
+    with pytest.raises(jobs.CorpusError, match="nope.csv"):
+        jobs.submit_ingest(ws, topic_csv.parent / "nope.csv", spec, manager=mgr)

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
-from textcluster.errors import JobCancelled, StoreError, TextclusterError
+from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
+from textcluster.errors import CorpusError, JobCancelled, StoreError, TextclusterError
 from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, canonical_json, write_json_atomic
 
@@ -279,8 +279,7 @@ class Job:
                 st["step"] = step_name
         self._write()
 
-    def _run(self, steps: list[Step]) -> None:
-        sem = self._manager._slots
+    def _run(self, steps: list[Step], sem: threading.Semaphore) -> None:
         while not sem.acquire(timeout=0.2):
             if self._cancel.is_set() or self.finished:
                 return
@@ -383,7 +382,8 @@ class JobManager:
     Parameters
     ----------
     ws: the workspace whose ``jobs/`` folder holds the job files.
-    max_running: jobs run at the same time by this manager (others wait as ``queued``).
+    max_running: jobs of one lane run at the same time (others wait as ``queued``).
+        Lanes keep short jobs (``ingest``) from waiting behind long ones (``pipeline``).
     """
 
     def __init__(self, ws: Workspace, max_running: int = 1) -> None:
@@ -393,7 +393,8 @@ class JobManager:
         self.dir = Path(ws.root) / "jobs"
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
-        self._slots = threading.Semaphore(max_running)
+        self._max_running = max_running
+        self._lanes: dict[str, threading.Semaphore] = {}
 
     def __repr__(self) -> str:
         return f"JobManager({str(self.ws.root)!r})"
@@ -407,6 +408,7 @@ class JobManager:
         *,
         label: str = "",
         device: str | None = None,
+        lane: str = "compute",
     ) -> Job:
         """Start a job, or return the identical one already running or finished.
 
@@ -414,6 +416,7 @@ class JobManager:
         defines the work (hashed into the job id, so it must be JSON-able);
         steps: the stages, run in order; label: a short human description;
         device: where it runs, when known before it starts (a step may update it).
+        lane: jobs of the same lane queue behind each other (``max_running`` at a time).
         A job that failed, was cancelled or interrupted is run again; a done job
         is returned as is while the artifacts its result names still exist.
         """
@@ -446,8 +449,9 @@ class JobManager:
             job = Job(self, state, local=True)
             self._jobs[jid] = job
             job._write(force=True)
+            slots = self._lanes.setdefault(lane, threading.Semaphore(self._max_running))
             t = threading.Thread(
-                target=job._run, args=(list(steps),), name=f"textcluster-{jid}", daemon=True
+                target=job._run, args=(list(steps), slots), name=f"textcluster-{jid}", daemon=True
             )
             job._thread = t
             t.start()
@@ -688,3 +692,37 @@ def expected_device(encoder: EncoderConfig) -> str:
     from textcluster.devices import resolve_device
 
     return resolve_device(encoder.device)
+
+
+# -- the ingest job ---------------------------------------------------------------------
+
+
+def submit_ingest(
+    ws: Workspace,
+    path: str | os.PathLike[str],
+    spec: CorpusSpec,
+    manager: JobManager | None = None,
+) -> Job:
+    """Ingest a file into a corpus in the background; returns the :class:`Job`.
+
+    The job's result holds ``corpus_id``; an already ingested file with the same
+    spec finishes at once (stage ``cached``). The job id hashes the file's path,
+    size and modification time with the spec, so the same upload submitted twice
+    shares one job.
+    """
+    spec.validate()
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise CorpusError(f"cannot read {str(p)!r}: {e.strerror or e}") from e
+    cfg = {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "spec": spec.to_dict()}
+
+    def ingest_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
+        from textcluster import corpus
+
+        r = corpus.ingest(p, spec, ws, progress=progress, cancel=cancel)
+        return {"corpus_id": r.corpus_id, "cached": r.cached}
+
+    mgr = manager or get_manager(ws)
+    return mgr.submit("ingest", cfg, [Step("ingest", ingest_step)], label=p.name, device="cpu", lane="io")

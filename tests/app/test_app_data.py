@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apphelpers import assert_clean, open_page
 
-from textcluster import corpus
+from textcluster import corpus, jobs
 
 
 def upload(at, name, data, mime="text/csv"):
@@ -29,7 +29,13 @@ def test_upload_preview_ingest_and_report(app_ws, topic_csv):
     at.selectbox(key="data_label_" + saved[0].parent.name[:12]).set_value("label")
     at.button(key="data_ingest").click().run()
     assert_clean(at)
+    # Ingest runs as a background job; the page follows it and shows the report when done.
+    snap = jobs.get_manager(app_ws).latest("ingest").wait(60)
+    assert snap["status"] == "done", snap["error"]
+    at.run()
+    assert_clean(at)
     [m] = app_ws.list("corpus")
+    assert snap["result"]["corpus_id"] == m["id"]
     report = corpus.load_report(app_ws, m["id"])
     assert report.kept == 60 and report.rejected == 1
     metrics = {x.label: x.value for x in at.metric}
@@ -56,3 +62,29 @@ def test_demo_corpus_shows_its_credit_and_preview(app_ws):
     assert at.multiselect(key="data_text_demo").value == ["text"]
     assert at.selectbox(key="data_label_demo").value == "label"
     assert len(at.dataframe[0].value) == 20
+
+
+def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
+    import threading
+
+    from textcluster.progress import Meter, check_cancel
+
+    started = threading.Event()
+
+    def slow(results, progress, cancel):
+        m = Meter("ingest", 10_000, progress)
+        for i in range(10_000):
+            check_cancel(cancel, "ingest")
+            m.update(i + 1)
+            started.set()
+            cancel.wait(0.05)
+        return {}
+
+    job = jobs.get_manager(app_ws).submit("ingest", {"t": 1}, [jobs.Step("ingest", slow)], lane="io")
+    assert started.wait(10)
+    at = open_page()  # a new session, as after a reload
+    assert_clean(at)
+    [bar] = at.get("progress")
+    assert "ingest · running" in bar.proto.text
+    at.button(key="data_cancel").click().run()
+    assert job.wait(10)["status"] == "cancelled"
