@@ -48,6 +48,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         BertModel,
         GPT2Config,
         GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
         PreTrainedTokenizerFast,
         T5Config,
         T5Model,
@@ -79,6 +81,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64)).save_pretrained(d)
     gtok.save_pretrained(d)
     out["gpt2"] = d
+
+    d = root / "llama"
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+                     ).save_pretrained(d)
+    gtok.save_pretrained(d)
+    out["llama"] = d
     return out
 
 
@@ -198,6 +207,12 @@ def test_decoder_defaults_to_last_token_with_right_padding(tiny):
     assert enc.pooling_ == "last-token" and enc.tokenizer_.pad_token == "[SEP]"
     got = _enc(f"hf:{tiny['gpt2']}")  # one padded batch
     np.testing.assert_allclose(got, _reference(tiny["gpt2"], "last-token"), atol=2e-5)
+
+
+@pytest.mark.model
+def test_llama_last_token_is_batch_independent(tiny):
+    got = _enc(f"hf:{tiny['llama']}", pooling="last-token")
+    np.testing.assert_allclose(got, _reference(tiny["llama"], "last-token"), atol=2e-5)
 
 
 @pytest.mark.model
