@@ -10,6 +10,14 @@ import streamlit as st
 from ui import cached, state
 from ui.widgets import guard, pick_run
 
+#: Vega's tableau20 scheme; noise is drawn in grey.
+TABLEAU20 = [
+    "#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b",
+    "#439894", "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2",
+    "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5",
+]
+NOISE_COLOR = "#d0d0d0"
+
 st.title("Explore")
 
 ws = state.workspace()
@@ -40,6 +48,13 @@ def cluster_name(c: int) -> str:
 
 
 ids, counts = np.unique(labels, return_counts=True)
+names_of = {int(c): cluster_name(int(c)) for c in ids}
+
+
+def names_for(rows: np.ndarray) -> list[str]:
+    """Cluster names of some rows (one dict lookup each)."""
+    return [names_of[c] for c in labels[rows].tolist()]
+
 k = int((ids >= 0).sum())
 noise = int(counts[ids == -1].sum()) if (ids == -1).any() else 0
 m1, m2, m3, m4 = st.columns(4)
@@ -69,7 +84,7 @@ with tab_map, guard("map"):
             {
                 "x": coords[rows, 0],
                 "y": coords[rows, 1],
-                "cluster": [cluster_name(c) for c in labels[rows]],
+                "cluster": names_for(rows),
                 "doc_id": rows,
                 "text": [t[:200] for t in texts[rows]],
             }
@@ -86,10 +101,12 @@ with tab_map, guard("map"):
             zoom="wheel!",
         )
         many = frame["cluster"].nunique() > 20
+        domain = [names_of[int(c)] for c in ids]
+        palette = [NOISE_COLOR if int(c) == -1 else TABLEAU20[i % len(TABLEAU20)] for i, c in enumerate(ids)]
         color = alt.Color(
             "cluster:N",
             legend=None if many else alt.Legend(title="cluster", symbolLimit=20),
-            scale=alt.Scale(scheme="tableau20"),
+            scale=alt.Scale(domain=domain, range=palette),
         )
         chart = (
             alt.Chart(frame)
@@ -121,7 +138,7 @@ with tab_map, guard("map"):
             table = pd.DataFrame(
                 {
                     "doc_id": inside[:1000],
-                    "cluster": [cluster_name(c) for c in labels[inside[:1000]]],
+                    "cluster": names_for(inside[:1000]),
                     "text": texts[inside[:1000]],
                 }
             )
@@ -228,7 +245,7 @@ with tab_search, guard("search"):
         show = hit[:500]
         st.dataframe(
             pd.DataFrame(
-                {"doc_id": show, "cluster": [cluster_name(c) for c in labels[show]], "text": texts[show]}
+                {"doc_id": show, "cluster": names_for(show), "text": texts[show]}
             ),
             hide_index=True,
             width="stretch",
