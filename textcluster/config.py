@@ -85,12 +85,16 @@ class EncoderConfig(_Config):
 
     name: a registry name: ``minilm`` (default, bundled), ``tfidf``,
         ``st:<model>``, ``hf:<model>``, ``static:<model>``.
-    pooling: for ``hf:`` models: ``mean`` | ``cls`` | ``last-token`` (None: mean).
-    max_length: token limit (None: the model's own limit); longer texts are truncated and counted.
+    pooling: for ``hf:`` models: ``mean`` | ``cls`` | ``last-token`` (None: last-token for
+        decoder-only models, mean otherwise).
+    max_length: token limit (None: the model's own limit, at most 512 for ``hf:``); longer
+        texts are truncated and counted.
     instruction: a prefix put before every text (instruction-tuned models).
     normalize: L2-normalise the vectors.
-    dims: for ``tfidf``: truncated-SVD dimensions (None: keep the sparse TF-IDF, densified).
-    batch_size / device / chunk_rows / storage_dtype-independent fields do not change the vectors.
+    dims: for ``tfidf``: truncated-SVD dimensions (None: 256); for neural encoders: keep the
+        first ``dims`` dimensions (Matryoshka models; None: all).
+    dtype: storage dtype of ``embeddings.npy``.
+    batch_size / device / chunk_rows do not change the vectors (left out of the cache key).
     """
 
     name: str = "minilm"
