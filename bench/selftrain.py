@@ -197,23 +197,45 @@ def bench(args: argparse.Namespace) -> None:
     done = done_keys(out)
     methods = args.methods.split(",")
     print(f"reading labelled sets from {DATA} (../shared/datasets relative to the repo root)", flush=True)
-    for name in args.sets.split(","):
+    cache = Path(args.emb_cache) if args.emb_cache else None
+    smooth_cache = Path(args.smooth_cache) if args.smooth_cache else None
+    loaded: dict[str, tuple] = {}
+
+    def prepare(name: str) -> tuple:
+        if name in loaded:
+            return loaded[name]
         texts, y = read_set(name)
-        k = len(np.unique(y))
-        X, how = embeddings(name, texts, Path(args.emb_cache) if args.emb_cache else None)
+        X, how = embeddings(name, texts, cache)
         if args.check_cache:
             fresh, fresh_how = encode(texts[: args.check_cache])
             diff = float(np.abs(fresh - X[: args.check_cache]).max())
             print(f"{name}: max |{fresh_how} - {how}| over {args.check_cache} rows = {diff:.2e}", flush=True)
         smoothed, smooth_s = None, 0.0
         if any(m.startswith("smooth") for m in methods):
+            path = smooth_cache / f"{name}.smooth{SMOOTH_NEIGHBORS}.npy" if smooth_cache else None
             t0 = time.perf_counter()
-            smoothed = neighbor_smooth(X, SMOOTH_NEIGHBORS)
-            smooth_s = time.perf_counter() - t0
-        for method in methods:
-            for seed in range(1 if method in DETERMINISTIC else args.seeds):
-                if (name, method, seed) in done:
+            if path is not None and path.exists():
+                smoothed = np.load(path)
+                smooth_s = float(json.loads(path.with_suffix(".json").read_text())["seconds"])
+            else:
+                smoothed = neighbor_smooth(X, SMOOTH_NEIGHBORS)
+                smooth_s = time.perf_counter() - t0
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.with_suffix(".json").write_text(json.dumps({"seconds": smooth_s}))
+                    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+                    np.save(tmp, smoothed)
+                    tmp.replace(path)  # atomic: a parallel bench never reads half a file
+        loaded[name] = (y, len(np.unique(y)), X, how, smoothed, smooth_s)
+        return loaded[name]
+
+    # Seed-major order: an interrupted run has the same seeds for every set.
+    for seed in range(args.seeds):
+        for name in args.sets.split(","):
+            for method in methods:
+                if (name, method, seed) in done or (method in DETERMINISTIC and seed > 0):
                     continue
+                y, k, X, how, smoothed, smooth_s = prepare(name)
                 t0 = time.perf_counter()
                 labels, extra = run_one(method, X, k, seed, smoothed, params)
                 seconds = time.perf_counter() - t0 + (smooth_s if method.startswith("smooth") else 0.0)
@@ -293,6 +315,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--params", default="", help="JSON of SelfTrainingClusterer settings")
     p.add_argument("--emb-cache", default=None, help="folder of <set>.npy embeddings to reuse")
+    p.add_argument("--smooth-cache", default=None, help="folder to keep smoothed matrices in")
     p.add_argument("--check-cache", type=int, default=0, help="re-embed N texts per set to compare")
     p.add_argument("--threads", type=int, default=1, help="torch / BLAS / faiss threads")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "selftrain.jsonl"))

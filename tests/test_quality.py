@@ -119,3 +119,22 @@ def test_graph_ward_errors():
         GraphWardClusterer(700).fit(X)
     with pytest.raises(ConfigError, match="not fitted"):
         GraphWardClusterer(4).predict(X)
+
+
+def test_smoother_transform_matches_fit_on_known_rows():
+    from textcluster.quality import NeighborSmoother
+
+    X, _ = noisy_topics(3)
+    sm = NeighborSmoother(5)
+    np.testing.assert_allclose(sm.fit_transform(X[:500]), neighbor_smooth(X[:500], 5), rtol=1e-6)
+    new = sm.transform(X[500:])
+    assert new.shape == (100, 64)
+    np.testing.assert_allclose(np.linalg.norm(new, axis=1), 1.0, rtol=1e-5)
+    # New rows are pulled towards their topic like fitted ones.
+    _, y = noisy_topics(3)
+    c = l2_normalize(np.stack([X[:500][y[:500] == j].mean(0) for j in range(4)]))
+    assert (new * c[y[500:]]).sum(1).mean() > (X[500:] * c[y[500:]]).sum(1).mean() + 0.1
+    with pytest.raises(ConfigError, match=r"shape \(m, 64\); got \(3, 2\)"):
+        sm.transform(np.zeros((3, 2)))
+    with pytest.raises(ConfigError, match="not fitted"):
+        NeighborSmoother().transform(X)

@@ -11,6 +11,10 @@ assignment keep their meaning. :func:`knn_indices` is the search it uses.
 embeddings and a TF-IDF/SVD view) with weights that sum to 1, so the cosine of the
 result is the weighted mean of the views' cosines.
 
+:class:`GraphWardClusterer` is ward agglomerative clustering restricted to the k-NN
+graph: clusters grow along dense regions, so small topics survive next to big ones
+(where k-means splits the big ones to even out sizes).
+
 Measured effects are in ``docs/selftrain.md`` and ``docs/benchmarks.md``.
 """
 
@@ -91,6 +95,55 @@ def neighbor_smooth(X: np.ndarray, n_neighbors: int = 10, *, normalize: bool = T
     for s in range(0, X.shape[0], _CHUNK):
         out[s : s + _CHUNK] = X[idx[s : s + _CHUNK]].mean(axis=1)
     return l2_normalize(out) if normalize else out
+
+
+class NeighborSmoother:
+    """:func:`neighbor_smooth` as a fitted transform, so new rows get the same treatment.
+
+    ``fit_transform(X)`` equals ``neighbor_smooth(X, n_neighbors)``; ``transform(X_new)``
+    replaces each new row by the mean of itself and its ``n_neighbors`` nearest fitted
+    rows (cosine), L2-normalised. The reducer interface of :mod:`textcluster.reduce`
+    (fit, transform, ``embedding_``) is followed, so it can sit in the reducer slot;
+    ``state()`` is empty because ``transform`` needs the fitted rows themselves
+    (a saved run assigns new texts by k-NN over its rows, as after UMAP).
+
+    Fitted: ``fit_X_`` (n, d) float32, ``embedding_`` (n, d) float32 (the smoothed rows).
+    """
+
+    def __init__(self, n_neighbors: int = 10) -> None:
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X: np.ndarray) -> NeighborSmoother:
+        """Smooth ``X`` (n, d) and keep it for :meth:`transform`; returns self."""
+        self.fit_X_ = _check(X)
+        self.embedding_ = neighbor_smooth(self.fit_X_, self.n_neighbors)
+        self.n_components_ = self.fit_X_.shape[1]
+        return self
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """``fit(X).embedding_``."""
+        return self.fit(X).embedding_
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Smoothed new rows (m, d) float32, each with its nearest fitted rows."""
+        if not hasattr(self, "fit_X_"):
+            raise ConfigError("this NeighborSmoother is not fitted yet: call fit(X) first")
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.fit_X_.shape[1]:
+            raise ConfigError(f"X should have shape (m, {self.fit_X_.shape[1]}); got {X.shape}")
+        n = min(self.n_neighbors, self.fit_X_.shape[0])
+        if n == 0:
+            return l2_normalize(X)
+        A, B = l2_normalize(X), l2_normalize(self.fit_X_)
+        out = np.empty_like(X)
+        for s in range(0, X.shape[0], _CHUNK):
+            sims = A[s : s + _CHUNK] @ B.T
+            idx = np.argpartition(-sims, n - 1, axis=1)[:, :n]
+            out[s : s + _CHUNK] = (X[s : s + _CHUNK] + self.fit_X_[idx].sum(axis=1)) / (n + 1)
+        return l2_normalize(out)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
 
 
 def combine_views(views: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
