@@ -41,9 +41,11 @@ def save_upload(name: str, data: bytes) -> Path:
     return path
 
 
+# An empty workspace opens on the demo corpus, so a first visit has something to try.
 source = st.radio(
     "Source",
     ["Upload a file", "Demo corpus"],
+    index=0 if ws.list("corpus") else 1,
     horizontal=True,
     key="data_source",
     help="The demo is Banking77: 13,083 customer-support questions in 77 intents.",

@@ -8,6 +8,7 @@ from textcluster import corpus, jobs
 
 
 def upload(at, name, data, mime="text/csv"):
+    at.radio(key="data_source").set_value("Upload a file").run()
     at.file_uploader(key="data_upload").set_value((name, data, mime))
     return at.run()
 
@@ -55,8 +56,8 @@ def test_unreadable_upload_is_a_readable_error(app_ws):
 
 
 def test_demo_corpus_shows_its_credit_and_preview(app_ws):
-    at = open_page()
-    at.radio(key="data_source").set_value("Demo corpus").run()
+    at = open_page()  # an empty workspace opens on the demo corpus
+    assert at.radio(key="data_source").value == "Demo corpus"
     assert_clean(at)
     assert any("CC BY 4.0" in c.value for c in at.caption)
     assert at.multiselect(key="data_text_demo").value == ["text"]

@@ -160,7 +160,9 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             page.goto(server)
             page.get_by_role("heading", name="Data", exact=True).wait_for()
 
-            # -- Data: upload and ingest
+            # -- Data: upload and ingest (an empty workspace opens on the demo corpus)
+            page.get_by_text("CC BY 4.0").first.wait_for()
+            page.get_by_text("Upload a file").click()
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
             page.get_by_role("button", name="Ingest").wait_for()
             wait_idle(page)
