@@ -176,3 +176,17 @@ def test_target_distribution_sharpens():
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
     # balanced clusters: every point leans further towards its nearest centre
     assert p[0, 0] > q[0, 0] > 0.5 and p[1, 0] > q[1, 0] > 0.5 and p[3, 1] > q[3, 1] > 0.5
+
+
+def test_through_the_clusterer_registry(data):
+    """The registry entry passes ClustererConfig.params (JSON: lists) to the class."""
+    from textcluster.cluster import fit_assign
+    from textcluster.config import ClustererConfig
+
+    X, y = data
+    params = {**SMALL, "hidden": [32, 32], "max_iter": 100, "update_interval": 20}
+    cfg = ClustererConfig(method="self-training", k=4, seed=3, params=params)
+    out = fit_assign(X, cfg)
+    assert adjusted_rand_score(y, out.labels) > 0.9
+    assert out.centers.shape == (4, X.shape[1])
+    assert out.history is None or out.history["stop_reason"] in ("tol", "max_iter")
