@@ -90,8 +90,13 @@ class TfidfEncoder:
         if x.shape[1] <= self.dims or n_comp < 1:
             self.components_ = None
         else:
+            from threadpoolctl import threadpool_limits
+
             svd = TruncatedSVD(n_components=n_comp, algorithm="randomized", n_iter=5, random_state=self.seed)
-            svd.fit(x)
+            # One BLAS thread: byte-for-byte repeatable, and on a busy machine OpenBLAS threads
+            # spin-wait (measured 10x slower with 2 threads under load).
+            with threadpool_limits(limits=1, user_api="blas"):
+                svd.fit(x)
             self.components_ = svd.components_.astype(np.float32)
         return self
 
