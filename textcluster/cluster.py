@@ -249,7 +249,10 @@ class KMeansClusterer:
 
     - ``backend="numpy"`` (default; ``auto`` is the same): Lloyd iterations on all rows,
       one float32 BLAS product per chunk for the assignment and one sparse one-hot product
-      for the update, stopped by scikit-learn's rule (``tol``, at most ``max_iter``);
+      for the update, stopped by scikit-learn's rule (``tol``, at most ``max_iter``). Above
+      ``4 * max_points_per_centroid * k`` rows (about 100k at k=100) the iterations first
+      converge on a seeded subsample of ``max_points_per_centroid * k`` rows, then at most
+      ``refine_iter`` Lloyd iterations run on all rows;
     - ``backend="faiss"``: ``faiss.Kmeans`` (``niter`` iterations) on at most
       ``max_points_per_centroid * k`` seeded rows (faiss's own default, 256 per centre),
       then up to ``refine_iter`` full-data Lloyd iterations. Measured slower and no better
@@ -271,7 +274,7 @@ class KMeansClusterer:
         backend: Literal["auto", "numpy", "faiss"] = "auto",
         max_points_per_centroid: int = 256,
         niter: int = 25,
-        refine_iter: int = 10,
+        refine_iter: int = 5,
         seed_rows: int | None = None,
     ) -> None:
         self.k, self.seed, self.n_init, self.max_iter, self.tol = k, seed, n_init, max_iter, tol
@@ -283,8 +286,16 @@ class KMeansClusterer:
         seed_rows = self.seed_rows or max(10_000, 40 * self.k)
         if self.backend in ("auto", "numpy"):
             self.backend_ = "numpy"
-            sub = X if n <= seed_rows else X[np.sort(rng.choice(n, size=seed_rows, replace=False))]
-            return lloyd(X, kmeans_plusplus(sub, self.k, rng), self.max_iter, self.tol)
+            cap = self.max_points_per_centroid * self.k
+            train = X
+            if cap and n > 4 * cap:  # large input: converge on a subsample first, then polish on all rows
+                train = X[np.sort(rng.choice(n, size=cap, replace=False))]
+            m = train.shape[0]
+            sub = train if m <= seed_rows else train[np.sort(rng.choice(m, size=seed_rows, replace=False))]
+            centers, it, last = lloyd(train, kmeans_plusplus(sub, self.k, rng), self.max_iter, self.tol)
+            if train is X:
+                return centers, it, last
+            return lloyd(X, centers, self.refine_iter, self.tol)
         if self.backend != "faiss":
             raise ConfigError(f"backend={self.backend!r} should be auto, numpy or faiss")
         faiss = _faiss()
