@@ -209,6 +209,9 @@ def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
     if device == "cpu" and not encoder.needs_fit:
         configure_torch_threads()
     encoder.load(device)
+    dim = getattr(encoder, "dim", None) if not encoder.needs_fit else None
+    if cfg.dims is not None and dim and cfg.dims > dim:  # fail before any work
+        raise ConfigError(f"dims={cfg.dims} should be <= the encoder's {dim} dimensions")
     return device
 
 

@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 class Encoder(Protocol):
     """What :mod:`textcluster.embed` needs from a backend.
 
-    Attributes: ``name`` (the name it was built from) and ``needs_fit`` (True for
+    Attributes: ``name`` (the name it was built from), ``dim`` (vector size, once
+    loaded or fitted) and ``needs_fit`` (True for
     encoders fitted on the corpus itself, such as ``tfidf``; those also have
     ``fit(texts)``, ``save_state(folder)`` and ``load_state(folder)``).
     """
