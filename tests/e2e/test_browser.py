@@ -239,3 +239,47 @@ def test_upload_cluster_explore_sample_export(server, shots, tmp_path):
             snap(page, shots / "evaluate.png")
         finally:
             browser.close()
+
+
+@pytest.mark.timeout(2400)
+def test_demo_corpus_screenshots(server, shots):
+    """README screenshots on the bundled demo corpus with the default pipeline (k=77, one per
+    intent). Minutes on a CPU (MiniLM on 10,003 texts, UMAP map), so it only runs on demand:
+    TEXTCLUSTER_SCREENSHOTS=1."""
+    if os.environ.get("TEXTCLUSTER_SCREENSHOTS") != "1":
+        pytest.skip("README screenshots are made on demand: TEXTCLUSTER_SCREENSHOTS=1")
+    chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(60_000)
+            page.goto(server)
+            page.get_by_text("CC BY 4.0").first.wait_for()
+            page.get_by_role("button", name="Ingest").click()
+            page.get_by_text("Ingest report").wait_for()
+            wait_idle(page)
+            snap(page, shots / "demo_data.png")
+            goto(page, "Pipeline")
+            k = page.get_by_label("Clusters (k)")
+            k.fill("77")
+            k.press("Enter")
+            wait_idle(page)
+            page.get_by_role("button", name="Launch").click()
+            page.get_by_text("is ready").wait_for(timeout=1_800_000)
+            wait_idle(page)
+            snap(page, shots / "demo_pipeline.png")
+            goto(page, "Explore")
+            page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+            wait_idle(page)
+            snap(page, shots / "demo_explore.png")
+            page.get_by_role("tab", name="Clusters").click()
+            page.get_by_text("Nearest the centre").wait_for()
+            snap(page, shots / "demo_explore_clusters.png")
+            goto(page, "Evaluate")
+            page.get_by_text("ACC").first.wait_for()
+            snap(page, shots / "demo_evaluate.png")
+        finally:
+            browser.close()
