@@ -230,11 +230,14 @@ def bench(args: argparse.Namespace) -> None:
         return loaded[name]
 
     # Seed-major order: an interrupted run has the same seeds for every set.
-    for seed in range(args.seeds):
+    seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else range(args.seeds)
+    for seed in seeds:
         for name in args.sets.split(","):
             for method in methods:
-                if (name, method, seed) in done or (method in DETERMINISTIC and seed > 0):
+                if method in DETERMINISTIC and seed > 0:
                     continue
+                if (name, method, seed) in done or (name, method, seed) in done_keys(out):
+                    continue  # the file is re-read: several bench processes may share it
                 y, k, X, how, smoothed, smooth_s = prepare(name)
                 t0 = time.perf_counter()
                 labels, extra = run_one(method, X, k, seed, smoothed, params)
@@ -271,7 +274,12 @@ def _fmt(vals: list[float], method: str = "") -> str:
 def report(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
     by: dict[tuple[str, str], list[dict]] = {}
+    seen: set[tuple[str, str, int]] = set()
     for r in rows:
+        key = (r["method"], r["set"], r["seed"])
+        if key in seen:
+            continue  # two bench processes ran the same seed: the first record counts
+        seen.add(key)
         by.setdefault((r["method"], r["set"]), []).append(r)
     methods = [m for m in METHODS if any(k[0] == m for k in by)]
     sets = [s for s in (*SETS, *HELD_OUT) if any(k[1] == s for k in by)]
@@ -313,6 +321,7 @@ def main() -> None:
     p.add_argument("--sets", default=",".join(SETS), help="comma-separated set folders")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed-list", default="", help="run these seeds in this order (e.g. 4,3)")
     p.add_argument("--params", default="", help="JSON of SelfTrainingClusterer settings")
     p.add_argument("--emb-cache", default=None, help="folder of <set>.npy embeddings to reuse")
     p.add_argument("--smooth-cache", default=None, help="folder to keep smoothed matrices in")
