@@ -324,6 +324,7 @@ class Job:
                         finished=now,
                         fraction=1.0,
                         eta_s=0.0,
+                        message="",  # the last note ("writing") is stale once the stage is over
                     )
                     if out.get("device"):
                         self._state["device"] = out["device"]
