@@ -190,3 +190,15 @@ def test_through_the_clusterer_registry(data):
     assert adjusted_rand_score(y, out.labels) > 0.9
     assert out.centers.shape == (4, X.shape[1])
     assert out.history is None or out.history["stop_reason"] in ("tol", "max_iter")
+
+
+def test_graph_ward_init(data):
+    from textcluster.quality import GraphWardClusterer
+
+    X, y = data
+    m = SelfTrainingClusterer(4, seed=3, init="graph-ward", max_iter=100, update_interval=20,
+                              **SMALL).fit(X)
+    np.testing.assert_array_equal(m.init_labels_, GraphWardClusterer(4).fit(X).labels_)
+    assert adjusted_rand_score(y, m.labels_) > 0.9
+    with pytest.raises(ConfigError, match="init='spectral' should be one of kmeans, graph-ward"):
+        SelfTrainingClusterer(4, init="spectral", **SMALL).fit(X)

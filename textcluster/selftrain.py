@@ -39,6 +39,7 @@ from textcluster.progress import Meter, ProgressFn, check_cancel
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("kmeans", "graph-ward")
 _CHUNK = 8192  # rows per forward pass when encoding a whole matrix
 
 
@@ -143,6 +144,10 @@ class SelfTrainingClusterer:
             uses ``lr * refine_lr_ratio`` (default ratio 0.1).
         alpha: degrees of freedom of the Student's t kernel (default 1.0).
         n_init: k-means restarts in the latent space (default 10).
+        init: how the latent centres start: ``kmeans`` (default; k-means on the latent
+            codes) or ``graph-ward`` (:class:`textcluster.quality.GraphWardClusterer` on the
+            input rows, 10 neighbours; centres = mean latent code of each ward cluster).
+            ``graph-ward`` suits many small topics of unequal sizes.
         device: ``auto`` (CUDA, then MPS, then CPU) | ``cpu`` | ``cuda`` | ``mps``.
         progress: optional :data:`~textcluster.progress.ProgressFn` (stage ``cluster``).
         cancel: optional ``threading.Event``; checked between epochs / refreshes.
@@ -177,6 +182,7 @@ class SelfTrainingClusterer:
         refine_lr_ratio: float = 0.1,
         alpha: float = 1.0,
         n_init: int = 10,
+        init: str = "kmeans",
         device: str = "auto",
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
@@ -195,6 +201,7 @@ class SelfTrainingClusterer:
         self.refine_lr_ratio = refine_lr_ratio
         self.alpha = alpha
         self.n_init = n_init
+        self.init = init
         self.device = device
         self.progress = progress
         self.cancel = cancel
@@ -221,6 +228,8 @@ class SelfTrainingClusterer:
             raise ConfigError(f"lr={self.lr!r} and refine_lr_ratio={self.refine_lr_ratio!r} should be > 0")
         if not self.alpha > 0:
             raise ConfigError(f"alpha={self.alpha!r} should be > 0")
+        if self.init not in INITS:
+            raise ConfigError(f"init={self.init!r} should be one of {', '.join(INITS)}")
         if n < self.k:
             raise ConfigError(f"n_samples={n} should be >= k={self.k}")
 
@@ -294,7 +303,7 @@ class SelfTrainingClusterer:
             Xt = torch.from_numpy(Xs).to(device)
             self._pretrain(Xt, decoder, gen)
             z = self._encode(Xs)
-            self._init_centers(z)
+            self._init_centers(z, X)
             self._refine(Xt, Xs, gen)
             q = self._soft(Xs)
         self.labels_ = q.argmax(axis=1).astype(np.int64)
@@ -331,7 +340,16 @@ class SelfTrainingClusterer:
             self.history_["pretrain_loss"].append(total / n)
             meter.update(epoch + 1, f"autoencoder epoch {epoch + 1}/{epochs}")
 
-    def _init_centers(self, z: np.ndarray) -> None:
+    def _init_centers(self, z: np.ndarray, X: np.ndarray) -> None:
+        if self.init == "graph-ward":
+            from textcluster.quality import GraphWardClusterer
+
+            labels = GraphWardClusterer(self.k, self.seed).fit(X).labels_
+            self.latent_centers_ = np.stack(
+                [z[labels == j].mean(axis=0) for j in range(self.k)]
+            ).astype(np.float32)
+            self.init_labels_ = labels.astype(np.int64)
+            return
         from sklearn.cluster import KMeans
 
         km = KMeans(self.k, n_init=self.n_init, random_state=self.seed).fit(z)
