@@ -274,3 +274,34 @@ def test_tfidf_state_round_trip_is_exact(tmp_path):
     again = TfidfEncoder(EncoderConfig(name="tfidf", dims=5)).fit(corpus)
     np.testing.assert_array_equal(a.encode_batch(TEXTS), again.encode_batch(TEXTS))  # deterministic
     assert a.encode_batch(TEXTS).shape == (len(TEXTS), 5)
+
+
+@pytest.mark.model
+def test_loaded_model_is_kept_per_process(tiny, monkeypatch):
+    import transformers
+
+    from textcluster.encoders import clear_model_cache
+
+    clear_model_cache()
+    calls = []
+    real = transformers.AutoModel.from_pretrained
+
+    def counting(*a, **k):
+        calls.append(a[0])
+        return real(*a, **k)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", counting)
+    first = _enc(f"hf:{tiny['bert']}", pooling="mean")
+    second = _enc(f"hf:{tiny['bert']}", pooling="cls")  # same model, other settings
+    assert len(calls) == 1 and np.abs(first - second).max() > 0
+
+
+@pytest.mark.gpu
+def test_gpu_half_precision_agrees_with_cpu(tiny):
+    from textcluster.devices import cuda_available
+
+    if not cuda_available():
+        pytest.skip("no CUDA device")
+    cpu = _enc(f"hf:{tiny['bert']}")
+    gpu = encode_texts(TEXTS, EncoderConfig(name=f"hf:{tiny['bert']}", device="cuda"))
+    assert float((cpu * gpu).sum(1).min()) > 0.99
