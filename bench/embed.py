@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per method (best kept)")
     ap.add_argument("--encoders", default="minilm,tfidf,static", help="comma list")
+    ap.add_argument("--sets", default="stackoverflow,agnews,mixed", help="comma list of sets to time")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads; the engine then keeps it
 
@@ -66,6 +67,7 @@ def main() -> None:
     mixed = data["stackoverflow"][: args.n // 2] + data["agnews"][: args.n // 2]
     rng.shuffle(mixed)
     data["mixed"] = mixed
+    data = {k: v for k, v in data.items() if k in args.sets.split(",")}
 
     minilm = str(bundled_minilm_path())
     st = SentenceTransformer(minilm, device="cpu")
