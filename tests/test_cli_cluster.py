@@ -55,7 +55,6 @@ def test_impossible_k_exits_2_naming_the_value(ws_emb, capsys) -> None:
 
 
 def test_run_then_assign(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("textcluster.embed")
     rng = np.random.default_rng(1)
     lines = []
     for i in range(60):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.store import Workspace
 
 
 def test_pipeline_runs_and_caches_stages(tmp_path: Path) -> None:
-    pytest.importorskip("textcluster.embed")
-    from conftest import write_topic_csv
+    from topic_corpus import write_topic_csv
 
     from textcluster.pipeline import run_pipeline
 

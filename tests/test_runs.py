@@ -162,7 +162,6 @@ TOPICS = [
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, list[str]]:
-    pytest.importorskip("textcluster.embed")
     from textcluster.corpus import ingest
     from textcluster.embed import embed
 
