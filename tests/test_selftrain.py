@@ -102,7 +102,9 @@ def test_reconstruction_and_kl_losses_decrease():
 
 def test_stops_when_labels_settle(data):
     X, _ = data
-    m = SelfTrainingClusterer(4, seed=3, max_iter=5000, update_interval=10, tol=0.01, **SMALL).fit(X)
+    m = SelfTrainingClusterer(4, seed=3, max_iter=5000, update_interval=10, tol=0.01, **SMALL).fit(
+        X
+    )
     h = m.history_
     assert h["stop_reason"] == "tol"
     assert h["label_change"][-1] < 0.01
@@ -119,8 +121,9 @@ def test_max_iter_caps_training(data):
 
 def test_pretrain_steps_are_capped(data):
     X, _ = data  # 320 rows / 64 = 5 batches per epoch
-    m = SelfTrainingClusterer(4, seed=0, max_iter=0, **{**SMALL, "pretrain_epochs": 50},
-                              max_pretrain_steps=12).fit(X)
+    m = SelfTrainingClusterer(
+        4, seed=0, max_iter=0, **{**SMALL, "pretrain_epochs": 50}, max_pretrain_steps=12
+    ).fit(X)
     assert len(m.history_["pretrain_loss"]) == 3
 
 
@@ -131,8 +134,9 @@ def test_progress_and_cancel(data):
 
     X, _ = data
     seen = []
-    SelfTrainingClusterer(4, seed=0, max_iter=20, update_interval=10, tol=0.0, progress=seen.append,
-                          **SMALL).fit(X)
+    SelfTrainingClusterer(
+        4, seed=0, max_iter=20, update_interval=10, tol=0.0, progress=seen.append, **SMALL
+    ).fit(X)
     assert {p.stage for p in seen} == {"cluster"} and seen[-1].done > 0
     ev = threading.Event()
     ev.set()
@@ -196,8 +200,9 @@ def test_graph_ward_init(data):
     from textcluster.quality import GraphWardClusterer
 
     X, y = data
-    m = SelfTrainingClusterer(4, seed=3, init="graph-ward", max_iter=100, update_interval=20,
-                              **SMALL).fit(X)
+    m = SelfTrainingClusterer(
+        4, seed=3, init="graph-ward", max_iter=100, update_interval=20, **SMALL
+    ).fit(X)
     np.testing.assert_array_equal(m.init_labels_, GraphWardClusterer(4).fit(X).labels_)
     assert adjusted_rand_score(y, m.labels_) > 0.9
     with pytest.raises(ConfigError, match="init='spectral' should be one of kmeans, graph-ward"):

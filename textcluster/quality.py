@@ -146,7 +146,9 @@ class NeighborSmoother:
         return {}
 
 
-def combine_views(views: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+def combine_views(
+    views: Sequence[np.ndarray], weights: Sequence[float] | None = None
+) -> np.ndarray:
     """Concatenate views (each (n, d_i)) after L2-normalising them, view i scaled by sqrt(w_i).
 
     weights: one per view, >= 0, summing to 1 (default: equal). The result (n, sum d_i)
@@ -161,10 +163,12 @@ def combine_views(views: Sequence[np.ndarray], weights: Sequence[float] | None =
         raise ConfigError(f"views should have the same rows; got {[v.shape[0] for v in views]}")
     w = np.full(len(views), 1.0 / len(views)) if weights is None else np.asarray(weights, float)
     if w.shape != (len(views),) or (w < 0).any() or not np.isclose(w.sum(), 1.0):
-        raise ConfigError(f"weights={list(weights or [])} should be {len(views)} values >= 0 summing to 1")
-    return np.hstack([np.sqrt(wi) * l2_normalize(v) for wi, v in zip(w, views, strict=True)]).astype(
-        np.float32
-    )
+        raise ConfigError(
+            f"weights={list(weights or [])} should be {len(views)} values >= 0 summing to 1"
+        )
+    return np.hstack(
+        [np.sqrt(wi) * l2_normalize(v) for wi, v in zip(w, views, strict=True)]
+    ).astype(np.float32)
 
 
 def knn_graph(X: np.ndarray, n_neighbors: int = 10) -> Any:
@@ -174,7 +178,9 @@ def knn_graph(X: np.ndarray, n_neighbors: int = 10) -> Any:
     idx = knn_indices(X, n_neighbors)[:, 1:]
     n = idx.shape[0]
     rows = np.repeat(np.arange(n), idx.shape[1])
-    return sparse.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, idx.ravel())), shape=(n, n))
+    return sparse.csr_matrix(
+        (np.ones(rows.shape[0], np.float32), (rows, idx.ravel())), shape=(n, n)
+    )
 
 
 class GraphWardClusterer:

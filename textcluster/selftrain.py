@@ -68,7 +68,9 @@ def resolve_device(device: str) -> str:
         mps = getattr(torch.backends, "mps", None)
         return "mps" if mps is not None and mps.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked but torch sees no CUDA device; use 'auto' or 'cpu'")
+        raise ConfigError(
+            "device='cuda' was asked but torch sees no CUDA device; use 'auto' or 'cpu'"
+        )
     return device
 
 
@@ -220,12 +222,16 @@ class SelfTrainingClusterer:
         positive_int("update_interval", self.update_interval)
         positive_int("batch_size", self.batch_size)
         positive_int("n_init", self.n_init)
-        if not self.hidden or any(not isinstance(h, (int, np.integer)) or h < 1 for h in self.hidden):
+        if not self.hidden or any(
+            not isinstance(h, (int, np.integer)) or h < 1 for h in self.hidden
+        ):
             raise ConfigError(f"hidden={self.hidden!r} should be a non-empty tuple of widths >= 1")
         if not 0.0 <= self.tol < 1.0:
             raise ConfigError(f"tol={self.tol!r} should be in [0, 1)")
         if not self.lr > 0 or not self.refine_lr_ratio > 0:
-            raise ConfigError(f"lr={self.lr!r} and refine_lr_ratio={self.refine_lr_ratio!r} should be > 0")
+            raise ConfigError(
+                f"lr={self.lr!r} and refine_lr_ratio={self.refine_lr_ratio!r} should be > 0"
+            )
         if not self.alpha > 0:
             raise ConfigError(f"alpha={self.alpha!r} should be > 0")
         if self.init not in INITS:
