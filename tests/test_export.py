@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -141,3 +143,13 @@ def test_streamed_run_export_matches_the_sql_join(env, tmp_path):
     b = pq.read_table(export(ws, tmp_path / "b.parquet", sql=stmt, run_id=scope).path)
     assert a.schema.names == b.schema.names
     assert a.to_pandas().equals(b.to_pandas())  # NaN distances of noise compare equal here
+
+
+def test_exported_file_has_the_usual_mode_not_0600(env, tmp_path):
+    ws, fr, _ = env
+    old = os.umask(0o022)
+    try:
+        r = export(ws, tmp_path / "shared.csv", run_id=fr.run_id)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(r.path.stat().st_mode) == 0o644

@@ -363,6 +363,10 @@ def export(
     tmp = Path(tmp_name)
     try:
         rows, columns = _write_stream(stream, tmp, fmt, prov, out.name)
+        # mkstemp makes the file 0600; an export is for sharing, so give it the usual umask mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
