@@ -47,6 +47,16 @@ def test_cluster_hdbscan_with_params_and_text_output(ws_emb, capsys) -> None:
     assert "3 clusters" in out and "noise 0.0%" in out
 
 
+def test_cluster_smooth_reducer(ws_emb, capsys) -> None:
+    root, eid = ws_emb
+    data = _json(capsys, ["cluster", eid, "--reducer", "smooth", "--smooth-neighbors", "5", "--k", "3",
+                          "--projection", "pca", "--json", "--workspace", str(root)])
+    assert data["metrics"]["acc"] > 0.95
+    m = Workspace(root).manifest(data["run_id"])
+    assert m["reducer"]["method"] == "smooth" and m["reducer"]["smooth_neighbors"] == 5
+    assert m["assign_mode"] == "knn"
+
+
 def test_impossible_k_exits_2_naming_the_value(ws_emb, capsys) -> None:
     root, eid = ws_emb
     assert main(["cluster", eid, "--k", "500", "--workspace", str(root)]) == 2

@@ -43,6 +43,24 @@ def test_reducer_checks_name_the_value() -> None:
         red.check_reducer(ReducerConfig(method="tsne"), 10, 10)  # type: ignore[arg-type]
 
 
+def test_smooth_reducer_is_neighbor_smooth_and_maps_the_rest() -> None:
+    from textcluster.config import REDUCERS
+    from textcluster.quality import NeighborSmoother, neighbor_smooth
+
+    assert "smooth" in REDUCERS
+    X = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
+    fitted, Z = red.fit_reduce(X, ReducerConfig(method="smooth"))
+    assert isinstance(fitted, NeighborSmoother) and fitted.n_neighbors == 10 and fitted.state() == {}
+    assert Z.dtype == np.float32 and Z.shape == (120, 6)
+    assert np.allclose(Z, neighbor_smooth(X, 10), atol=1e-6)
+    idx = np.arange(0, 120, 2)
+    sub, Zs = red.fit_reduce(X, ReducerConfig(method="smooth", smooth_neighbors=4), fit_idx=idx)
+    assert np.allclose(Zs[idx], neighbor_smooth(X[idx], 4), atol=1e-6)
+    assert np.allclose(Zs[1::2], sub.transform(X[1::2]), atol=1e-6)
+    with pytest.raises(ConfigError, match="needs at least 2 rows, got n_samples=1"):
+        red.check_reducer(ReducerConfig(method="smooth"), 1, 6)
+
+
 def test_identity_and_pca_projection_shapes() -> None:
     X = np.random.default_rng(0).normal(size=(50, 5)).astype(np.float32)
     _, Z = red.fit_reduce(X, ReducerConfig())

@@ -119,8 +119,11 @@ def test_distance_matrix_skipped_above_limit(blob_ws) -> None:
         (ReducerConfig(method="pca", dims=3, projection="pca"), ClustererConfig(method="gmm", k=4, seed=0, fit_size=120)),
         (ReducerConfig(projection="pca"), ClustererConfig(method="hdbscan", min_cluster_size=10, fit_size=150)),
         (ReducerConfig(projection="pca"), ClustererConfig(method="agglomerative", k=4, fit_size=100)),
+        (ReducerConfig(method="smooth", projection="pca"), ClustererConfig(k=4, seed=0)),
+        (ReducerConfig(method="smooth", projection="pca"), ClustererConfig(k=4, seed=0, fit_size=100)),
     ],
-    ids=["kmeans-subset", "pca-kmeans", "pca-gmm", "hdbscan-subset", "agglomerative-subset"],
+    ids=["kmeans-subset", "pca-kmeans", "pca-gmm", "hdbscan-subset", "agglomerative-subset", "smooth-kmeans",
+         "smooth-kmeans-subset"],
 )
 def test_assign_vectors_reproduces_run_labels(blob_ws, reducer, clusterer) -> None:
     ws, eid, X, y = blob_ws
@@ -132,6 +135,28 @@ def test_assign_vectors_reproduces_run_labels(blob_ws, reducer, clusterer) -> No
     # a slightly moved copy of a row still lands in the same cluster
     moved = runs.assign_vectors(ws, res.run_id, X[:20] + 0.01)
     assert (moved.labels == labels[:20]).all()
+
+
+def test_smooth_run_clusters_the_smoothed_space_and_assigns_by_knn(blob_ws) -> None:
+    from textcluster.quality import neighbor_smooth
+
+    ws, eid, X, y = blob_ws
+    res = runs.cluster(ws, eid, ReducerConfig(method="smooth", smooth_neighbors=7, projection="pca"),
+                       ClustererConfig(k=4, seed=0))
+    m = ws.manifest(res.run_id)
+    assert m["assign_mode"] == "knn" and m["reducer"]["method"] == "smooth" and m["space_dim"] == 16
+    # the centres live in the smoothed space (member means of neighbor_smooth(X, 7))
+    Z = neighbor_smooth(X, 7)
+    labels = np.load(ws.path(res.run_id) / "labels.npy")
+    centers = np.load(ws.path(res.run_id) / "centers.npy")
+    assert np.allclose(centers[labels[0]], Z[labels == labels[0]].mean(axis=0), atol=1e-4)
+    assert not (ws.path(res.run_id) / "reducer").exists()  # nothing pickled: k-NN over the embedding
+    # smooth_neighbors changes the run id; for other reducers it is not in the key
+    other = runs.run_id_for(eid, ReducerConfig(method="smooth", smooth_neighbors=5, projection="pca"),
+                            ClustererConfig(k=4, seed=0))
+    assert other != res.run_id
+    assert "smooth_neighbors" not in ReducerConfig().cache_key()
+    assert ReducerConfig(method="smooth").cache_key()["smooth_neighbors"] == 10
 
 
 def test_impossible_settings_raise_typed_errors(tmp_path: Path, blob_ws) -> None:
@@ -148,6 +173,8 @@ def test_impossible_settings_raise_typed_errors(tmp_path: Path, blob_ws) -> None
         runs.cluster(ws, empty, ReducerConfig(), ClustererConfig(k=2))
     with pytest.raises(ConfigError, match="should be one of"):
         runs.cluster(ws, small, ReducerConfig(), ClustererConfig(method="kmedoids"))
+    with pytest.raises(ConfigError, match="smooth_neighbors=0 should be >= 1"):
+        runs.cluster(ws, small, ReducerConfig(method="smooth", smooth_neighbors=0), ClustererConfig(k=2))
     with pytest.raises(ConfigError, match="do not match the run's dim=16"):
         res = runs.cluster(blob_ws[0], blob_ws[1], ReducerConfig(projection="pca"), ClustererConfig(k=4))
         runs.assign_vectors(blob_ws[0], res.run_id, np.zeros((2, 5), np.float32))
@@ -179,10 +206,11 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, 
     return ws, emb.embedding_id, [t for t, _ in rows]
 
 
-@pytest.mark.parametrize("method", ["kmeans", "hdbscan"])
-def test_assign_texts_reproduces_run_labels(text_run, method: str) -> None:
+@pytest.mark.parametrize("method,reducer", [("kmeans", "none"), ("hdbscan", "none"), ("kmeans", "smooth")])
+def test_assign_texts_reproduces_run_labels(text_run, method: str, reducer: str) -> None:
     ws, eid, texts = text_run
-    res = runs.cluster(ws, eid, ReducerConfig(projection="pca"), ClustererConfig(method=method, k=3, min_cluster_size=5, seed=0))
+    res = runs.cluster(ws, eid, ReducerConfig(method=reducer, projection="pca"),
+                       ClustererConfig(method=method, k=3, min_cluster_size=5, seed=0))
     assert res.metrics["acc"] > 0.9
     labels = np.load(ws.path(res.run_id) / "labels.npy")
     got = runs.assign(ws, res.run_id, texts)

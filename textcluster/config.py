@@ -128,26 +128,37 @@ class EncoderConfig(_Config):
         return self
 
 
-REDUCERS = ("none", "pca", "umap")
+REDUCERS = ("none", "pca", "umap", "smooth")
 
 
 @dataclass(frozen=True)
 class ReducerConfig(_Config):
     """Dimension reduction before clustering, and the 2-D projection for plots.
 
-    method: ``none`` | ``pca`` | ``umap``.
+    method: ``none`` | ``pca`` | ``umap`` | ``smooth`` (each vector -> mean of itself and its
+        ``smooth_neighbors`` cosine nearest neighbours, renormalised; keeps the dimension).
     dims: output dimensions for pca/umap.
     n_neighbors, min_dist, metric: UMAP settings.
+    smooth_neighbors: neighbours averaged by ``smooth`` (default 10; in the cache key only
+        when method is ``smooth``, so other runs keep their ids).
     projection: how the 2-D plot coordinates are made: ``umap`` | ``pca`` | ``auto``
         (UMAP up to 200k rows, PCA above). The plot is for looking only.
     """
 
-    method: Literal["none", "pca", "umap"] = "none"
+    method: Literal["none", "pca", "umap", "smooth"] = "none"
     dims: int = 5
     n_neighbors: int = 15
     min_dist: float = 0.0
     metric: str = "cosine"
     projection: Literal["auto", "umap", "pca"] = "auto"
+    smooth_neighbors: int = 10
+
+    def cache_key(self) -> dict[str, Any]:
+        """As :meth:`_Config.cache_key`; ``smooth_neighbors`` only for the smooth reducer."""
+        key = super().cache_key()
+        if self.method != "smooth":
+            key.pop("smooth_neighbors", None)
+        return key
 
     def validate(self) -> ReducerConfig:
         if self.method not in REDUCERS:
@@ -158,6 +169,8 @@ class ReducerConfig(_Config):
             raise ConfigError(f"n_neighbors={self.n_neighbors} should be >= 2")
         if not 0.0 <= self.min_dist <= 1.0:
             raise ConfigError(f"min_dist={self.min_dist} should be in [0, 1]")
+        if self.smooth_neighbors < 1:
+            raise ConfigError(f"smooth_neighbors={self.smooth_neighbors} should be >= 1")
         if self.projection not in ("auto", "umap", "pca"):
             raise ConfigError(f"projection={self.projection!r} should be auto, umap or pca")
         return self

@@ -10,6 +10,10 @@ needs to map new vectors without pickle) and ``n_components_``.
 - ``umap``: umap-learn with a fixed ``random_state`` (single-threaded, reproducible).
   Its fitted graph cannot be saved without pickle, so a UMAP run assigns new texts by
   k-NN in the embedding space instead (see :mod:`textcluster.runs`).
+- ``smooth``: :class:`textcluster.quality.NeighborSmoother`, each vector replaced by the
+  mean of itself and its ``smooth_neighbors`` cosine nearest neighbours, renormalised
+  (same dimension). Its transform needs the fitted rows, which are the embedding
+  itself, so a smooth run also assigns new texts by k-NN in the embedding space.
 
 UMAP's numba functions compile on first use in every new process (17-90 s here).
 :func:`warm_up` pays that once, on a tiny input; an app calls it in a background thread
@@ -187,6 +191,8 @@ def check_reducer(cfg: ReducerConfig, n: int, dim: int) -> None:
         raise ConfigError("cannot reduce an empty input (n_samples=0)")
     if cfg.method == "pca" and cfg.dims > min(n, dim):
         raise ConfigError(f"PCA dims={cfg.dims} should be <= min(n_samples={n}, dim={dim})")
+    if cfg.method == "smooth" and n < 2:
+        raise ConfigError(f"the smooth reducer needs at least 2 rows, got n_samples={n}")
     if cfg.method == "umap":
         if cfg.dims >= dim:
             raise ConfigError(f"UMAP dims={cfg.dims} should be < the input dim={dim}")
@@ -195,12 +201,16 @@ def check_reducer(cfg: ReducerConfig, n: int, dim: int) -> None:
 
 
 def make_reducer(cfg: ReducerConfig, seed: int = 0) -> Reducer:
-    """An unfitted reducer for ``cfg`` (``none`` -> identity, ``pca``, ``umap``)."""
+    """An unfitted reducer for ``cfg`` (``none`` -> identity, ``pca``, ``umap``, ``smooth``)."""
     cfg.validate()
     if cfg.method == "none":
         return IdentityReducer()
     if cfg.method == "pca":
         return PCAReducer(cfg.dims)
+    if cfg.method == "smooth":
+        from textcluster.quality import NeighborSmoother
+
+        return NeighborSmoother(cfg.smooth_neighbors)
     return UMAPReducer(cfg.dims, cfg.n_neighbors, cfg.min_dist, cfg.metric, seed)
 
 
@@ -209,9 +219,11 @@ def fit_reduce(
 ) -> tuple[Reducer, np.ndarray]:
     """Fit the reducer on ``X[fit_idx]`` (all rows when None) and map every row.
 
-    Returns ``(reducer, Z)`` with ``Z`` (n, d') float32. For UMAP fitted on a subset,
-    the fitted rows keep their fitted coordinates and the others are transformed.
+    Returns ``(reducer, Z)`` with ``Z`` (n, d') float32. For UMAP and smooth fitted on a
+    subset, the fitted rows keep their fitted coordinates and the others are transformed.
     """
+    from textcluster.quality import NeighborSmoother
+
     check_reducer(cfg, X.shape[0], X.shape[1])
     red = make_reducer(cfg, seed)
     if isinstance(red, IdentityReducer):
@@ -219,12 +231,12 @@ def fit_reduce(
         return red, red.transform(X)
     if fit_idx is None or fit_idx.shape[0] >= X.shape[0]:
         red.fit(X)
-        if isinstance(red, UMAPReducer):
+        if isinstance(red, (UMAPReducer, NeighborSmoother)):
             return red, red.embedding_
         return red, red.transform(X)
     red.fit(np.asarray(X[fit_idx]))
-    if isinstance(red, UMAPReducer):
-        Z = np.empty((X.shape[0], red.dims), dtype=np.float32)
+    if isinstance(red, (UMAPReducer, NeighborSmoother)):
+        Z = np.empty((X.shape[0], red.n_components_), dtype=np.float32)
         rest = np.setdiff1d(np.arange(X.shape[0]), fit_idx, assume_unique=True)
         Z[fit_idx] = red.embedding_
         Z[rest] = red.transform(np.asarray(X[rest]))

@@ -10,8 +10,10 @@ fitted rows) and the 2-D plot projection (keyed by embedding id, projection sett
 :func:`assign` labels new texts with a saved run, without refitting: the texts are encoded
 with the run's encoder config, mapped through the saved reducer (PCA ``mean`` /
 ``components`` in ``reducer/``), then given the nearest centre (k-means), the saved
-mixture's prediction (GMM), or, for UMAP runs and density methods, the label of their
-nearest rows among the run's rows in the embedding space (k-NN over ``embeddings.npy``).
+mixture's prediction (GMM), or, for UMAP and smooth runs and density methods, the label
+of their nearest rows among the run's rows in the embedding space (k-NN over
+``embeddings.npy``; a text identical to a run row gets that row's label, so assigning the
+run's own texts reproduces its labels).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 DISTANCE_LIMIT_BYTES = 256 << 20
 #: Neighbours voted over when a UMAP / density run labels new texts (an exact match wins).
 ASSIGN_KNN = 5
+#: Reducers whose transform needs the fitted rows: their runs assign new texts by k-NN.
+KNN_REDUCERS = ("umap", "smooth")
 _VERSIONED = ("numpy", "scikit-learn", "scipy", "faiss-cpu", "umap-learn", "hdbscan", "torch")
 
 
@@ -253,7 +257,9 @@ def _cluster_uncached(
         if hit:
             notes.append("UMAP-reduced matrix taken from the workspace cache")
     else:
-        fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=None)
+        # smooth is fitted on the fit subset (one exact k-NN search over it), the rest transformed
+        sub = fit_idx if reducer.method == "smooth" else None
+        fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=sub)
         reducer_state = fitted.state()
     Z = np.ascontiguousarray(Z, dtype=np.float32)
     timings["reduce"] = time.perf_counter() - t
@@ -389,7 +395,7 @@ def _cluster_uncached(
         "reducer": reducer.to_dict(),
         "clusterer": clusterer.to_dict(),
         "seed": clusterer.seed,
-        "assign_mode": "knn" if reducer.method == "umap" else info.assign,
+        "assign_mode": "knn" if reducer.method in KNN_REDUCERS else info.assign,
         "can_mark_noise": info.can_mark_noise,
         "fit_rows": clu.fit_rows(n, clusterer),
         "projection": {"method": pmethod, "cached": phit},

@@ -35,6 +35,8 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-neighbors", type=int, default=r.n_neighbors, help=f"UMAP neighbours (default {r.n_neighbors})")
     g.add_argument("--min-dist", type=float, default=r.min_dist, help=f"UMAP min_dist (default {r.min_dist})")
     g.add_argument("--metric", default=r.metric, help=f"UMAP metric (default {r.metric})")
+    g.add_argument("--smooth-neighbors", type=int, default=r.smooth_neighbors,
+                   help=f"neighbours averaged by --reducer smooth (default {r.smooth_neighbors})")
     g.add_argument("--projection", choices=["auto", "umap", "pca"], default=r.projection,
                    help="2-D plot coordinates: auto = UMAP up to 200k rows, PCA above (plots only)")
     g.add_argument("--method", choices=_methods(), default=c.method,
@@ -71,7 +73,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, Clustere
     """The reducer and clusterer configs the command line asks for (validated)."""
     reducer = ReducerConfig(
         method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
-        metric=args.metric, projection=args.projection,
+        metric=args.metric, projection=args.projection, smooth_neighbors=args.smooth_neighbors,
     ).validate()
     clusterer = ClustererConfig(
         method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
