@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textcluster.encoders.base import cached_model, fingerprint_path, resolve_model_path
-from textcluster.encoders.transformer import bundled_minilm_path
+from textcluster.encoders.base import cached_model
+from textcluster.encoders.transformer import _TorchEncoder, bundled_minilm_path
 from textcluster.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -47,26 +47,8 @@ def _read_embedding_matrix(path: Path) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().float().numpy()
 
 
-class StaticEncoder:
+class StaticEncoder(_TorchEncoder):
     """Mean of the input token vectors of ``model`` (special tokens left out)."""
-
-    needs_fit = False
-
-    def __init__(self, name: str, model: str | Path, cfg: EncoderConfig) -> None:
-        self.name = name
-        self.model = str(model)
-        self.cfg = cfg
-        self.device_: str | None = None
-        self._path: Path | None = None
-
-    @property
-    def path(self) -> Path:
-        if self._path is None:
-            self._path = resolve_model_path(self.model)
-        return self._path
-
-    def fingerprint(self) -> str:
-        return fingerprint_path(self.path)
 
     def load(self, device: str) -> None:
         def build() -> tuple[Any, Any]:
