@@ -28,7 +28,7 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     return X.astype(np.float32), y
 
 
-FAST = ["kmeans", "minibatch-kmeans", "gmm", "hdbscan", "dbscan", "agglomerative"]
+FAST = ["kmeans", "minibatch-kmeans", "gmm", "hdbscan", "dbscan", "agglomerative", "graph-ward"]
 
 
 @pytest.mark.parametrize("method", FAST)
@@ -51,6 +51,24 @@ def test_registry_has_help_and_noise_flags() -> None:
     for name, info in CLUSTERERS.items():
         assert info.name == name and info.help and "\n" not in info.help
     assert CLUSTERERS["hdbscan"].can_mark_noise and not CLUSTERERS["kmeans"].can_mark_noise
+
+
+def test_graph_ward_is_registered_deterministic_and_capped(blobs: tuple[np.ndarray, np.ndarray]) -> None:
+    from textcluster.cluster import GRAPH_WARD_MAX_FIT, fit_rows
+
+    info = get_clusterer("graph-ward")
+    assert info.uses_k and not info.can_mark_noise and info.assign == "knn"
+    assert info.help == "ward linkage on the k-NN graph; good for many small topics"
+    assert fit_rows(10 * GRAPH_WARD_MAX_FIT, ClustererConfig(method="graph-ward")) == GRAPH_WARD_MAX_FIT
+    X, y = blobs
+    a = fit_assign(X, ClustererConfig(method="graph-ward", k=4, seed=0))
+    b = fit_assign(X, ClustererConfig(method="graph-ward", k=4, seed=5))  # seed has no effect
+    assert adjusted_rand_score(y, a.labels) > 0.9
+    assert a.labels.tobytes() == b.labels.tobytes()
+    # centres are member means in the clusterer's space
+    assert np.allclose(a.centers[0], X[a.labels == 0].mean(axis=0), atol=1e-4)
+    sub = fit_assign(X, ClustererConfig(method="graph-ward", k=4, fit_size=200, params={"n_neighbors": 8}))
+    assert sub.fit_idx is not None and adjusted_rand_score(y, sub.labels) > 0.9
 
 
 @pytest.mark.parametrize("method", ["kmeans", "gmm", "hdbscan", "agglomerative"])

@@ -121,9 +121,10 @@ def test_distance_matrix_skipped_above_limit(blob_ws) -> None:
         (ReducerConfig(projection="pca"), ClustererConfig(method="agglomerative", k=4, fit_size=100)),
         (ReducerConfig(method="smooth", projection="pca"), ClustererConfig(k=4, seed=0)),
         (ReducerConfig(method="smooth", projection="pca"), ClustererConfig(k=4, seed=0, fit_size=100)),
+        (ReducerConfig(projection="pca"), ClustererConfig(method="graph-ward", k=4, fit_size=150)),
     ],
     ids=["kmeans-subset", "pca-kmeans", "pca-gmm", "hdbscan-subset", "agglomerative-subset", "smooth-kmeans",
-         "smooth-kmeans-subset"],
+         "smooth-kmeans-subset", "graph-ward-subset"],
 )
 def test_assign_vectors_reproduces_run_labels(blob_ws, reducer, clusterer) -> None:
     ws, eid, X, y = blob_ws
