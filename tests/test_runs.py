@@ -226,8 +226,10 @@ def test_self_training_run_records_history_and_assigns(blob_ws) -> None:
     ws, eid, X, y = blob_ws
     params = {"hidden": [32], "latent_dim": 4, "pretrain_epochs": 3, "max_iter": 30, "update_interval": 10,
               "n_init": 2, "device": "cpu"}
+    seen = []
     res = runs.cluster(ws, eid, ReducerConfig(projection="pca"),
-                       ClustererConfig(method="self-training", k=4, seed=0, params=params))
+                       ClustererConfig(method="self-training", k=4, seed=0, params=params), progress=seen.append)
+    assert any(p.total == 30 for p in seen)  # the training's own steps reach the run's callback
     m = json.loads((ws.path(res.run_id) / "manifest.json").read_text())
     assert "pretrain_loss" in m["history"] and m["assign_mode"] == "knn"
     labels = np.load(ws.path(res.run_id) / "labels.npy")

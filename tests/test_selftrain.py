@@ -196,6 +196,27 @@ def test_through_the_clusterer_registry(data):
     assert out.history is None or out.history["stop_reason"] in ("tol", "max_iter")
 
 
+def test_registry_passes_progress_and_cancel(data):
+    """fit_assign hands progress and cancel to the self-training clusterer itself."""
+    import threading
+
+    from textcluster.cluster import fit_assign
+    from textcluster.config import ClustererConfig
+    from textcluster.errors import JobCancelled
+
+    X, _ = data
+    params = {**SMALL, "hidden": [32, 32], "max_iter": 20, "update_interval": 10, "tol": 0.0}
+    cfg = ClustererConfig(method="self-training", k=4, seed=0, params=params)
+    seen = []
+    fit_assign(X, cfg, progress=seen.append)
+    assert any(p.total == 20 for p in seen)  # the refinement meter (max_iter steps), not fit_assign's 3
+    ev = threading.Event()
+    ev.set()
+    # stops inside the training ("self-training cancelled"), not after it ("cluster cancelled")
+    with pytest.raises(JobCancelled, match="self-training cancelled"):
+        fit_assign(X, ClustererConfig(method="self-training", k=4, params={**params, "max_iter": 10_000}), cancel=ev)
+
+
 def test_graph_ward_init(data):
     from textcluster.quality import GraphWardClusterer
 

@@ -549,10 +549,18 @@ class _GraphWardAdapter:
 
 
 class _SelfTrainingAdapter:
-    """Wraps :class:`textcluster.selftrain.SelfTrainingClusterer` into this module's interface."""
+    """Wraps :class:`textcluster.selftrain.SelfTrainingClusterer` into this module's interface.
+
+    ``progress`` / ``cancel`` (set by :func:`fit_assign`, which sees ``takes_hooks``) are
+    passed to the clusterer, so a long training reports per epoch and stops when cancelled.
+    """
+
+    takes_hooks = True
 
     def __init__(self, k: int, seed: int = 0, **params: Any) -> None:
         self.k, self.seed, self.params = k, seed, params
+        self.progress: ProgressFn | None = None
+        self.cancel: threading.Event | None = None
 
     def fit(self, X: np.ndarray) -> _SelfTrainingAdapter:
         try:
@@ -564,7 +572,9 @@ class _SelfTrainingAdapter:
             ) from e
         X = np.ascontiguousarray(X, dtype=np.float32)
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in self.params.items()}  # JSON lists
-        self.model_ = SelfTrainingClusterer(k=self.k, seed=self.seed, **params).fit(X)
+        self.model_ = SelfTrainingClusterer(
+            k=self.k, seed=self.seed, progress=self.progress, cancel=self.cancel, **params
+        ).fit(X)
         self.labels_ = np.asarray(self.model_.labels_, dtype=np.int32)
         if hasattr(self.model_, "predict_proba"):
             self.probabilities_ = np.asarray(self.model_.predict_proba(X), dtype=np.float32).max(axis=1)
@@ -758,7 +768,10 @@ def fit_assign(
     fit_idx = select_fit_rows(n, cfg)
     Zfit = np.asarray(Z if fit_idx is None else Z[fit_idx])
     meter.update(0, f"fitting {cfg.method} on {Zfit.shape[0]} rows")
-    model = info.factory(cfg).fit(Zfit)
+    model = info.factory(cfg)
+    if getattr(model, "takes_hooks", False):  # long fits report progress and honour cancel
+        model.progress, model.cancel = progress, cancel
+    model = model.fit(Zfit)
     check_cancel(cancel, "cluster")
     meter.update(1, "assigning rows")
     probs: np.ndarray | None = None

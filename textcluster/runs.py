@@ -268,7 +268,9 @@ def _cluster_uncached(
     # -- cluster ----------------------------------------------------------------------
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
-    out = clu.fit_assign(Z, clusterer, cancel=cancel)
+    # self-training reports its epochs (its own totals) through the same callback
+    hooks = getattr(clu.get_clusterer(clusterer.method).factory(clusterer), "takes_hooks", False)
+    out = clu.fit_assign(Z, clusterer, progress=progress if hooks else None, cancel=cancel)
     labels, centers = out.labels, out.centers
     k = int(centers.shape[0])
     found = int(np.unique(labels[labels >= 0]).size)
