@@ -2,9 +2,17 @@
 
 Six pages, each a thin layer over the `textcluster` library. Errors raised by a
 page are shown as a readable message and the app stays up.
+
+At start (once per server process) UMAP's numba functions are compiled in a background
+daemon thread (`textcluster.reduce.warm_up`), so a user's first UMAP run does not pay
+that compile; `TEXTCLUSTER_NO_WARMUP=1` skips it (the tests set it).
 """
 
 from __future__ import annotations
+
+import logging
+import os
+import threading
 
 import streamlit as st
 
@@ -17,6 +25,30 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="expanded",
 )
+
+ENV_NO_WARMUP = "TEXTCLUSTER_NO_WARMUP"
+
+
+def _warm_up_quietly() -> None:
+    from textcluster import reduce
+
+    try:
+        reduce.warm_up()
+    except Exception:  # a missing or broken umap only matters when a user picks it
+        logging.getLogger("textcluster.app").warning("UMAP warm-up failed", exc_info=True)
+
+
+@st.cache_resource(show_spinner=False)
+def start_warm_up() -> threading.Thread | None:
+    """Start the UMAP warm-up in a daemon thread, once per process; None when skipped."""
+    if os.environ.get(ENV_NO_WARMUP) == "1":
+        return None
+    thread = threading.Thread(target=_warm_up_quietly, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+start_warm_up()
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ from apphelpers import FAST
 
 from textcluster import corpus, jobs
 from textcluster.config import CorpusSpec
+
+# No UMAP warm-up thread in the AppTests (it would compile numba for a minute beside them).
+os.environ.setdefault("TEXTCLUSTER_NO_WARMUP", "1")
 
 # The app's own modules (ui/, pages/) live at the repository root, beside app.py.
 ROOT = str(Path(__file__).resolve().parents[2])

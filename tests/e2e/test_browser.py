@@ -42,7 +42,7 @@ def server(tmp_path):
     """`streamlit run app.py` on a free port with a temporary workspace; yields the URL."""
     port = _free_port()
     env = {**os.environ, "TEXTCLUSTER_WORKSPACE": str(tmp_path / "workspace"), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "2"}
+           "OMP_NUM_THREADS": "2", "TEXTCLUSTER_NO_WARMUP": "1"}  # the test runs no UMAP
     log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
