@@ -160,6 +160,31 @@ def test_smooth_run_clusters_the_smoothed_space_and_assigns_by_knn(blob_ws) -> N
     assert ReducerConfig(method="smooth").cache_key()["smooth_neighbors"] == 10
 
 
+@pytest.mark.parametrize("reducer,method", [("smooth", "kmeans"), ("none", "graph-ward")])
+def test_knn_assign_reproduces_labels_of_overlapping_unit_vectors(tmp_path: Path, reducer: str, method: str) -> None:
+    """Like sentence embeddings: 384-d unit vectors, overlapping topics, some duplicates.
+
+    A row's float32 distance to itself is not 0 here, and its 5 nearest run rows often
+    vote for another cluster, so only a byte-exact match gives back the run's label.
+    """
+    from textcluster import cluster as clu
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 12, size=600)
+    X = rng.normal(size=(12, 384))[y] * 0.25 + rng.normal(size=(600, 384))
+    X[500:520] = X[:20]  # duplicated texts
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    ws = Workspace(tmp_path)
+    eid = write_embedding(ws, X, tag="unit")
+    res = runs.cluster(ws, eid, ReducerConfig(method=reducer, projection="pca"),
+                       ClustererConfig(method=method, k=12, seed=0))
+    labels = np.load(ws.path(res.run_id) / "labels.npy")
+    vote, self_dist = clu.knn_labels(X, labels, X, k=runs.ASSIGN_KNN)
+    assert (self_dist > 1e-5).any() and (vote != labels).any()  # what a loose match would get wrong
+    got = runs.assign_vectors(ws, res.run_id, X)
+    assert got.labels.tolist() == labels.tolist() and (got.distances == 0).all()
+
+
 def test_impossible_settings_raise_typed_errors(tmp_path: Path, blob_ws) -> None:
     ws = Workspace(tmp_path)
     small = write_embedding(ws, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32), tag="small")

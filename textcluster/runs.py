@@ -438,6 +438,28 @@ def _cluster_uncached(
 
 
 # --------------------------------------------------------------------------- assign
+def _identical_rows(X: np.ndarray, V: np.ndarray, rows: np.ndarray) -> dict[int, int]:
+    """``{i: j}`` for each ``i`` in ``rows`` whose vector ``V[i]`` equals run row ``X[j]`` (first j).
+
+    Compared byte for byte after casting ``V`` to ``X``'s dtype (float16 embeddings); ``X``
+    (n, d), possibly memory-mapped, is scanned once in chunks.
+    """
+    want: dict[bytes, list[int]] = {}
+    Vc = np.ascontiguousarray(np.asarray(V[rows]).astype(X.dtype))
+    for i, row in zip(rows.tolist(), Vc, strict=True):
+        want.setdefault(row.tobytes(), []).append(i)
+    out: dict[int, int] = {}
+    for s in range(0, X.shape[0], clu.CHUNK_ROWS):
+        block = np.ascontiguousarray(X[s : s + clu.CHUNK_ROWS])
+        for j, row in enumerate(block):
+            found = want.pop(row.tobytes(), None)
+            if found is not None:
+                out.update(dict.fromkeys(found, s + j))
+        if not want:
+            break
+    return out
+
+
 def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     """Label embedding vectors ``V`` (m, dim) with a saved run, without refitting.
 
@@ -456,10 +478,16 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
         X = _load_embeddings(ws, m["embedding_id"])
         run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
         labels, dist = clu.knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
-        exact = dist <= 1e-5
-        if exact.any():
-            lab1, _ = clu.knn_labels(X, np.asarray(run_labels), V[exact], k=1)
-            labels[exact] = lab1
+        # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
+        # for "identical to a run row" are found with a loose bound, then checked byte-exactly
+        norms = np.linalg.norm(V, axis=1)
+        cand = np.flatnonzero(dist <= 1e-2 * np.maximum(norms, 1e-12))
+        if cand.size:
+            hit = _identical_rows(X, V, cand)
+            if hit:
+                rows = np.fromiter(hit.keys(), np.int64, len(hit))
+                labels[rows] = np.asarray(run_labels)[np.fromiter(hit.values(), np.int64, len(hit))]
+                dist[rows] = 0.0
         return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
     Z = V
     rdir = ws.path(run_id) / "reducer"
