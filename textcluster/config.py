@@ -181,7 +181,7 @@ class ClustererConfig(_Config):
     """Which clusterer, and how it is fitted.
 
     method: a name from :data:`textcluster.cluster.CLUSTERERS` (kmeans, minibatch-kmeans,
-        gmm, hdbscan, dbscan, agglomerative, self-training).
+        gmm, hdbscan, dbscan, agglomerative, self-training, graph-ward).
     k: number of clusters for methods that take one.
     min_cluster_size / min_samples / eps: density methods.
     fit_size: fit on this many rows (seeded subset) and assign the rest; None: fit on all.
