@@ -764,7 +764,7 @@ def fit_assign(
     n = Z.shape[0]
     check_clusterer(cfg, n)
     info = get_clusterer(cfg.method)
-    meter = Meter("cluster", 3, progress)
+    meter = Meter("cluster", 3, progress, estimate=False)
     fit_idx = select_fit_rows(n, cfg)
     Zfit = np.asarray(Z if fit_idx is None else Z[fit_idx])
     meter.update(0, f"fitting {cfg.method} on {Zfit.shape[0]} rows")

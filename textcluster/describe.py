@@ -245,7 +245,7 @@ def _compute(
 ) -> Description:
     from textcluster.progress import Meter, check_cancel
 
-    meter = Meter("describe", 2, progress)
+    meter = Meter("describe", 2, progress, estimate=False)
     meter.update(0, "counting keywords")
     run_m = ws.manifest(run_id)
     labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))

@@ -49,12 +49,25 @@ def check_cancel(cancel: threading.Event | None, stage: str = "") -> None:
 
 
 class Meter:
-    """Turns (done, total) updates into :class:`Progress` reports with rate and ETA."""
+    """Turns (done, total) updates into :class:`Progress` reports with rate and ETA.
 
-    def __init__(self, stage: str, total: int, progress: ProgressFn | None, start_done: int = 0):
+    ``estimate=False`` is for stages counted in a few unequal steps (fit, then a 2-D map
+    that may take a hundred times longer): their rate says nothing about the time left,
+    so no ETA is reported rather than a wrong one.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        total: int,
+        progress: ProgressFn | None,
+        start_done: int = 0,
+        estimate: bool = True,
+    ):
         self.stage, self.total, self.progress = stage, total, progress
         self.t0 = time.perf_counter()
         self.start_done = start_done
+        self.estimate = estimate
 
     def update(self, done: int, message: str = "") -> None:
         """Report ``done`` units finished (a no-op without a callback)."""
@@ -63,5 +76,5 @@ class Meter:
         dt = time.perf_counter() - self.t0
         fresh = done - self.start_done
         rate = fresh / dt if dt > 0 and fresh > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 and self.total else None
+        eta = (self.total - done) / rate if self.estimate and rate > 0 and self.total else None
         self.progress(Progress(self.stage, done, self.total, rate, eta, message))

@@ -235,7 +235,7 @@ def _cluster_uncached(
     clu.check_clusterer(clusterer, n)
     corpus_id = emb_manifest.get("corpus_id")
     timings["load"] = time.perf_counter() - t
-    meter = Meter("cluster", 4, progress)
+    meter = Meter("cluster", 4, progress, estimate=False)
     check_cancel(cancel, "cluster")
 
     # -- reduce ---------------------------------------------------------------------
@@ -319,7 +319,6 @@ def _cluster_uncached(
 
     # -- 2-D projection (depends on the embedding and projection settings, not on k) ----
     t = time.perf_counter()
-    meter.update(2, "2-D projection")
     pmethod = red.projection_method(reducer, n)
     pkey = {
         "embedding_id": embedding_id,
@@ -327,6 +326,10 @@ def _cluster_uncached(
         "seed": clusterer.seed,
         **({"n_neighbors": reducer.n_neighbors, "min_dist": reducer.min_dist, "metric": reducer.metric} if pmethod == "umap" else {}),
     }
+    compiling = (
+        pmethod == "umap" and not red.is_warm() and not _cache_path(ws, "projection", pkey).exists()
+    )
+    meter.update(2, f"2-D map ({pmethod})" + (" - compiling UMAP on first use" if compiling else ""))
     coords, phit = _cached_array(
         _cache_path(ws, "projection", pkey),
         lambda: red.project_2d(X, ReducerConfig(**{**reducer.to_dict(), "projection": pmethod}), seed=clusterer.seed),
