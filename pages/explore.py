@@ -176,35 +176,27 @@ with tab_clusters, guard("clusters"):
         d = by_cluster.get(c_sel, {})
         order = np.asarray(d.get("nearest", []) + d.get("farthest", [])[::-1], dtype=np.int64)
     near, far = order[:how_many], order[::-1][:how_many]
+    def examples(rows: np.ndarray, key: str) -> None:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "doc_id": rows,
+                    "distance": dist_own[rows] if dist_own is not None else np.nan,
+                    "text": texts[rows],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+            key=key,
+        )
+
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Nearest the centre** ({min(how_many, members.size)} of {members.size:,})")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "doc_id": near,
-                    "distance": dist_own[near] if dist_own is not None else np.nan,
-                    "text": texts[near],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-            key="explore_near",
-        )
+        examples(near, "explore_near")
     with right:
         st.markdown("**Edge cases** (farthest from the centre)")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "doc_id": far,
-                    "distance": dist_own[far] if dist_own is not None else np.nan,
-                    "text": texts[far],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-            key="explore_far",
-        )
+        examples(far, "explore_far")
 
 # -- centre distances --------------------------------------------------------------
 with tab_dist, guard("centre distances"):

@@ -81,38 +81,31 @@ def run_label(m: dict[str, Any]) -> str:
     return " · ".join(bits)
 
 
-def pick_corpus(key: str) -> str | None:
-    """A select box over the corpora of the workspace (current one first); None when empty."""
-    ws = state.workspace()
-    manifests = ws.list("corpus")
+def _pick(kind: str, title: str, empty: str, label, current, set_current, key: str) -> str | None:
+    """A select box over the workspace's artifacts of ``kind`` (current one first); None when empty."""
+    manifests = state.workspace().list(kind)
     if not manifests:
-        st.info("No corpus yet: load one on the **Data** page.", icon=":material/info:")
+        st.info(empty, icon=":material/info:")
         return None
     ids = [m["id"] for m in manifests]
-    labels = {m["id"]: corpus_label(m) for m in manifests}
-    cur = state.current_corpus()
-    idx = ids.index(cur) if cur in ids else 0
-    cid = st.selectbox("Corpus", ids, index=idx, format_func=labels.get, key=key)
-    if cid:
-        state.set_corpus(cid)
-    return cid
+    labels = {m["id"]: label(m) for m in manifests}
+    cur = current()
+    chosen = st.selectbox(title, ids, index=ids.index(cur) if cur in ids else 0, format_func=labels.get, key=key)
+    if chosen:
+        set_current(chosen)
+    return chosen
+
+
+def pick_corpus(key: str) -> str | None:
+    """A select box over the corpora of the workspace (current one first); None when empty."""
+    return _pick("corpus", "Corpus", "No corpus yet: load one on the **Data** page.",
+                 corpus_label, state.current_corpus, state.set_corpus, key)
 
 
 def pick_run(key: str) -> str | None:
     """A select box over the clustering runs (current one first); None when there is none."""
-    ws = state.workspace()
-    manifests = ws.list("run")
-    if not manifests:
-        st.info("No clustering run yet: launch one on the **Pipeline** page.", icon=":material/info:")
-        return None
-    ids = [m["id"] for m in manifests]
-    labels = {m["id"]: run_label(m) for m in manifests}
-    cur = state.current_run()
-    idx = ids.index(cur) if cur in ids else 0
-    rid = st.selectbox("Clustering run", ids, index=idx, format_func=labels.get, key=key)
-    if rid:
-        state.set_run(rid)
-    return rid
+    return _pick("run", "Clustering run", "No clustering run yet: launch one on the **Pipeline** page.",
+                 run_label, state.current_run, state.set_run, key)
 
 
 _STAGE_ICON = {
