@@ -115,3 +115,87 @@ def test_umap_same_seed_same_coordinates(umap_run) -> None:
     idx = np.arange(0, 120, 2)
     c = red.fit_reduce(X, ReducerConfig(method="umap", dims=2, n_neighbors=8), seed=3, fit_idx=idx)[1]
     assert c.shape == (120, 2) and np.isfinite(c).all()
+
+
+@pytest.mark.slow
+def test_umap_ensemble_concatenates_seeded_runs(umap_run) -> None:
+    """runs=3, seed=5: UMAPs with seeds 15, 16, 17 side by side; each block is that seed's single run."""
+    X = umap_run[2][:150]
+    calls: list[tuple[int, int]] = []
+    fitted, Z = red.fit_reduce(
+        X, ReducerConfig(method="umap", dims=2, n_neighbors=8, runs=3), seed=5,
+        on_run=lambda i, n: calls.append((i, n)),
+    )
+    assert calls == [(0, 3), (1, 3), (2, 3)]
+    assert Z.shape == (150, 6) and Z.dtype == np.float32 and fitted.n_components_ == 6
+    for i in range(3):
+        single = red.fit_reduce(X, ReducerConfig(method="umap", dims=2, n_neighbors=8), seed=15 + i)[1]
+        assert Z[:, 2 * i : 2 * i + 2].tobytes() == single.tobytes()
+    # rows outside the fit subset are transformed by every run of the ensemble
+    idx = np.arange(0, 150, 3)
+    sub, Zs = red.fit_reduce(X, ReducerConfig(method="umap", dims=2, n_neighbors=8, runs=2), seed=5, fit_idx=idx)
+    rest = np.setdiff1d(np.arange(150), idx)
+    assert Zs.shape == (150, 4) and np.isfinite(Zs).all()
+    assert np.allclose(Zs[rest], sub.transform(X[rest]))
+
+
+def test_umap_runs_setting_is_checked_and_keeps_old_ids() -> None:
+    with pytest.raises(ConfigError, match="runs=0 should be an integer in"):
+        ReducerConfig(method="umap", runs=0).validate()
+    with pytest.raises(ConfigError, match="runs=3 is for the umap reducer only"):
+        ReducerConfig(method="pca", runs=3).validate()
+    # runs=1 leaves the cache key (so every existing run id) as it was
+    assert "runs" not in ReducerConfig(method="umap").cache_key()
+    assert ReducerConfig(method="umap", runs=5).cache_key()["runs"] == 5
+
+
+@pytest.mark.slow
+def test_umap_ensemble_run_reports_each_umap_and_assign_reproduces(umap_run) -> None:
+    """A run with runs=2 + k-means: progress names each UMAP, the reduced matrix has 2 x dims
+    columns (cached under the ensemble's own key), and assign gives back the fitted labels."""
+    from textcluster import runs
+
+    ws, eid, X, y, _, _, _, _ = umap_run
+    reducer = ReducerConfig(method="umap", dims=3, n_neighbors=10, projection="pca", runs=2)
+    clusterer = ClustererConfig(method="kmeans", k=4, seed=1, params={"n_init": 10})
+    messages: list[str] = []
+    res = runs.cluster(ws, eid, reducer, clusterer, progress=lambda p: messages.append(p.message))
+    assert "reducing (umap ensemble: run 1 of 2)" in messages
+    assert "reducing (umap ensemble: run 2 of 2)" in messages
+    labels = np.load(ws.path(res.run_id) / "labels.npy")
+    assert adjusted_rand_score(y, labels) > 0.9
+    assert np.load(ws.path(res.run_id) / "centers.npy").shape == (4, 6)
+    assert runs.assign_vectors(ws, res.run_id, X).labels.tolist() == labels.tolist()
+    single = runs.cluster(ws, eid, ReducerConfig(**{**reducer.to_dict(), "runs": 1}), clusterer)
+    assert single.run_id != res.run_id
+
+
+def test_cli_runs_option_builds_the_ensemble_config() -> None:
+    from textcluster.cli import build_parser
+    from textcluster.cli.cluster import configs_from_args
+
+    args = build_parser().parse_args(["cluster", "emb-x", "--reducer", "umap", "--runs", "5", "--param", "n_init=10"])
+    reducer, clusterer = configs_from_args(args)
+    assert reducer.method == "umap" and reducer.runs == 5 and reducer.dims == 5
+    assert clusterer.params == {"n_init": 10}
+    bad = build_parser().parse_args(["cluster", "emb-x", "--reducer", "pca", "--runs", "3"])
+    with pytest.raises(ConfigError, match="runs=3 is for the umap reducer only"):
+        configs_from_args(bad)
+
+
+def test_quality_recipe_from_python_and_cli() -> None:
+    from textcluster.cli import build_parser
+    from textcluster.cli.cluster import configs_from_args
+    from textcluster.config import recipe
+
+    reducer, clusterer = recipe("quality", 8, seed=2)
+    assert (reducer.method, reducer.dims, reducer.runs, reducer.n_neighbors) == ("umap", 5, 5, 15)
+    assert (clusterer.method, clusterer.k, clusterer.seed, clusterer.params) == ("kmeans", 8, 2, {"n_init": 10})
+    with pytest.raises(ConfigError, match="recipe='best' should be one of quality"):
+        recipe("best")
+    args = build_parser().parse_args(
+        ["cluster", "emb-x", "--recipe", "quality", "--k", "8", "--seed", "2", "--reducer", "pca", "--param", "max_iter=50"]
+    )
+    r2, c2 = configs_from_args(args)
+    assert r2 == reducer  # the recipe replaces --reducer
+    assert c2.params == {"n_init": 10, "max_iter": 50} and c2.k == 8

@@ -9,7 +9,8 @@ needs to map new vectors without pickle) and ``n_components_``.
   deterministic, no random solver); the state is ``mean`` and ``components``.
 - ``umap``: umap-learn with a fixed ``random_state`` (single-threaded, reproducible).
   Its fitted graph cannot be saved without pickle, so a UMAP run assigns new texts by
-  k-NN in the embedding space instead (see :mod:`textcluster.runs`).
+  k-NN in the embedding space instead (see :mod:`textcluster.runs`). ``runs > 1`` fits
+  an ensemble of UMAPs with distinct seeds and concatenates their coordinates.
 - ``smooth``: :class:`textcluster.quality.NeighborSmoother`, each vector replaced by the
   mean of itself and its ``smooth_neighbors`` cosine nearest neighbours, renormalised
   (same dimension). Its transform needs the fitted rows, which are the embedding
@@ -145,10 +146,25 @@ class PCAReducer:
 
 
 class UMAPReducer:
-    """UMAP to ``dims`` dimensions with a fixed seed (reproducible, single-threaded)."""
+    """UMAP to ``dims`` dimensions with a fixed seed (reproducible, single-threaded).
+
+    ``runs > 1`` makes a UMAP ensemble: ``runs`` UMAPs with seeds ``seed * runs``,
+    ``seed * runs + 1``, ... (so two seeds never share a layout; ``runs = 1`` uses ``seed``
+    itself) are fitted on the same rows and their coordinates concatenated, so the output
+    has ``dims * runs`` columns. Each layout is one random draw of the same k-NN graph;
+    distances in the concatenation average over the draws, which is what k-means then
+    minimises. ``on_run(i, runs)`` (optional) is called before fitting run ``i``.
+    """
 
     def __init__(
-        self, dims: int, n_neighbors: int = 15, min_dist: float = 0.0, metric: str = "cosine", seed: int = 0
+        self,
+        dims: int,
+        n_neighbors: int = 15,
+        min_dist: float = 0.0,
+        metric: str = "cosine",
+        seed: int = 0,
+        runs: int = 1,
+        on_run: Any = None,
     ) -> None:
         self.dims, self.n_neighbors, self.min_dist, self.metric, self.seed = (
             dims,
@@ -157,27 +173,40 @@ class UMAPReducer:
             metric,
             seed,
         )
+        self.runs = runs
+        self.on_run = on_run
 
     def fit(self, X: np.ndarray) -> UMAPReducer:
         umap = _umap_module()
         n = X.shape[0]
-        self.model_ = umap.UMAP(
-            n_components=self.dims,
-            n_neighbors=min(self.n_neighbors, max(n - 1, 2)),
-            min_dist=self.min_dist,
-            metric=self.metric,
-            random_state=self.seed,
-            n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so avoids its warning
-            low_memory=True,
-        )
-        self.embedding_ = np.asarray(self.model_.fit_transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
-        self.n_components_ = self.dims
+        X = np.asarray(X, dtype=np.float32)
+        self.models_: list[Any] = []
+        parts = []
+        for i in range(self.runs):
+            if self.on_run is not None:
+                self.on_run(i, self.runs)
+            model = umap.UMAP(
+                n_components=self.dims,
+                n_neighbors=min(self.n_neighbors, max(n - 1, 2)),
+                min_dist=self.min_dist,
+                metric=self.metric,
+                random_state=self.seed * self.runs + i,
+                n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so avoids its warning
+                low_memory=True,
+            )
+            parts.append(np.asarray(model.fit_transform(X), dtype=np.float32))
+            self.models_.append(model)
+        self.model_ = self.models_[0]
+        self.embedding_ = np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
+        self.n_components_ = self.dims * self.runs
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty((X.shape[0], self.dims), dtype=np.float32)
+        out = np.empty((X.shape[0], self.dims * len(self.models_)), dtype=np.float32)
         for s in range(0, X.shape[0], CHUNK_ROWS):
-            out[s : s + CHUNK_ROWS] = self.model_.transform(np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float32))
+            chunk = np.asarray(X[s : s + CHUNK_ROWS], dtype=np.float32)
+            for i, model in enumerate(self.models_):
+                out[s : s + chunk.shape[0], i * self.dims : (i + 1) * self.dims] = model.transform(chunk)
         return out
 
     def state(self) -> dict[str, np.ndarray]:
@@ -200,8 +229,10 @@ def check_reducer(cfg: ReducerConfig, n: int, dim: int) -> None:
             raise ConfigError(f"UMAP needs at least 4 rows, got n_samples={n}")
 
 
-def make_reducer(cfg: ReducerConfig, seed: int = 0) -> Reducer:
-    """An unfitted reducer for ``cfg`` (``none`` -> identity, ``pca``, ``umap``, ``smooth``)."""
+def make_reducer(cfg: ReducerConfig, seed: int = 0, on_run: Any = None) -> Reducer:
+    """An unfitted reducer for ``cfg`` (``none`` -> identity, ``pca``, ``umap``, ``smooth``).
+
+    ``on_run``: progress hook of a UMAP ensemble, see :class:`UMAPReducer`."""
     cfg.validate()
     if cfg.method == "none":
         return IdentityReducer()
@@ -211,21 +242,27 @@ def make_reducer(cfg: ReducerConfig, seed: int = 0) -> Reducer:
         from textcluster.quality import NeighborSmoother
 
         return NeighborSmoother(cfg.smooth_neighbors)
-    return UMAPReducer(cfg.dims, cfg.n_neighbors, cfg.min_dist, cfg.metric, seed)
+    return UMAPReducer(cfg.dims, cfg.n_neighbors, cfg.min_dist, cfg.metric, seed, runs=cfg.runs, on_run=on_run)
 
 
 def fit_reduce(
-    X: np.ndarray, cfg: ReducerConfig, *, seed: int = 0, fit_idx: np.ndarray | None = None
+    X: np.ndarray,
+    cfg: ReducerConfig,
+    *,
+    seed: int = 0,
+    fit_idx: np.ndarray | None = None,
+    on_run: Any = None,
 ) -> tuple[Reducer, np.ndarray]:
     """Fit the reducer on ``X[fit_idx]`` (all rows when None) and map every row.
 
     Returns ``(reducer, Z)`` with ``Z`` (n, d') float32. For UMAP and smooth fitted on a
     subset, the fitted rows keep their fitted coordinates and the others are transformed.
+    ``on_run(i, runs)``: called before each UMAP of an ensemble (``cfg.runs``).
     """
     from textcluster.quality import NeighborSmoother
 
     check_reducer(cfg, X.shape[0], X.shape[1])
-    red = make_reducer(cfg, seed)
+    red = make_reducer(cfg, seed, on_run=on_run)
     if isinstance(red, IdentityReducer):
         red.fit(X)
         return red, red.transform(X)

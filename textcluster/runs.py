@@ -250,9 +250,14 @@ def _cluster_uncached(
             "seed": clusterer.seed,
             "fit_rows": clu.fit_rows(n, clusterer),
         }
+        def on_run(i: int, runs: int) -> None:
+            check_cancel(cancel, "cluster")
+            if runs > 1:
+                meter.update(0, f"reducing (umap ensemble: run {i + 1} of {runs})")
+
         Z, hit = _cached_array(
             _cache_path(ws, "reduced", key),
-            lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx)[1],
+            lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx, on_run=on_run)[1],
         )
         if hit:
             notes.append("UMAP-reduced matrix taken from the workspace cache")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from textcluster.config import REDUCERS, ClustererConfig, ReducerConfig
+from textcluster.config import RECIPES, REDUCERS, ClustererConfig, ReducerConfig, recipe
 
 
 def _methods() -> list[str]:
@@ -30,11 +30,19 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     from textcluster.cluster import CLUSTERERS
 
     g = p.add_argument_group("reducer and clusterer")
+    g.add_argument("--recipe", choices=RECIPES, default=None,
+                   help="a named setting that replaces --reducer/--dims/--runs/--method and sets n_init: "
+                        "quality = UMAP ensemble (5 x 5-d) + k-means n_init=10, the most accurate general "
+                        "setting on the labelled benchmarks (docs/clustering.md); --k, --seed, --fit-size, "
+                        "--projection still apply")
     g.add_argument("--reducer", choices=REDUCERS, default=r.method, help=f"dimension reduction before clustering (default {r.method})")
     g.add_argument("--dims", type=int, default=r.dims, help=f"output dimensions of pca/umap (default {r.dims})")
     g.add_argument("--n-neighbors", type=int, default=r.n_neighbors, help=f"UMAP neighbours (default {r.n_neighbors})")
     g.add_argument("--min-dist", type=float, default=r.min_dist, help=f"UMAP min_dist (default {r.min_dist})")
     g.add_argument("--metric", default=r.metric, help=f"UMAP metric (default {r.metric})")
+    g.add_argument("--runs", type=int, default=r.runs,
+                   help="UMAP ensemble: fit this many UMAPs (distinct seeds) and concatenate them "
+                        f"(default {r.runs}; 5 with --param n_init=10 is the quality recipe of docs/clustering.md)")
     g.add_argument("--smooth-neighbors", type=int, default=r.smooth_neighbors,
                    help=f"neighbours averaged by --reducer smooth (default {r.smooth_neighbors})")
     g.add_argument("--projection", choices=["auto", "umap", "pca"], default=r.projection,
@@ -71,9 +79,18 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, ClustererConfig]:
     """The reducer and clusterer configs the command line asks for (validated)."""
+    if getattr(args, "recipe", None):
+        reducer, clusterer = recipe(
+            args.recipe, args.k, seed=args.seed, fit_size=args.fit_size, projection=args.projection
+        )
+        extra = _params(args.param)
+        if extra:  # --param still adds or overrides method settings (e.g. n_init=3)
+            clusterer = ClustererConfig(**{**clusterer.to_dict(), "params": {**clusterer.params, **extra}}).validate()
+        return reducer, clusterer
     reducer = ReducerConfig(
         method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
         metric=args.metric, projection=args.projection, smooth_neighbors=args.smooth_neighbors,
+        runs=args.runs,
     ).validate()
     clusterer = ClustererConfig(
         method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
