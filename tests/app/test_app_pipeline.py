@@ -135,3 +135,36 @@ def test_a_model_that_cannot_be_found_is_a_readable_error(app_ws, app_corpus):
     at.text_input(key="pipe_encoder_model").set_value("/no/such/model/folder").run()
     assert not at.exception
     assert at.error and "/no/such/model/folder" in at.error[0].value
+
+
+def test_umap_runs_knob_reaches_the_job(app_ws, app_corpus):
+    """The ensemble size is offered for UMAP only and is part of the submitted reducer config."""
+    at = set_fast(open_page("pages/pipeline.py"))
+    assert not [w for w in at.number_input if w.key == "pipe_reducer_runs"]
+    at.selectbox(key="pipe_reducer").set_value("umap").run()
+    assert_clean(at)
+    at.number_input(key="pipe_reducer_runs").set_value(3).run()
+    at.button(key="pipe_launch").click().run()
+    job = jobs.get_manager(app_ws).latest("pipeline")
+    try:
+        assert job.snapshot()["config"]["reducer"]["runs"] == 3
+    finally:
+        job.cancel()
+        job.wait(120)
+
+
+def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
+    at = set_fast(open_page("pages/pipeline.py"), k=4)
+    at.toggle(key="pipe_recipe").set_value(True).run()
+    assert_clean(at)
+    assert any("Quality recipe: reducer umap × 5 runs" in i.value for i in at.info)
+    at.button(key="pipe_launch").click().run()
+    job = jobs.get_manager(app_ws).latest("pipeline")
+    try:
+        cfg = job.snapshot()["config"]
+        assert cfg["reducer"]["method"] == "umap" and cfg["reducer"]["runs"] == 5
+        assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 4
+        assert cfg["clusterer"]["params"] == {"n_init": 10}
+    finally:
+        job.cancel()
+        job.wait(120)
