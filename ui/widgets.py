@@ -69,13 +69,25 @@ def corpus_label(m: dict[str, Any]) -> str:
 
 
 def run_label(m: dict[str, Any]) -> str:
-    """A run manifest as one line: id, method, clusters."""
+    """A run manifest as one line: id, reducer (when there is one) and method, clusters.
+
+    ``run-... · umap 5-d ×5 → kmeans · 20 clusters`` for a UMAP-ensemble run."""
     clu = m.get("clusterer") or {}
     method = clu.get("method") if isinstance(clu, dict) else None
+    red = m.get("reducer") or {}
     k = m.get("n_clusters", m.get("k"))
     bits = [m["id"]]
     if method:
-        bits.append(str(method))
+        how = str(method)
+        rmethod = red.get("method") if isinstance(red, dict) else None
+        if rmethod and rmethod != "none":
+            r = str(rmethod)
+            if rmethod in ("pca", "umap"):
+                r += f" {red.get('dims')}-d"
+            if int(red.get("runs") or 1) > 1:
+                r += f" ×{red['runs']}"
+            how = f"{r} → {how}"
+        bits.append(how)
     if k is not None:
         bits.append(f"{k} clusters")
     return " · ".join(bits)

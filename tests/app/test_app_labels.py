@@ -1,0 +1,13 @@
+"""One-line labels of artifacts in the pickers."""
+
+from __future__ import annotations
+
+from ui.widgets import run_label
+
+
+def test_run_label_names_the_reducer_and_the_umap_ensemble() -> None:
+    base = {"id": "run-1", "clusterer": {"method": "kmeans"}, "k": 20}
+    assert run_label({**base, "reducer": {"method": "none", "dims": 5, "runs": 1}}) == "run-1 · kmeans · 20 clusters"
+    assert run_label({**base, "reducer": {"method": "umap", "dims": 5, "runs": 5}}) == "run-1 · umap 5-d ×5 → kmeans · 20 clusters"
+    assert run_label({**base, "reducer": {"method": "smooth", "dims": 5}}) == "run-1 · smooth → kmeans · 20 clusters"
+    assert run_label({"id": "run-2"}) == "run-2"
