@@ -188,6 +188,25 @@ def test_clusters_by_label_need_a_description(ws):
     assert plan(ws, fr.run_id, SamplingPolicy(size=50, clusters=(label2.upper(),))) == {2: 10}
 
 
+def test_same_clusters_by_label_id_or_order_are_one_sample(ws):
+    """Clusters named by label, by id or listed in another order give one sample id and its rows."""
+    from textcluster.describe import describe
+
+    fr = make_run(ws, sizes=(30, 20, 10))
+    d = describe(ws, fr.run_id)
+    label1, label2 = d.by_cluster()[1].label, d.by_cluster()[2].label
+    by_id = sample(ws, fr.run_id, SamplingPolicy(size=12, clusters=(2, 1)))
+    by_label = sample(ws, fr.run_id, SamplingPolicy(size=12, clusters=(label1, label2)))
+    assert by_label.sample_id == by_id.sample_id and by_label.cached
+    assert by_label.doc_ids.tolist() == by_id.doc_ids.tolist()
+    m = ws.manifest(by_id.sample_id)
+    assert m["policy"]["clusters"] == [1, 2] and m["requested_policy"]["clusters"] == [2, 1]
+    excl = sample(ws, fr.run_id, SamplingPolicy(size=12, exclude_clusters=(label1,)))
+    assert excl.sample_id == sample(ws, fr.run_id, SamplingPolicy(size=12, exclude_clusters=(1,))).sample_id
+    with pytest.raises(ConfigError, match="neither a cluster id nor the label"):
+        sample(ws, fr.run_id, SamplingPolicy(size=5, clusters=("no such topic",)))
+
+
 def test_diverse_sample_spreads_wider_than_random_sample(ws):
     fr = make_run(ws, sizes=(400,), dim=6)
     div = sample(ws, fr.run_id, SamplingPolicy(size=15, within="diverse")).doc_ids

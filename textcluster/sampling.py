@@ -317,16 +317,35 @@ def sample(ws: Workspace, run_id: str, policy: SamplingPolicy, progress: Any = N
     and :class:`StoreError` when the run is missing.
     """
     policy.validate()
+    requested = policy
+    if policy.clusters is not None or policy.exclude_clusters:
+        ws.manifest(run_id)  # a clear StoreError for an unknown run
+        policy = canonical_policy(ws, run_id, policy)
     sid = sample_id_for(run_id, policy)
     if not ws.exists(sid):
         ws.manifest(run_id)  # a clear StoreError for an unknown run
         with ws.lock(sid):
             if not ws.exists(sid):
-                return _draw(ws, run_id, policy, sid, progress)
+                return _draw(ws, run_id, policy, sid, progress, requested=requested)
     return load_sample(ws, sid, cached=True)
 
 
-def _draw(ws: Workspace, run_id: str, policy: SamplingPolicy, sid: str, progress: Any) -> SampleResult:
+def canonical_policy(ws: Workspace, run_id: str, policy: SamplingPolicy) -> SamplingPolicy:
+    """``policy`` with its cluster lists resolved to sorted cluster ids.
+
+    The same rows asked for by label (``"card arrival"``), by id (``12``) or in another
+    order get the same sample id. Raises :class:`ConfigError` for an unknown label.
+    """
+    from dataclasses import replace
+
+    clusters = None if policy.clusters is None else resolve_clusters(ws, run_id, tuple(policy.clusters))
+    exclude = resolve_clusters(ws, run_id, tuple(policy.exclude_clusters)) if policy.exclude_clusters else ()
+    return replace(policy, clusters=clusters, exclude_clusters=exclude)
+
+
+def _draw(
+    ws: Workspace, run_id: str, policy: SamplingPolicy, sid: str, progress: Any, requested: SamplingPolicy | None = None
+) -> SampleResult:
     from textcluster.progress import Meter
 
     run_m = ws.manifest(run_id)
@@ -373,6 +392,7 @@ def _draw(ws: Workspace, run_id: str, policy: SamplingPolicy, sid: str, progress
         "embedding_id": run_m.get("embedding_id"),
         "corpus_id": run_m.get("corpus_id"),
         "policy": policy.to_dict(),
+        **({"requested_policy": requested.to_dict()} if requested is not None and requested != policy else {}),
         "n": int(len(doc_ids)),
         "available": int(sum(sizes.values())),
         "per_cluster": {str(c): int(v) for c, v in q.items()},
