@@ -180,18 +180,29 @@ def umap_ensemble(X: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     from textcluster.reduce import fit_reduce
 
     path = UMAP_CACHE / f"{CURRENT_SET}.umap5x5.seed{seed}.npy" if UMAP_CACHE else None
+    return cached_matrix(
+        path, lambda: fit_reduce(X, ReducerConfig(method="umap", dims=5, runs=5), seed=seed)[1]
+    )
+
+
+def cached_matrix(path: Path | None, compute) -> tuple[np.ndarray, float]:
+    """``compute()`` and the seconds it took, kept at ``path`` (+ ``.json``) when one is given.
+
+    A kept matrix is read back with the seconds of the run that made it. The write is
+    atomic, so bench processes sharing the folder never read half a file.
+    """
     if path is not None and path.exists():
         return np.load(path), float(json.loads(path.with_suffix(".json").read_text())["seconds"])
     t0 = time.perf_counter()
-    _, Z = fit_reduce(X, ReducerConfig(method="umap", dims=5, runs=5), seed=seed)
+    M = compute()
     seconds = time.perf_counter() - t0
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, Z)
+        np.save(tmp, M)
         tmp.replace(path)
-    return Z, seconds
+    return M, seconds
 
 
 def run_one(
@@ -269,19 +280,7 @@ def bench(args: argparse.Namespace) -> None:
         smoothed, smooth_s = None, 0.0
         if any(m.startswith("smooth") for m in methods):
             path = smooth_cache / f"{name}.smooth{SMOOTH_NEIGHBORS}.npy" if smooth_cache else None
-            t0 = time.perf_counter()
-            if path is not None and path.exists():
-                smoothed = np.load(path)
-                smooth_s = float(json.loads(path.with_suffix(".json").read_text())["seconds"])
-            else:
-                smoothed = neighbor_smooth(X, SMOOTH_NEIGHBORS)
-                smooth_s = time.perf_counter() - t0
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.with_suffix(".json").write_text(json.dumps({"seconds": smooth_s}))
-                    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-                    np.save(tmp, smoothed)
-                    tmp.replace(path)  # atomic: a parallel bench never reads half a file
+            smoothed, smooth_s = cached_matrix(path, lambda: neighbor_smooth(X, SMOOTH_NEIGHBORS))
         loaded[name] = (y, len(np.unique(y)), X, how, smoothed, smooth_s)
         return loaded[name]
 
