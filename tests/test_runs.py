@@ -81,6 +81,8 @@ def test_run_artifact_has_documented_files(blob_ws) -> None:
     for key in ("seed", "embedding_id", "corpus_id", "reducer", "clusterer", "versions", "timings", "metrics", "peak_rss_bytes"):
         assert key in m, key
     assert m["versions"]["numpy"] == np.__version__
+    # one manifest write holds the file-writing time, the total and the peak memory
+    assert m["timings"]["total"] >= m["timings"]["write"] > 0 and m["peak_rss_bytes"] > 0
 
 
 def test_repeat_is_a_cache_hit_and_k_change_is_not(blob_ws) -> None:

@@ -418,17 +418,16 @@ def _cluster_uncached(
     }
     if out.history is not None:
         manifest["history"] = out.history
-    ws.write(run_id, manifest, writer)
-    timings["write"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t_all
-    peak = _peak_rss_bytes()
-    # The manifest was written before these two were known; record them with a second atomic write.
-    from textcluster.store import write_json_atomic
 
-    full = ws.manifest(run_id)
-    full["timings"] = timings
-    full["peak_rss_bytes"] = peak
-    write_json_atomic(ws.path(run_id) / "manifest.json", full)
+    def write_then_time(d: Path) -> None:
+        # Workspace.write serialises the manifest after the files, so the file-writing time,
+        # the total and the peak memory go into the one manifest write.
+        writer(d)
+        timings["write"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t_all
+        manifest["peak_rss_bytes"] = _peak_rss_bytes()
+
+    ws.write(run_id, manifest, write_then_time)
     meter.update(4, "done")
     return RunResult(
         run_id=run_id,
