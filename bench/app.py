@@ -26,23 +26,16 @@ import csv
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
+from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
 
 def part_upload() -> list[tuple[str, str]]:
@@ -97,12 +90,6 @@ def _write_synthetic(path: Path, n: int, seed: int = 0) -> None:
             w.writerow([" ".join(words)])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def part_paint(points: int) -> list[tuple[str, str]]:
     from textcluster import corpus, describe, jobs
     from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
@@ -130,40 +117,17 @@ def part_paint(points: int) -> list[tuple[str, str]]:
         rows.append((f"build the {points:,}-point run (ingest, tfidf, k-means, PCA map)",
                      f"{time.perf_counter() - t0:.1f} s"))
 
-        port = _free_port()
-        env = {**os.environ, "TEXTCLUSTER_WORKSPACE": str(ws.root)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.read().strip() == b"ok":
-                            break
-                except OSError:
-                    time.sleep(0.3)
-                if time.monotonic() > deadline:
-                    raise SystemExit("streamlit did not start")
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                for visit in ("first visit (app caches cold)", "second visit (st.cache_data warm)"):
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    t = time.perf_counter()
-                    page.goto(f"{url}/explore")
-                    page.locator('[data-testid="stVegaLiteChart"] canvas, '
-                                 '[data-testid="stVegaLiteChart"] svg').first.wait_for(timeout=300_000)
-                    rows.append((f"Explore first paint, {visit}", f"{time.perf_counter() - t:.1f} s"))
-                    page.close()
-                browser.close()
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        with app_server(ws.root) as url, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            for visit in ("first visit (app caches cold)", "second visit (st.cache_data warm)"):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                t = time.perf_counter()
+                page.goto(f"{url}/explore")
+                page.locator('[data-testid="stVegaLiteChart"] canvas, '
+                             '[data-testid="stVegaLiteChart"] svg').first.wait_for(timeout=300_000)
+                rows.append((f"Explore first paint, {visit}", f"{time.perf_counter() - t:.1f} s"))
+                page.close()
+            browser.close()
     return rows
 
 

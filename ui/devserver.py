@@ -1,0 +1,80 @@
+"""Start the app in a subprocess and wait until it answers: for browser tests and benchmarks.
+
+Not used by the app itself. ``app_server`` runs ``streamlit run app.py`` on a free local port
+with a given workspace, waits for ``/_stcore/health`` to say ``ok`` and yields the URL; on exit
+the server is stopped (terminate, then kill after 10 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Debian's chromium, which the browser tests and bench/app.py drive through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_server(
+    workspace: Path, *, env: dict[str, str] | None = None, log_path: Path | None = None, timeout: float = 60
+) -> Iterator[str]:
+    """``streamlit run app.py`` with ``TEXTCLUSTER_WORKSPACE=workspace``; yields its URL once healthy.
+
+    ``env``: extra environment variables. ``log_path``: where the server's output goes
+    (discarded when None); a server that exits or is not healthy within ``timeout`` seconds
+    raises ``RuntimeError`` with that log.
+    """
+    port = free_port()
+    full_env = {**os.environ, "TEXTCLUSTER_WORKSPACE": str(workspace), **(env or {})}
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = ""
+                if log_path:
+                    log.flush()  # type: ignore[union-attr]
+                    text = Path(log_path).read_text(errors="replace")
+                raise RuntimeError("streamlit did not start:\n" + text)
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log_path:
+            log.close()  # type: ignore[union-attr]
