@@ -17,8 +17,11 @@ Methods (``--methods``, comma-separated):
 - ``umap-kmeans``: UMAP to 5 dimensions (textcluster.reduce), then k-means (slow on 2 cores);
 - ``umap-ensemble``: the quality recipe: a UMAP ensemble (5 runs x 5 dimensions,
   ``ReducerConfig(method="umap", runs=5)``), then the registry's k-means with ``n_init=10``;
-- ``umap1-kmeans``: the ablation: only the first of those five UMAPs (its 5 columns), then the
-  same k-means; its seconds are a fifth of the ensemble's UMAP time plus its k-means.
+- ``umap1-kmeans`` ... ``umap4-kmeans``: the ablation: only the first r of those five UMAPs
+  (their 5r columns), then the same k-means; the seconds are r fifths of the ensemble's UMAP
+  time plus the k-means;
+- ``umap25d-kmeans``: one UMAP to 25 dimensions (as many columns as the ensemble), then the
+  same k-means: is the gain the averaging or the extra columns?
 
 Deterministic methods (the ward ones) run once and are reported as such: every seed
 gives the same labels.
@@ -71,6 +74,10 @@ METHODS = (
     "umap-kmeans",
     "umap-ensemble",
     "umap1-kmeans",
+    "umap2-kmeans",
+    "umap3-kmeans",
+    "umap4-kmeans",
+    "umap25d-kmeans",
 )
 DEFAULT_METHODS = ("kmeans", "smooth-kmeans", "ward-knn", "smooth-ward-knn", "smooth-self-training")
 DETERMINISTIC = ("ward-knn", "smooth-ward-knn")
@@ -228,10 +235,21 @@ def run_one(
 
         _, Z = fit_reduce(X, ReducerConfig(method="umap", dims=5), seed=seed)
         return kmeans(Z, k, seed), {}
-    if method in ("umap-ensemble", "umap1-kmeans"):
+    if method == "umap-ensemble" or (method.startswith("umap") and method[4:] in ("1-kmeans", "2-kmeans", "3-kmeans", "4-kmeans")):
         Z, umap_s = umap_ensemble(X, seed)
-        if method == "umap1-kmeans":
-            Z, umap_s = np.ascontiguousarray(Z[:, :5]), umap_s / 5
+        if method != "umap-ensemble":
+            r = int(method[4])
+            Z, umap_s = np.ascontiguousarray(Z[:, : 5 * r]), umap_s * r / 5
+        t0 = time.perf_counter()
+        labels = kmeans(Z, k, seed, n_init=10)
+        return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
+    if method == "umap25d-kmeans":
+        from textcluster.config import ReducerConfig
+        from textcluster.reduce import fit_reduce
+
+        t0 = time.perf_counter()
+        Z = fit_reduce(X, ReducerConfig(method="umap", dims=25), seed=seed)[1]
+        umap_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         labels = kmeans(Z, k, seed, n_init=10)
         return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
