@@ -17,7 +17,7 @@ import threading
 import streamlit as st
 
 from ui import state
-from ui.widgets import guard
+from ui.widgets import display_path, guard
 
 st.set_page_config(
     page_title="textcluster",
@@ -63,7 +63,7 @@ page = st.navigation(PAGES)
 
 with st.sidebar, guard("workspace"):
     ws = state.workspace()
-    st.caption(f"Workspace: `{ws.root}`")
+    st.caption(f"Workspace: `{display_path(ws.root)}`", help=f"Full path: {ws.root.resolve()}")
     corpus_id, run_id = state.current_corpus(), state.current_run()
     if corpus_id:
         st.caption(f"Corpus: `{corpus_id}`")

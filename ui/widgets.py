@@ -56,6 +56,21 @@ def short(artifact_id: str | None) -> str:
     return artifact_id or "–"
 
 
+def display_path(path: Any, cwd: Any = None, home: Any = None) -> str:
+    """``path`` as a person would type it: relative to ``cwd`` when inside it, else with the
+    home folder as ``~``, else absolute (``cwd`` / ``home`` default to the process's)."""
+    from pathlib import Path
+
+    p = Path(path).resolve()
+    for base, prefix in ((cwd or Path.cwd(), ""), (home or Path.home(), "~/")):
+        try:
+            rel = p.relative_to(Path(base).resolve())
+        except ValueError:
+            continue
+        return prefix + str(rel) if str(rel) != "." else (prefix.rstrip("/") or ".")
+    return str(p)
+
+
 def corpus_label(m: dict[str, Any]) -> str:
     """A corpus manifest as one line: id, source file, kept rows."""
     src = m.get("source_name") or m.get("source") or m.get("file_name") or ""

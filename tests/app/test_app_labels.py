@@ -11,3 +11,16 @@ def test_run_label_names_the_reducer_and_the_umap_ensemble() -> None:
     assert run_label({**base, "reducer": {"method": "umap", "dims": 5, "runs": 5}}) == "run-1 · umap 5-d ×5 → kmeans · 20 clusters"
     assert run_label({**base, "reducer": {"method": "smooth", "dims": 5}}) == "run-1 · smooth → kmeans · 20 clusters"
     assert run_label({"id": "run-2"}) == "run-2"
+
+
+def test_display_path_is_relative_or_home_based(tmp_path) -> None:
+    from ui.widgets import display_path
+
+    home, cwd = tmp_path / "home", tmp_path / "home" / "project"
+    (cwd / "workspace").mkdir(parents=True)
+    assert display_path(cwd / "workspace", cwd=cwd, home=home) == "workspace"
+    assert display_path(cwd, cwd=cwd, home=home) == "."
+    assert display_path(home / "data" / "ws", cwd=cwd, home=home) == "~/data/ws"
+    assert display_path(home, cwd=cwd, home=home) == "~"
+    elsewhere = tmp_path / "elsewhere"
+    assert display_path(elsewhere, cwd=cwd, home=home) == str(elsewhere.resolve())

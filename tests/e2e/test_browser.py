@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def server(tmp_path):
     """`streamlit run app.py` on a free port with a temporary workspace; yields the URL."""
     env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2", "TEXTCLUSTER_NO_WARMUP": "1"}  # the test runs no UMAP
+    if os.environ.get("TEXTCLUSTER_SCREENSHOTS") == "1":
+        env["HOME"] = str(tmp_path)  # the sidebar then shows the workspace as ~/workspace, not a temp path
     with app_server(tmp_path / "workspace", env=env, log_path=tmp_path / "streamlit.log") as url:
         yield url
 
