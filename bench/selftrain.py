@@ -20,6 +20,8 @@ Methods (``--methods``, comma-separated):
 - ``umap1-kmeans`` ... ``umap4-kmeans``: the ablation: only the first r of those five UMAPs
   (their 5r columns), then the same k-means; the seconds are r fifths of the ensemble's UMAP
   time plus the k-means;
+- ``umap-multiscale``: an exploration, not a product setting: five UMAPs to 5-d with 5, 10,
+  15, 30 and 50 neighbours (seeds 5s ... 5s+4), concatenated, then the same k-means;
 - ``umap25d-kmeans``: one UMAP to 25 dimensions (as many columns as the ensemble), then the
   same k-means: is the gain the averaging or the extra columns?
 
@@ -78,6 +80,7 @@ METHODS = (
     "umap3-kmeans",
     "umap4-kmeans",
     "umap25d-kmeans",
+    "umap-multiscale",
 )
 DEFAULT_METHODS = ("kmeans", "smooth-kmeans", "ward-knn", "smooth-ward-knn", "smooth-self-training")
 DETERMINISTIC = ("ward-knn", "smooth-ward-knn")
@@ -240,6 +243,16 @@ def run_one(
         if method != "umap-ensemble":
             r = int(method[4])
             Z, umap_s = np.ascontiguousarray(Z[:, : 5 * r]), umap_s * r / 5
+        t0 = time.perf_counter()
+        labels = kmeans(Z, k, seed, n_init=10)
+        return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
+    if method == "umap-multiscale":
+        from textcluster.reduce import UMAPReducer
+
+        t0 = time.perf_counter()
+        parts = [UMAPReducer(5, nn, 0.0, "cosine", seed * 5 + i).fit(X).embedding_ for i, nn in enumerate((5, 10, 15, 30, 50))]
+        Z = np.ascontiguousarray(np.hstack(parts))
+        umap_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         labels = kmeans(Z, k, seed, n_init=10)
         return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
