@@ -215,6 +215,30 @@ def cached_matrix(path: Path | None, compute) -> tuple[np.ndarray, float]:
     return M, seconds
 
 
+#: The UMAP-based methods clustered by k-means (n_init=10) over :func:`umap_matrix`.
+UMAP_METHODS = ("umap-ensemble", "umap1-kmeans", "umap2-kmeans", "umap3-kmeans", "umap4-kmeans",
+                "umap25d-kmeans", "umap-multiscale")
+
+
+def umap_matrix(method: str, X: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """The reduced matrix of one of :data:`UMAP_METHODS` and the seconds of its UMAP fits."""
+    from textcluster.config import ReducerConfig
+    from textcluster.reduce import UMAPReducer, fit_reduce
+
+    if method == "umap25d-kmeans":
+        t0 = time.perf_counter()
+        return fit_reduce(X, ReducerConfig(method="umap", dims=25), seed=seed)[1], time.perf_counter() - t0
+    if method == "umap-multiscale":
+        t0 = time.perf_counter()
+        parts = [UMAPReducer(5, nn, 0.0, "cosine", seed * 5 + i).fit(X).embedding_ for i, nn in enumerate((5, 10, 15, 30, 50))]
+        return np.ascontiguousarray(np.hstack(parts)), time.perf_counter() - t0
+    Z, umap_s = umap_ensemble(X, seed)
+    if method == "umap-ensemble":
+        return Z, umap_s
+    r = int(method[4])  # umapR-kmeans: the first R of the ensemble's five layouts
+    return np.ascontiguousarray(Z[:, : 5 * r]), umap_s * r / 5
+
+
 def run_one(
     method: str, X: np.ndarray, k: int, seed: int, smoothed: np.ndarray | None, params: dict
 ):
@@ -238,31 +262,8 @@ def run_one(
 
         _, Z = fit_reduce(X, ReducerConfig(method="umap", dims=5), seed=seed)
         return kmeans(Z, k, seed), {}
-    if method == "umap-ensemble" or (method.startswith("umap") and method[4:] in ("1-kmeans", "2-kmeans", "3-kmeans", "4-kmeans")):
-        Z, umap_s = umap_ensemble(X, seed)
-        if method != "umap-ensemble":
-            r = int(method[4])
-            Z, umap_s = np.ascontiguousarray(Z[:, : 5 * r]), umap_s * r / 5
-        t0 = time.perf_counter()
-        labels = kmeans(Z, k, seed, n_init=10)
-        return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
-    if method == "umap-multiscale":
-        from textcluster.reduce import UMAPReducer
-
-        t0 = time.perf_counter()
-        parts = [UMAPReducer(5, nn, 0.0, "cosine", seed * 5 + i).fit(X).embedding_ for i, nn in enumerate((5, 10, 15, 30, 50))]
-        Z = np.ascontiguousarray(np.hstack(parts))
-        umap_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        labels = kmeans(Z, k, seed, n_init=10)
-        return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
-    if method == "umap25d-kmeans":
-        from textcluster.config import ReducerConfig
-        from textcluster.reduce import fit_reduce
-
-        t0 = time.perf_counter()
-        Z = fit_reduce(X, ReducerConfig(method="umap", dims=25), seed=seed)[1]
-        umap_s = time.perf_counter() - t0
+    if method in UMAP_METHODS:
+        Z, umap_s = umap_matrix(method, X, seed)
         t0 = time.perf_counter()
         labels = kmeans(Z, k, seed, n_init=10)
         return labels, {"umap_seconds": round(umap_s, 2), "cluster_seconds": round(time.perf_counter() - t0, 2)}
