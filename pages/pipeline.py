@@ -98,7 +98,7 @@ with col_clu:
     cinfo = CLUSTERERS[method]
     st.caption(cinfo.help + (" · may mark rows as noise" if cinfo.can_mark_noise else ""))
     k = defaults_clu.k
-    if cinfo.uses_k:
+    if cinfo.uses_k or use_recipe:  # the recipe is k-means: it needs k whatever is chosen here
         k = st.number_input("Clusters (k)", 2, 10_000, defaults_clu.k, key="pipe_k")
     min_cluster_size, eps = defaults_clu.min_cluster_size, defaults_clu.eps
     if method == "hdbscan":
@@ -129,7 +129,7 @@ clu_cfg = ClustererConfig(
 )
 if use_recipe:
     red_cfg, clu_cfg = recipe(
-        "quality", int(k) if cinfo.uses_k else defaults_clu.k, seed=int(seed),
+        "quality", int(k), seed=int(seed),
         fit_size=int(fit_size) or None, projection=projection,
     )
     st.info(

@@ -168,3 +168,22 @@ def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
     finally:
         job.cancel()
         job.wait(120)
+
+
+def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, app_corpus):
+    """The recipe is k-means: with hdbscan chosen below, k must still be asked and used."""
+    at = set_fast(open_page("pages/pipeline.py"))
+    at.selectbox(key="pipe_clusterer").set_value("hdbscan").run()
+    assert not [w for w in at.number_input if w.key == "pipe_k"]  # hdbscan alone takes no k
+    at.toggle(key="pipe_recipe").set_value(True).run()
+    assert_clean(at)
+    at.number_input(key="pipe_k").set_value(6).run()
+    assert any("k-means k=6" in i.value for i in at.info)
+    at.button(key="pipe_launch").click().run()
+    job = jobs.get_manager(app_ws).latest("pipeline")
+    try:
+        cfg = job.snapshot()["config"]
+        assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 6
+    finally:
+        job.cancel()
+        job.wait(120)
