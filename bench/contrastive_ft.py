@@ -22,7 +22,7 @@ One line of JSON per run is appended to ``bench/results/contrastive_ft.jsonl``.
 
     .venv/bin/python bench/contrastive_ft.py --set tweet89 --steps 120 --seed 0
 
-Cost on a 2-core CPU: about 2.5-5 s a step of 64 (three encoder passes, one backward);
+Cost on a 2-core CPU: 2-9 s a step of 64 (two or three encoder passes, one backward);
 the whole benchmark (8 sets x 5 seeds) wants a GPU.
 """
 
