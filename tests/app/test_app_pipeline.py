@@ -14,6 +14,17 @@ def set_fast(at, k=3):
     return at
 
 
+def launched_config(at, ws) -> dict:
+    """Click Launch, return the submitted job's config, and cancel the job (only the config is tested)."""
+    at.button(key="pipe_launch").click().run()
+    job = jobs.get_manager(ws).latest("pipeline")
+    try:
+        return job.snapshot()["config"]
+    finally:
+        job.cancel()
+        job.wait(120)
+
+
 def stage_line(at):
     return next(m.value for m in at.markdown if m.value.startswith("**Stages:**"))
 
@@ -144,13 +155,7 @@ def test_umap_runs_knob_reaches_the_job(app_ws, app_corpus):
     at.selectbox(key="pipe_reducer").set_value("umap").run()
     assert_clean(at)
     at.number_input(key="pipe_reducer_runs").set_value(3).run()
-    at.button(key="pipe_launch").click().run()
-    job = jobs.get_manager(app_ws).latest("pipeline")
-    try:
-        assert job.snapshot()["config"]["reducer"]["runs"] == 3
-    finally:
-        job.cancel()
-        job.wait(120)
+    assert launched_config(at, app_ws)["reducer"]["runs"] == 3
 
 
 def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
@@ -158,16 +163,10 @@ def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
     at.toggle(key="pipe_recipe").set_value(True).run()
     assert_clean(at)
     assert any("Quality recipe: reducer umap × 5 runs" in i.value for i in at.info)
-    at.button(key="pipe_launch").click().run()
-    job = jobs.get_manager(app_ws).latest("pipeline")
-    try:
-        cfg = job.snapshot()["config"]
-        assert cfg["reducer"]["method"] == "umap" and cfg["reducer"]["runs"] == 5
-        assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 4
-        assert cfg["clusterer"]["params"] == {"n_init": 10}
-    finally:
-        job.cancel()
-        job.wait(120)
+    cfg = launched_config(at, app_ws)
+    assert cfg["reducer"]["method"] == "umap" and cfg["reducer"]["runs"] == 5
+    assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 4
+    assert cfg["clusterer"]["params"] == {"n_init": 10}
 
 
 def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, app_corpus):
@@ -179,11 +178,5 @@ def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, 
     assert_clean(at)
     at.number_input(key="pipe_k").set_value(6).run()
     assert any("k-means k=6" in i.value for i in at.info)
-    at.button(key="pipe_launch").click().run()
-    job = jobs.get_manager(app_ws).latest("pipeline")
-    try:
-        cfg = job.snapshot()["config"]
-        assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 6
-    finally:
-        job.cancel()
-        job.wait(120)
+    cfg = launched_config(at, app_ws)
+    assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 6
