@@ -69,14 +69,16 @@ def main() -> None:
 
 def report() -> None:
     """The runs in ``contrastive_ft.jsonl``: ACC before / after per set, seed and settings."""
-    print("| set | seed | steps | eta | k-means before | k-means after | centres after | training s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | seed | steps | eta | k-means before | k-means after | centres after "
+          "| recipe before | recipe after | training s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for line in OUT.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         pr, b, a = r["params"], r["before"], r["after"]
+        rb, ra = b.get("recipe", {}).get("acc", ""), a.get("recipe", {}).get("acc", "")
         print(
             f"| {r['set']} | {r['seed']} | {pr['steps']} | {pr['eta']:g} | {b['kmeans']['acc']} "
-            f"| {a['kmeans']['acc']} | {a['centres']['acc']} | {r['train_s']:.0f} |"
+            f"| {a['kmeans']['acc']} | {a['centres']['acc']} | {rb} | {ra} | {r['train_s']:.0f} |"
         )
 
 
