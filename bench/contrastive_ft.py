@@ -91,6 +91,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
     from sentence_transformers import SentenceTransformer
 
     from textcluster.metrics import supervised
+    from textcluster.selftrain import student_t
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(seed)
@@ -148,10 +149,6 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
         feats = {key: v.to(args.device) if torch.is_tensor(v) else v for key, v in feats.items()}
         return model(feats)["sentence_embedding"]
 
-    def soft_assign(e):
-        q = 1.0 / (1.0 + torch.cdist(e, mu) ** 2)
-        return q / q.sum(dim=1, keepdim=True)
-
     curve = []
     model.train()
     t0 = time.perf_counter()
@@ -169,7 +166,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
         loss = l_inst
         l_clu = torch.zeros(())
         if args.eta > 0:
-            q = soft_assign(embed(batch))
+            q = student_t(embed(batch), mu)  # the self-training clusterer's kernel, alpha 1
             w = q**2 / q.sum(dim=0)
             pt = (w / w.sum(dim=1, keepdim=True)).detach()
             l_clu = (pt * (torch.log(pt + 1e-8) - torch.log(q + 1e-8))).sum(dim=1).mean()
@@ -185,7 +182,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
 
     X2 = encode_all()
     with torch.no_grad():
-        q = soft_assign(torch.tensor(X2, device=args.device)).cpu().numpy()
+        q = student_t(torch.tensor(X2, device=args.device), mu).cpu().numpy()
     row["after"] = {"centres": score(q.argmax(axis=1)), "kmeans": score(kmeans(X2, k, seed, n_init=10))}
     if args.recipe:
         row["after"]["recipe"] = recipe_score(X2)
