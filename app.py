@@ -4,7 +4,7 @@ Six pages, each a thin layer over the `textcluster` library. Errors raised by a
 page are shown as a readable message and the app stays up.
 
 At start (once per server process) UMAP's numba functions are compiled in a background
-daemon thread (`textcluster.reduce.warm_up`), so a user's first UMAP run does not pay
+daemon thread (`textcluster.cluster.reduce.warm_up`), so a user's first UMAP run does not pay
 that compile; `TEXTCLUSTER_NO_WARMUP=1` skips it (the tests set it).
 """
 
@@ -30,7 +30,7 @@ ENV_NO_WARMUP = "TEXTCLUSTER_NO_WARMUP"
 
 
 def _warm_up_quietly() -> None:
-    from textcluster import reduce
+    from textcluster.cluster import reduce
 
     try:
         reduce.warm_up()

@@ -39,8 +39,9 @@ from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
 
 def part_upload() -> list[tuple[str, str]]:
-    from textcluster import corpus, demo, jobs
+    from textcluster import jobs
     from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+    from textcluster.ingest import corpus, demo
     from textcluster.store import Workspace
 
     rows = []
@@ -91,8 +92,10 @@ def _write_synthetic(path: Path, n: int, seed: int = 0) -> None:
 
 
 def part_paint(points: int) -> list[tuple[str, str]]:
-    from textcluster import corpus, describe, jobs
+    from textcluster import jobs
     from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
+    from textcluster.describe import clusters as describe
+    from textcluster.ingest import corpus
     from textcluster.store import Workspace
 
     if not Path(CHROMIUM).is_file():

@@ -9,7 +9,7 @@ vectors (seeded; written once to ``--workdir``, 1.5 GB for 1M rows).
 
 For each size, in separate processes with the same thread count (``OMP_NUM_THREADS``):
 
-- ``textcluster``: :class:`textcluster.cluster.KMeansClusterer` (k-means++ seeding, faiss
+- ``textcluster``: :class:`textcluster.cluster.core.KMeansClusterer` (k-means++ seeding, faiss
   Lloyd iterations on a 256-rows-per-centre subsample, 2 full-data Lloyd passes, all
   rows labelled), default settings;
 - ``sklearn``: ``sklearn.cluster.KMeans(k, random_state=0)`` with its defaults
@@ -17,7 +17,7 @@ For each size, in separate processes with the same thread count (``OMP_NUM_THREA
   ``--sklearn-timeout`` seconds.
 
 Quality: inertia on all rows (lower is better) and ARI against the generating labels.
-Then, at the largest size, the whole cluster stage (:func:`textcluster.runs.cluster`:
+Then, at the largest size, the whole cluster stage (:func:`textcluster.cluster.runs.cluster`:
 k-means, distances, medoids, metrics, PCA plot projection, writing the run) runs in a
 fresh process on a memory-mapped embedding artifact, and its peak resident memory
 (``ru_maxrss``) minus the process's resident memory before the stage is divided by n.
@@ -70,7 +70,7 @@ X = np.load(xp); y = np.load(yp)
 t0 = time.perf_counter()
 if which == "textcluster":
     sys.path.insert(0, sys.argv[5])
-    from textcluster.cluster import KMeansClusterer
+    from textcluster.cluster.core import KMeansClusterer
     m = KMeansClusterer(k, seed=0).fit(X)
     labels, centers, extra = m.labels_, m.cluster_centers_, {"backend": m.backend_}
 else:
@@ -90,7 +90,7 @@ STAGE = r"""
 import json, resource, sys, time, os
 sys.path.insert(0, sys.argv[3])
 import numpy as np
-from textcluster import runs
+from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, ReducerConfig
 from textcluster.store import Workspace
 ws = Workspace(sys.argv[1]); eid = sys.argv[2]; k = int(sys.argv[4])

@@ -90,8 +90,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
     from selftrain import kmeans, read_set  # bench/selftrain.py
     from sentence_transformers import SentenceTransformer
 
-    from textcluster.metrics import supervised
-    from textcluster.selftrain import student_t
+    from textcluster.cluster.evaluate import supervised
+    from textcluster.cluster.selftrain import student_t
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(seed)
@@ -104,8 +104,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int) -> None:
         return {"acc": round(100 * s["acc"], 1), "nmi": round(100 * s["nmi"], 1)}
 
     def recipe_score(X: np.ndarray) -> dict[str, float]:
+        from textcluster.cluster.reduce import fit_reduce
         from textcluster.config import recipe
-        from textcluster.reduce import fit_reduce
 
         reducer, _ = recipe("quality", k, seed=seed)
         Z = fit_reduce(X, reducer, seed=seed)[1]

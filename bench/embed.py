@@ -5,7 +5,7 @@ titles and AgNews texts of the project's benchmark folder, which users who
 clone the project do not have. For each set (a seeded subset of ``--n`` texts,
 and a ``mixed`` set of half of each, shuffled) it measures documents/second of
 
-* ``textcluster.embed.embed`` (the whole stage: read the corpus, length-sorted
+* ``textcluster.embed.engine.embed`` (the whole stage: read the corpus, length-sorted
   token-budget batches, chunk checkpoints, the final ``.npy``) for ``minilm``,
   ``tfidf`` and ``static:<bundled MiniLM folder>``, into a fresh workspace;
 * plain ``SentenceTransformer(all-MiniLM-L6-v2).encode(texts, batch_size=64)``
@@ -51,8 +51,8 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from textcluster.config import EncoderConfig
-    from textcluster.embed import embed, encode_texts, load_embeddings
-    from textcluster.encoders.transformer import bundled_minilm_path
+    from textcluster.embed.encoders.transformer import bundled_minilm_path
+    from textcluster.embed.engine import embed, encode_texts, load_embeddings
     from textcluster.store import Workspace, make_id
 
     torch.set_num_threads(args.threads)

@@ -78,8 +78,10 @@ def stage(name: str, ws_root: Path, ids: dict[str, str], tmp: Path) -> dict[str,
     import pyarrow.parquet  # noqa: F401
     import sklearn.feature_extraction.text  # noqa: F401
 
-    from textcluster import describe, export, sampling, sql
     from textcluster.config import SamplingPolicy
+    from textcluster.describe import clusters as describe
+    from textcluster.describe import sampling
+    from textcluster.query import export, sql
     from textcluster.store import Workspace
 
     ws = Workspace(ws_root)

@@ -39,10 +39,10 @@ def main() -> None:
     from selftrain import read_set  # bench/selftrain.py
     from sentence_transformers import SentenceTransformer
 
-    from textcluster.cluster import get_clusterer
+    from textcluster.cluster.core import get_clusterer
+    from textcluster.cluster.evaluate import supervised
+    from textcluster.cluster.reduce import fit_reduce
     from textcluster.config import ClustererConfig, recipe
-    from textcluster.metrics import supervised
-    from textcluster.reduce import fit_reduce
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -9,7 +9,7 @@ protocol: each whole set, k = its number of classes, ACC (Hungarian) and NMI as
 percentages, mean ± std over seeds; labels only score.
 
 Every set is ingested (a JSONL of text + label written under ``bench/.workspace/inputs``),
-embedded with the default encoder (minilm) and clustered with :func:`textcluster.runs.cluster`
+embedded with the default encoder (minilm) and clustered with :func:`textcluster.cluster.runs.cluster`
 in the workspace ``bench/.workspace`` (embeddings are cached there: a rerun skips them).
 Configurations: k-means on the raw embeddings, on PCA (50 dims), on UMAP (5 dims, 15
 neighbours, cosine, min_dist 0), and HDBSCAN on the same UMAP output (min_cluster_size
@@ -67,8 +67,8 @@ def read_set(name: str) -> tuple[list[str], list[str]]:
 def embedding_of(ws, name: str) -> tuple[str, int, int, float]:
     """Ingest + embed a set (cached in the workspace); returns (embedding_id, n, classes, seconds)."""
     from textcluster.config import CorpusSpec, EncoderConfig
-    from textcluster.corpus import ingest
-    from textcluster.embed import embed
+    from textcluster.embed.engine import embed
+    from textcluster.ingest.corpus import ingest
 
     texts, labels = read_set(name)
     inp = ws.root / "inputs" / f"{name}.jsonl"
@@ -107,8 +107,8 @@ def done(out: Path) -> set[tuple[str, str, int]]:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from textcluster import runs
-    from textcluster.reduce import warm_up
+    from textcluster.cluster import runs
+    from textcluster.cluster.reduce import warm_up
     from textcluster.store import Workspace
 
     ws = Workspace(ROOT / "bench" / ".workspace")

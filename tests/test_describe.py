@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fakes_run import TOPICS, make_run
 
-from textcluster.describe import (
+from textcluster.describe.clusters import (
     ctfidf_keywords,
     describe,
     description_id_for,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from textcluster import devices
+from textcluster.embed import devices
 from textcluster.errors import ConfigError
 
 

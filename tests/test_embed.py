@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textcluster import embed as E
 from textcluster.config import EncoderConfig
-from textcluster.encoders import base
+from textcluster.embed import engine as E
+from textcluster.embed.encoders import base
 from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
 from textcluster.store import Workspace, make_id
 
@@ -177,8 +177,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from textcluster.config import EncoderConfig
-from textcluster.encoders import base
-from textcluster import embed as E
+from textcluster.embed.encoders import base
+from textcluster.embed import engine as E
 from textcluster.store import Workspace
 import test_embed as T
 base.register_encoder("fake", lambda m, c: T.FakeEncoder(c, log=Path({log!r}), delay=0.15),
@@ -292,7 +292,7 @@ def test_tfidf_embed_then_encode_new_texts_alike(ws):
 def test_minilm_matches_sentence_transformers_and_cache_skips_loading(ws, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
-    from textcluster.encoders import transformer
+    from textcluster.embed.encoders import transformer
 
     texts = ["How do I sort a list in Python?", "bank loan", "x " * 300, "The cat sat on the mat."]
     cid = make_corpus(ws, texts)

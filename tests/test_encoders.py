@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from textcluster.config import EncoderConfig
-from textcluster.embed import encode_texts
-from textcluster.encoders import available_encoders, get_encoder, parse_name
-from textcluster.encoders.base import fingerprint_path, resolve_model_path
+from textcluster.embed.encoders import available_encoders, get_encoder, parse_name
+from textcluster.embed.encoders.base import fingerprint_path, resolve_model_path
+from textcluster.embed.engine import encode_texts
 from textcluster.errors import ConfigError, EncoderError
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "a", "quick", "brown", "fox", "jumps", "over", "lazy", "river", "bank", "money", "loan", "credit", "card", "python", "code", "error", "list", "sort"]
@@ -263,7 +263,7 @@ def test_tfidf_needs_its_fitted_state():
 
 
 def test_tfidf_state_round_trip_is_exact(tmp_path):
-    from textcluster.encoders.tfidf import TfidfEncoder
+    from textcluster.embed.encoders.tfidf import TfidfEncoder
 
     corpus = [f"{w} {v} {u}" for w in WORDS for v in WORDS[:6] for u in ("x", "y")]
     a = TfidfEncoder(EncoderConfig(name="tfidf", dims=5)).fit(corpus)
@@ -280,7 +280,7 @@ def test_tfidf_state_round_trip_is_exact(tmp_path):
 def test_loaded_model_is_kept_per_process(tiny, monkeypatch):
     import transformers
 
-    from textcluster.encoders import clear_model_cache
+    from textcluster.embed.encoders import clear_model_cache
 
     clear_model_cache()
     calls = []
@@ -298,7 +298,7 @@ def test_loaded_model_is_kept_per_process(tiny, monkeypatch):
 
 @pytest.mark.gpu
 def test_gpu_half_precision_agrees_with_cpu(tiny):
-    from textcluster.devices import cuda_available
+    from textcluster.embed.devices import cuda_available
 
     if not cuda_available():
         pytest.skip("no CUDA device")

@@ -13,10 +13,16 @@ import pytest
 from fakes_run import make_run
 
 from textcluster.config import SamplingPolicy
-from textcluster.describe import describe
+from textcluster.describe.clusters import describe
+from textcluster.describe.sampling import sample
 from textcluster.errors import ConfigError, QueryError
-from textcluster.export import PROVENANCE_KEY, export, export_bytes, provenance, read_provenance
-from textcluster.sampling import sample
+from textcluster.query.export import (
+    PROVENANCE_KEY,
+    export,
+    export_bytes,
+    provenance,
+    read_provenance,
+)
 from textcluster.store import Workspace
 
 
@@ -135,7 +141,7 @@ def test_argument_errors(env, tmp_path):
 
 
 def test_streamed_run_export_matches_the_sql_join(env, tmp_path):
-    from textcluster.export import source_sql
+    from textcluster.query.export import source_sql
 
     ws, fr, _ = env
     scope, stmt = source_sql(ws, run_id=fr.run_id)

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textcluster import fieldpath
 from textcluster.errors import ConfigError
-from textcluster.fieldpath import MISSING, format_path, leaf_paths, parse, resolve
+from textcluster.ingest import fieldpath
+from textcluster.ingest.fieldpath import MISSING, format_path, leaf_paths, parse, resolve
 
 REC = {
     "text": "top",

@@ -10,9 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fakes_run import make_run
 
-from textcluster.describe import describe
-from textcluster.errors import ConfigError, TextclusterError
-from textcluster.llm import (
+from textcluster.describe.clusters import describe
+from textcluster.describe.llm import (
     LLMError,
     LLMSettings,
     OpenAIChatClient,
@@ -21,6 +20,7 @@ from textcluster.llm import (
     label_clusters,
     parse_reply,
 )
+from textcluster.errors import ConfigError, TextclusterError
 from textcluster.store import Workspace
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from textcluster.cluster.evaluate import cluster_accuracy, supervised, unsupervised
 from textcluster.errors import ConfigError
-from textcluster.metrics import cluster_accuracy, supervised, unsupervised
 
 
 def test_acc_is_invariant_to_relabelling() -> None:
@@ -58,7 +58,7 @@ def test_unsupervised_diagnostics() -> None:
 def test_silhouette_matches_sklearn() -> None:
     from sklearn.metrics import silhouette_score
 
-    from textcluster.metrics import silhouette
+    from textcluster.cluster.evaluate import silhouette
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 6)).astype(np.float32)

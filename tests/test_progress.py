@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from test_runs import write_embedding
 
-from textcluster import runs
+from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, ReducerConfig
 from textcluster.errors import JobCancelled
 from textcluster.progress import Meter, Progress, check_cancel

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from textcluster import reduce as red
+from textcluster.cluster import reduce as red
 from textcluster.config import ClustererConfig, ReducerConfig
 from textcluster.errors import ConfigError
 
@@ -44,8 +44,8 @@ def test_reducer_checks_name_the_value() -> None:
 
 
 def test_smooth_reducer_is_neighbor_smooth_and_maps_the_rest() -> None:
+    from textcluster.cluster.quality import NeighborSmoother, neighbor_smooth
     from textcluster.config import REDUCERS
-    from textcluster.quality import NeighborSmoother, neighbor_smooth
 
     assert "smooth" in REDUCERS
     X = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
@@ -76,7 +76,7 @@ def umap_run(tmp_path_factory: pytest.TempPathFactory):
     """One UMAP run through the whole stage (compiles numba once for this module)."""
     from test_runs import write_embedding
 
-    from textcluster import runs
+    from textcluster.cluster import runs
     from textcluster.store import Workspace
 
     seconds = red.warm_up()
@@ -93,7 +93,7 @@ def umap_run(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.slow
 def test_umap_run_clusters_and_assign_reproduces(umap_run) -> None:
-    from textcluster import runs
+    from textcluster.cluster import runs
 
     ws, eid, X, y, res, reducer, clusterer, _ = umap_run
     labels = np.load(ws.path(res.run_id) / "labels.npy")
@@ -153,7 +153,7 @@ def test_umap_runs_setting_is_checked_and_keeps_old_ids() -> None:
 def test_umap_ensemble_run_reports_each_umap_and_assign_reproduces(umap_run) -> None:
     """A run with runs=2 + k-means: progress names each UMAP, the reduced matrix has 2 x dims
     columns (cached under the ensemble's own key), and assign gives back the fitted labels."""
-    from textcluster import runs
+    from textcluster.cluster import runs
 
     ws, eid, X, y, _, _, _, _ = umap_run
     reducer = ReducerConfig(method="umap", dims=3, n_neighbors=10, projection="pca", runs=2)

@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from textcluster import runs
+from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.errors import ConfigError
 from textcluster.store import Workspace, make_id
@@ -141,7 +141,7 @@ def test_assign_vectors_reproduces_run_labels(blob_ws, reducer, clusterer) -> No
 
 
 def test_smooth_run_clusters_the_smoothed_space_and_assigns_by_knn(blob_ws) -> None:
-    from textcluster.quality import neighbor_smooth
+    from textcluster.cluster.quality import neighbor_smooth
 
     ws, eid, X, y = blob_ws
     res = runs.cluster(ws, eid, ReducerConfig(method="smooth", smooth_neighbors=7, projection="pca"),
@@ -169,7 +169,7 @@ def test_knn_assign_reproduces_labels_of_overlapping_unit_vectors(tmp_path: Path
     A row's float32 distance to itself is not 0 here, and its 5 nearest run rows often
     vote for another cluster, so only a byte-exact match gives back the run's label.
     """
-    from textcluster import cluster as clu
+    from textcluster.cluster import core as clu
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 12, size=600)
@@ -217,8 +217,8 @@ TOPICS = [
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, list[str]]:
-    from textcluster.corpus import ingest
-    from textcluster.embed import embed
+    from textcluster.embed.engine import embed
+    from textcluster.ingest.corpus import ingest
 
     rng = np.random.default_rng(0)
     rows = []

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textcluster.config import SamplingPolicy
+from textcluster.describe.sampling import farthest_point, plan, quotas, sample, waterfill
 from textcluster.errors import ConfigError
-from textcluster.sampling import farthest_point, plan, quotas, sample, waterfill
 from textcluster.store import Workspace
 
 
@@ -178,7 +178,7 @@ def test_include_and_exclude_clusters_and_noise(ws):
 
 
 def test_clusters_by_label_need_a_description(ws):
-    from textcluster.describe import describe
+    from textcluster.describe.clusters import describe
 
     fr = make_run(ws, sizes=(30, 20, 10))
     with pytest.raises(ConfigError, match="run `textcluster describe` first"):
@@ -190,7 +190,7 @@ def test_clusters_by_label_need_a_description(ws):
 
 def test_same_clusters_by_label_id_or_order_are_one_sample(ws):
     """Clusters named by label, by id or listed in another order give one sample id and its rows."""
-    from textcluster.describe import describe
+    from textcluster.describe.clusters import describe
 
     fr = make_run(ws, sizes=(30, 20, 10))
     d = describe(ws, fr.run_id)

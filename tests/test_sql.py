@@ -6,10 +6,10 @@ import pytest
 from fakes_run import make_run
 
 from textcluster.config import SamplingPolicy
-from textcluster.describe import describe
+from textcluster.describe.clusters import describe
+from textcluster.describe.sampling import sample
 from textcluster.errors import QueryError
-from textcluster.sampling import sample
-from textcluster.sql import check_sql, connect, is_truncated, query
+from textcluster.query.sql import check_sql, connect, is_truncated, query
 from textcluster.store import Workspace
 
 

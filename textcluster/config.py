@@ -192,7 +192,7 @@ class ReducerConfig(_Config):
 class ClustererConfig(_Config):
     """Which clusterer, and how it is fitted.
 
-    method: a name from :data:`textcluster.cluster.CLUSTERERS` (kmeans, minibatch-kmeans,
+    method: a name from :data:`textcluster.cluster.core.CLUSTERERS` (kmeans, minibatch-kmeans,
         gmm, hdbscan, dbscan, agglomerative, self-training, graph-ward).
     k: number of clusters for methods that take one.
     min_cluster_size / min_samples / eps: density methods.

@@ -628,19 +628,19 @@ def pipeline_steps(
     """
 
     def embed_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster import embed
+        from textcluster.embed import engine as embed
 
         r = embed.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel)
         return {"embedding_id": r.embedding_id, "cached": r.cached, "device": r.device}
 
     def cluster_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster import runs
+        from textcluster.cluster import runs
 
         r = runs.cluster(ws, results["embedding_id"], reducer, clusterer, progress=progress, cancel=cancel)
         return {"run_id": r.run_id, "cached": bool(getattr(r, "cached", False))}
 
     def describe_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster import describe
+        from textcluster.describe import clusters as describe
 
         d = describe.describe(ws, results["run_id"], top_n=top_n, progress=progress)
         return {"description_id": d.description_id, "cached": d.cached}
@@ -683,14 +683,14 @@ def submit_pipeline(
 
 def expected_device(encoder: EncoderConfig) -> str:
     """Where the embedding stage will run: ``cpu`` for encoders without a neural model,
-    else the device :func:`textcluster.devices.resolve_device` picks for ``encoder.device``."""
-    from textcluster.encoders.base import available_encoders, parse_name
+    else the device :func:`textcluster.embed.devices.resolve_device` picks for ``encoder.device``."""
+    from textcluster.embed.encoders.base import available_encoders, parse_name
 
     key, _ = parse_name(encoder.name)
     info = {i.name.split(":", 1)[0]: i for i in available_encoders()}.get(key)
     if info is not None and not info.needs_model:
         return "cpu"
-    from textcluster.devices import resolve_device
+    from textcluster.embed.devices import resolve_device
 
     return resolve_device(encoder.device)
 
@@ -720,7 +720,7 @@ def submit_ingest(
     cfg = {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "spec": spec.to_dict()}
 
     def ingest_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster import corpus
+        from textcluster.ingest import corpus
 
         r = corpus.ingest(p, spec, ws, progress=progress, cancel=cancel)
         return {"corpus_id": r.corpus_id, "cached": r.cached}

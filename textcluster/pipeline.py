@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from textcluster.cluster.runs import RunResult, cluster
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.progress import ProgressFn, check_cancel
-from textcluster.runs import RunResult, cluster
 from textcluster.store import Workspace
 
 
@@ -56,8 +56,8 @@ def run_pipeline(
 
     Settings are validated before anything runs, so an impossible one fails fast.
     """
-    from textcluster.corpus import ingest
-    from textcluster.embed import embed
+    from textcluster.embed.engine import embed
+    from textcluster.ingest.corpus import ingest
 
     spec.validate()
     encoder.validate()

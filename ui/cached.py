@@ -29,7 +29,7 @@ def manifest(root: str, artifact_id: str) -> dict[str, Any]:
 @st.cache_data(show_spinner="Loading documents…", max_entries=4)
 def docs(root: str, corpus_id: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """``docs.parquet`` of a corpus (all columns, or only ``columns``)."""
-    from textcluster import corpus
+    from textcluster.ingest import corpus
 
     return corpus.load_docs(Workspace(root), corpus_id, columns=list(columns) if columns else None)
 
@@ -53,7 +53,7 @@ def run_clusters(root: str, run_id: str) -> pd.DataFrame:
 @st.cache_data(show_spinner="Describing clusters…", max_entries=8)
 def description(root: str, run_id: str, top_n: int = 10, examples: int = 5) -> dict[str, Any]:
     """Keywords, labels and examples of every cluster (computed once, then from the workspace)."""
-    from textcluster import describe
+    from textcluster.describe import clusters as describe
 
     return describe.describe(Workspace(root), run_id, top_n=top_n, examples=examples).to_dict()
 
@@ -67,7 +67,7 @@ def scatter_subset(labels: np.ndarray, max_points: int = MAX_SCATTER_POINTS, see
     n = labels.shape[0]
     if n <= max_points:
         return np.arange(n, dtype=np.int64)
-    from textcluster.sampling import waterfill
+    from textcluster.describe.sampling import waterfill
 
     ids, counts = np.unique(labels, return_counts=True)
     quota = waterfill({int(c): int(k) for c, k in zip(ids, counts, strict=True)}, max_points, "proportional")
@@ -85,7 +85,7 @@ def scatter_subset(labels: np.ndarray, max_points: int = MAX_SCATTER_POINTS, see
 @st.cache_data(show_spinner=False, max_entries=64)
 def corpus_of(root: str, run_id: str) -> str:
     """The corpus id behind a run."""
-    from textcluster.describe import corpus_of as _corpus_of
+    from textcluster.describe.clusters import corpus_of as _corpus_of
 
     return _corpus_of(Workspace(root), run_id)
 
@@ -101,7 +101,8 @@ def corpus_columns(root: str, corpus_id: str) -> list[str]:
 @st.cache_data(show_spinner="Scoring…", max_entries=16)
 def supervised_scores(root: str, run_id: str, corpus_id: str) -> dict[str, float]:
     """ACC / NMI / ARI / V-measure of a run against its corpus's ``label`` column (labelled rows only)."""
-    from textcluster import corpus, metrics
+    from textcluster.cluster import evaluate as metrics
+    from textcluster.ingest import corpus
 
     ws = Workspace(root)
     truth = corpus.load_docs(ws, corpus_id, columns=["label"])["label"]
@@ -113,7 +114,7 @@ def supervised_scores(root: str, run_id: str, corpus_id: str) -> dict[str, float
 @st.cache_data(show_spinner="Computing diagnostics…", max_entries=16)
 def unsupervised_scores(root: str, run_id: str) -> dict[str, float | None]:
     """Label-free diagnostics of a run, on its embedding (seeded silhouette sample)."""
-    from textcluster import metrics
+    from textcluster.cluster import evaluate as metrics
 
     ws = Workspace(root)
     m = ws.manifest(run_id)

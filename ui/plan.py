@@ -11,7 +11,7 @@ from textcluster.store import Workspace
 @st.cache_data(show_spinner=False, max_entries=256)
 def _embedding_id(corpus_id: str, encoder_json: dict) -> str:
     # Hashes the model files (not loading them): cached per (corpus, encoder settings).
-    from textcluster import embed
+    from textcluster.embed import engine as embed
 
     return embed.embedding_id(corpus_id, EncoderConfig.from_dict(encoder_json))
 
@@ -27,7 +27,8 @@ def cached_stages(
     """``{"embed": hit, "cluster": hit, "describe": hit}``: True where the artifact is already
     in the workspace, so the stage will finish at once. A later stage cannot be a hit when an
     earlier one is not (its id depends on the earlier artifact)."""
-    from textcluster import describe, runs
+    from textcluster.cluster import runs
+    from textcluster.describe import clusters as describe
 
     eid = _embedding_id(corpus_id, encoder.to_dict())
     out = {"embed": ws.exists(eid), "cluster": False, "describe": False}

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from apphelpers import FAST
 
-from textcluster import corpus, jobs
+from textcluster import jobs
 from textcluster.config import CorpusSpec
+from textcluster.ingest import corpus
 
 # No UMAP warm-up thread in the AppTests (it would compile numba for a minute beside them).
 os.environ.setdefault("TEXTCLUSTER_NO_WARMUP", "1")

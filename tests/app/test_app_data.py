@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from apphelpers import assert_clean, open_page
 
-from textcluster import corpus, jobs
+from textcluster import jobs
+from textcluster.ingest import corpus
 
 
 def upload(at, name, data, mime="text/csv"):

@@ -6,8 +6,9 @@ import json
 
 from apphelpers import FAST, assert_clean, open_page
 
-from textcluster import corpus, jobs
+from textcluster import jobs
 from textcluster.config import CorpusSpec
+from textcluster.ingest import corpus
 
 
 def test_with_labels(app_ws, app_run):

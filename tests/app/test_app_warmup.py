@@ -8,7 +8,7 @@ import streamlit as st
 from apphelpers import APP, assert_clean
 from streamlit.testing.v1 import AppTest
 
-from textcluster import reduce
+from textcluster.cluster import reduce
 
 
 def test_warm_up_runs_once_per_process_in_a_daemon_thread(app_ws, monkeypatch) -> None:

@@ -20,14 +20,14 @@ from textcluster.config import RECIPES, REDUCERS, ClustererConfig, ReducerConfig
 
 
 def _methods() -> list[str]:
-    from textcluster.cluster import CLUSTERERS
+    from textcluster.cluster.core import CLUSTERERS
 
     return list(CLUSTERERS)
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     r, c = ReducerConfig(), ClustererConfig()
-    from textcluster.cluster import CLUSTERERS
+    from textcluster.cluster.core import CLUSTERERS
 
     g = p.add_argument_group("reducer and clusterer")
     g.add_argument("--recipe", choices=RECIPES, default=None,
@@ -154,7 +154,7 @@ def _summary(data: dict[str, Any]) -> str:
 
 def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Run the cluster stage; returns (JSON data, human text)."""
-    from textcluster.runs import cluster
+    from textcluster.cluster.runs import cluster
 
     reducer, clusterer = configs_from_args(args)
     res = cluster(ws, args.embedding_id, reducer, clusterer, progress=ui.progress())
@@ -179,9 +179,9 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
     """Label the texts of FILE with a saved run; returns (JSON data, human text)."""
     import pandas as pd
 
+    from textcluster.cluster.runs import assign
     from textcluster.config import CorpusSpec
-    from textcluster.corpus import ingest, load_docs
-    from textcluster.runs import assign
+    from textcluster.ingest.corpus import ingest, load_docs
 
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
     rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())

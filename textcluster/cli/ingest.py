@@ -80,7 +80,7 @@ def spec_from_args(args: argparse.Namespace) -> CorpusSpec:
 
 def handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Run ingest (or list fields) and return (report dict, human text)."""
-    from textcluster import corpus
+    from textcluster.ingest import corpus
 
     spec = spec_from_args(args)
     if args.list_fields:

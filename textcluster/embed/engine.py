@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from textcluster.config import EncoderConfig
-from textcluster.encoders.base import Encoder, get_encoder, parse_name
+from textcluster.embed.encoders.base import Encoder, get_encoder, parse_name
 from textcluster.errors import ConfigError, EncoderError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 from textcluster.store import Workspace, make_id
@@ -132,7 +132,7 @@ def plan_batches(
 
 def _encode_batch_safely(encoder: Encoder, texts: list[str], device: str, state: dict[str, int]) -> np.ndarray:
     """encode_batch, halving the batch on GPU out-of-memory; ``state['cap']`` remembers the halving."""
-    from textcluster.devices import empty_cache, is_oom
+    from textcluster.embed.devices import empty_cache, is_oom
 
     cap = state.get("cap")
     if cap is not None and len(texts) > cap:
@@ -203,7 +203,7 @@ def _finish(vectors: np.ndarray, cfg: EncoderConfig, encoder: Encoder) -> np.nda
 
 def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
     """Resolve the device, set torch threads on CPU, load the model; returns the device."""
-    from textcluster.devices import configure_torch_threads, resolve_device
+    from textcluster.embed.devices import configure_torch_threads, resolve_device
 
     device = "cpu" if encoder.needs_fit else resolve_device(cfg.device)
     if device == "cpu" and not encoder.needs_fit:

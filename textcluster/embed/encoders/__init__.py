@@ -7,7 +7,7 @@ encoder is used.
 
 from __future__ import annotations
 
-from textcluster.encoders.base import (
+from textcluster.embed.encoders.base import (
     Encoder,
     EncoderInfo,
     available_encoders,
@@ -16,9 +16,9 @@ from textcluster.encoders.base import (
     parse_name,
     register_encoder,
 )
-from textcluster.encoders.static import make_static
-from textcluster.encoders.tfidf import make_tfidf
-from textcluster.encoders.transformer import make_hf, make_minilm, make_st
+from textcluster.embed.encoders.static import make_static
+from textcluster.embed.encoders.tfidf import make_tfidf
+from textcluster.embed.encoders.transformer import make_hf, make_minilm, make_st
 
 register_encoder(
     "minilm", make_minilm, "all-MiniLM-L6-v2, bundled and offline (384 dims): the default",

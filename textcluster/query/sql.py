@@ -99,7 +99,7 @@ class Session:
 
 def _corpora(ws: Workspace, run_id: str | None) -> list[str]:
     if run_id is not None:
-        from textcluster.describe import corpus_of
+        from textcluster.describe.clusters import corpus_of
 
         return [corpus_of(ws, run_id)]
     return sorted(m["id"] for m in ws.list("corpus"))
@@ -144,7 +144,7 @@ def _assignments_table(ws: Workspace, run_id: str) -> Any:
 def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
     import pyarrow as pa
 
-    from textcluster.describe import latest_description
+    from textcluster.describe.clusters import latest_description
 
     cols: dict[str, list[Any]] = {k: [] for k in ("run_id", "cluster", "size", "share", "label", "keywords")}
     for rid in runs:
@@ -200,7 +200,7 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
     run_id: scope the views to one run and its corpus (None: the whole workspace).
     sandbox: after the views exist, set the memory limit (:data:`MEMORY_LIMIT`), disable
     file/network access and lock the configuration (always True for user SQL;
-    :mod:`textcluster.export` uses it too).
+    :mod:`textcluster.query.export` uses it too).
     """
     import duckdb
     import pyarrow as pa
@@ -230,7 +230,7 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
         parts = []
         for i, rid in enumerate(runs):
             _safe_id(rid)
-            from textcluster.describe import corpus_of
+            from textcluster.describe.clusters import corpus_of
 
             cid = _safe_id(corpus_of(ws, rid))
             t = _assignments_table(ws, rid)

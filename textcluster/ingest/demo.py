@@ -3,9 +3,9 @@
 >>> from textcluster import corpus, demo
 >>> corpus.ingest(demo.demo_corpus_path(), demo.DEMO_SPEC, ws)  # doctest: +SKIP
 
-The file ``textcluster/data/banking77.csv.gz`` has the columns ``text`` and
+The file ``textcluster/ingest/data/banking77.csv.gz`` has the columns ``text`` and
 ``label`` (the intent name, 77 classes, 10,003 rows); its licence is
-``textcluster/data/BANKING77_LICENSE``. It was built with
+``textcluster/ingest/data/BANKING77_LICENSE``. It was built with
 :func:`write_banking77_csv` from the PolyAI release.
 """
 

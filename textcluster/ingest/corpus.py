@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textcluster import fieldpath, readers
 from textcluster.config import CorpusSpec
 from textcluster.errors import ConfigError, CorpusError, StoreError
+from textcluster.ingest import fieldpath, readers
 from textcluster.progress import Meter, ProgressFn, check_cancel
 from textcluster.store import Workspace, file_sha256, make_id
 

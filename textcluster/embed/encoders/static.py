@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textcluster.encoders.base import cached_model
-from textcluster.encoders.transformer import _TorchEncoder, bundled_minilm_path
+from textcluster.embed.encoders.base import cached_model
+from textcluster.embed.encoders.transformer import _TorchEncoder, bundled_minilm_path
 from textcluster.errors import EncoderError
 
 if TYPE_CHECKING:

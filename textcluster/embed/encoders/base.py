@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 @runtime_checkable
 class Encoder(Protocol):
-    """What :mod:`textcluster.embed` needs from a backend.
+    """What :mod:`textcluster.embed.engine` needs from a backend.
 
     Attributes: ``name`` (the name it was built from), ``dim`` (vector size, once
     loaded or fitted) and ``needs_fit`` (True for
@@ -140,7 +140,7 @@ def get_encoder(cfg: EncoderConfig) -> Encoder:
 
 
 def _ensure_builtins() -> None:
-    import textcluster.encoders  # noqa: F401  (registers the built-in backends)
+    import textcluster.embed.encoders  # noqa: F401  (registers the built-in backends)
 
 
 # -- model files -------------------------------------------------------------

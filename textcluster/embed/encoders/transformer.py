@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textcluster.encoders.base import cached_model, fingerprint_path, resolve_model_path
+from textcluster.embed.encoders.base import cached_model, fingerprint_path, resolve_model_path
 from textcluster.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class SentenceTransformerEncoder(_TorchEncoder):
     def load(self, device: str) -> None:
         import torch
 
-        from textcluster.devices import torch_dtype
+        from textcluster.embed.devices import torch_dtype
 
         dtype = torch_dtype(device)
 
@@ -165,7 +165,7 @@ class HFEncoder(_TorchEncoder):
     """
 
     def load(self, device: str) -> None:
-        from textcluster.devices import torch_dtype
+        from textcluster.embed.devices import torch_dtype
 
         dtype = torch_dtype(device)
 

@@ -3,7 +3,7 @@
 No model, no GPU: the fast baseline. Fitting is deterministic (fixed SVD seed).
 The fitted state (vocabulary, idf weights, SVD components) is saved in the
 embedding artifact as plain JSON/npy files (no pickle), so
-:func:`textcluster.embed.encode_texts` maps new texts into the same space.
+:func:`textcluster.embed.engine.encode_texts` maps new texts into the same space.
 """
 
 from __future__ import annotations

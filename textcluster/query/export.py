@@ -1,6 +1,6 @@
 """Export a run, a sample or a SQL query as CSV, JSONL or Parquet, with provenance.
 
-Rows stream from the sandboxed DuckDB session of :mod:`textcluster.sql` in
+Rows stream from the sandboxed DuckDB session of :mod:`textcluster.query.sql` in
 Arrow record batches into a pyarrow writer, so a big run is never held in
 memory at once. The file is written under a temporary name and renamed into
 place. Beside it, ``<out>.provenance.json`` says where the rows came from
@@ -17,7 +17,7 @@ What each source exports:
   column with one of these names is replaced by the run's.)
 - a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank`` and
   ``cluster_label``; ordered by ``cluster``, ``rank``.
-- SQL: the rows of one checked SELECT (see :func:`textcluster.sql.check_sql`).
+- SQL: the rows of one checked SELECT (see :func:`textcluster.query.sql.check_sql`).
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ def _one_source(run_id: str | None, sample_id: str | None, sql: str | None) -> s
 
 
 def _has_label(ws: Workspace, run_id: str) -> bool:
-    from textcluster.describe import latest_description
+    from textcluster.describe.clusters import latest_description
 
     return latest_description(ws, run_id) is not None
 
 
 def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None = None) -> tuple[str, str]:
     """The (scope run id, SELECT) that exports a run or a sample."""
-    from textcluster.sql import _safe_id
+    from textcluster.query.sql import _safe_id
 
     if sample_id is not None:
         sid = _safe_id(sample_id)
@@ -107,7 +107,7 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from textcluster.describe import corpus_of, latest_description
+    from textcluster.describe.clusters import corpus_of, latest_description
 
     d = ws.path(run_id)
     labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
@@ -153,7 +153,7 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
 def lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
     """Where a run comes from: corpus (id, sha256, source), embedding (encoder, model
     fingerprint) and run (reducer, clusterer, seed) settings, read from the manifests."""
-    from textcluster.describe import corpus_of
+    from textcluster.describe.clusters import corpus_of
 
     rm = ws.manifest(run_id)
     out: dict[str, Any] = {"run_id": run_id}
@@ -339,7 +339,7 @@ def export(
     SQL (None: no limit). Rows stream in batches of ``batch_rows``.
     Raises :class:`QueryError` for refused or failing SQL, :class:`ConfigError` for bad arguments.
     """
-    from textcluster.sql import iter_batches
+    from textcluster.query.sql import iter_batches
 
     out = Path(out)
     fmt = _format_of(out, fmt)
@@ -348,7 +348,7 @@ def export(
         stream = iter_batches(ws, sql, run_id=run_id, timeout=timeout, batch_rows=batch_rows)
     elif run_id:
         _one_source(run_id, sample_id, None)
-        from textcluster.sql import _safe_id
+        from textcluster.query.sql import _safe_id
 
         ws.manifest(_safe_id(run_id))
         stream = run_batches(ws, run_id, batch_rows)

@@ -147,7 +147,7 @@ class SelfTrainingClusterer:
         alpha: degrees of freedom of the Student's t kernel (default 1.0).
         n_init: k-means restarts in the latent space (default 10).
         init: how the latent centres start: ``kmeans`` (default; k-means on the latent
-            codes) or ``graph-ward`` (:class:`textcluster.quality.GraphWardClusterer` on the
+            codes) or ``graph-ward`` (:class:`textcluster.cluster.quality.GraphWardClusterer` on the
             input rows, 10 neighbours; centres = mean latent code of each ward cluster).
             ``graph-ward`` suits many small topics of unequal sizes.
         device: ``auto`` (CUDA, then MPS, then CPU) | ``cpu`` | ``cuda`` | ``mps``.
@@ -348,7 +348,7 @@ class SelfTrainingClusterer:
 
     def _init_centers(self, z: np.ndarray, X: np.ndarray) -> None:
         if self.init == "graph-ward":
-            from textcluster.quality import GraphWardClusterer
+            from textcluster.cluster.quality import GraphWardClusterer
 
             labels = GraphWardClusterer(self.k, self.seed).fit(X).labels_
             self.latent_centers_ = np.stack(

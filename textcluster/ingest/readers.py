@@ -1,4 +1,4 @@
-"""Streaming readers behind :mod:`textcluster.corpus`: bytes -> text -> records.
+"""Streaming readers behind :mod:`textcluster.ingest.corpus`: bytes -> text -> records.
 
 Every reader yields ``(row, record, reason)`` triples with bounded memory:
 ``row`` is the 1-based row number (CSV/TSV: data record after the header;

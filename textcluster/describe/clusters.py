@@ -40,7 +40,7 @@ LABEL_WORDS = 3
 class ClusterDescription:
     """One cluster: ``keywords`` best first with their c-TF-IDF ``scores``; ``nearest`` /
     ``farthest`` doc ids (nearest first / farthest first) with their distances; ``llm``: the
-    optional LLM label record (see :mod:`textcluster.llm`), else None."""
+    optional LLM label record (see :mod:`textcluster.describe.llm`), else None."""
 
     cluster: int
     size: int
@@ -219,7 +219,7 @@ def describe(
     top_n: keywords per cluster (default 10). examples: nearest and farthest
     members kept per cluster (default 5). max_docs: keywords are counted over
     at most this many documents (a seeded subset, stratified by cluster) to
-    bound time on big corpora. llm: an :class:`textcluster.llm.LLMSettings` to
+    bound time on big corpora. llm: an :class:`textcluster.describe.llm.LLMSettings` to
     add LLM labels (None: off); a failing LLM is recorded per cluster, never raised.
     progress / cancel: a :data:`~textcluster.progress.ProgressFn` and a ``threading.Event``.
     """
@@ -288,7 +288,7 @@ def _compute(
         )
 
     if llm is not None:
-        from textcluster.llm import label_clusters
+        from textcluster.describe.llm import label_clusters
 
         prompts = {
             cd.cluster: [texts_all[i] for i in cd.nearest] for cd in clusters if cd.cluster != NOISE
@@ -379,7 +379,7 @@ def _subset(labels: np.ndarray, max_docs: int, seed: int = 0) -> np.ndarray:
     n = labels.shape[0]
     if n <= max_docs:
         return np.arange(n)
-    from textcluster.sampling import waterfill
+    from textcluster.describe.sampling import waterfill
 
     ids, counts = np.unique(labels, return_counts=True)
     q = waterfill(dict(zip(ids.tolist(), counts.tolist(), strict=True)), max_docs, "proportional")

@@ -162,7 +162,7 @@ def _labels_map(ws: Workspace, run_id: str) -> dict[str, int]:
         if m.get("run_id") != run_id:
             continue
         try:
-            from textcluster.describe import load_description
+            from textcluster.describe.clusters import load_description
 
             d = load_description(ws, m["id"])
         except StoreError:
@@ -264,7 +264,7 @@ def farthest_point(x: np.ndarray, k: int, start: int = 0, chunk: int = 65536) ->
 
 def _centre_distance(ws: Workspace, run_id: str, members: np.ndarray, cluster: int, emb: Any) -> np.ndarray:
     """Distance of each member to its cluster's centre (the run's files, else recomputed)."""
-    from textcluster.describe import member_distances
+    from textcluster.describe.clusters import member_distances
 
     return member_distances(ws, run_id, members, cluster, emb)
 

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from textcluster import cluster as clu
-from textcluster import metrics as met
-from textcluster import reduce as red
+from textcluster.cluster import core as clu
+from textcluster.cluster import evaluate as met
+from textcluster.cluster import reduce as red
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.errors import ConfigError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
@@ -102,7 +102,7 @@ def run_id_for(embedding_id: str, reducer: ReducerConfig, clusterer: ClustererCo
 
 def _load_embeddings(ws: Workspace, embedding_id: str) -> np.ndarray:
     try:
-        from textcluster.embed import load_embeddings
+        from textcluster.embed.engine import load_embeddings
     except ImportError:
         return np.load(ws.file(embedding_id, "embeddings.npy"), mmap_mode="r")
     return load_embeddings(ws, embedding_id, mmap=True)
@@ -191,7 +191,7 @@ def cluster(
     """Cluster an embedding artifact and write a run artifact; a cache hit on repeat.
 
     Steps: load ``embeddings.npy`` (memory-mapped) -> fit the reducer (on the fit subset
-    for UMAP) and map all rows -> :func:`textcluster.cluster.fit_assign` -> distances,
+    for UMAP) and map all rows -> :func:`textcluster.cluster.core.fit_assign` -> distances,
     medoids, metrics -> the 2-D projection (cached per embedding) -> write the artifact.
     Raises :class:`ConfigError` for impossible settings (k above the rows, UMAP dims not
     below the input dims, an empty embedding), naming the value received.
@@ -523,11 +523,11 @@ def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
 def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None) -> AssignResult:
     """Label new ``texts`` with a saved run, without refitting.
 
-    The texts are encoded with the run's encoder config (:func:`textcluster.embed.encode_texts`,
+    The texts are encoded with the run's encoder config (:func:`textcluster.embed.engine.encode_texts`,
     which also reloads a corpus-fitted encoder's state such as tfidf's vocabulary), then
     labelled by :func:`assign_vectors`.
     """
-    from textcluster.embed import encode_texts
+    from textcluster.embed.engine import encode_texts
 
     if not texts:
         raise ConfigError("no texts to assign (got an empty list)")

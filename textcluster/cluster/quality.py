@@ -102,7 +102,7 @@ class NeighborSmoother:
 
     ``fit_transform(X)`` equals ``neighbor_smooth(X, n_neighbors)``; ``transform(X_new)``
     replaces each new row by the mean of itself and its ``n_neighbors`` nearest fitted
-    rows (cosine), L2-normalised. The reducer interface of :mod:`textcluster.reduce`
+    rows (cosine), L2-normalised. The reducer interface of :mod:`textcluster.cluster.reduce`
     (fit, transform, ``embedding_``) is followed, so it can sit in the reducer slot;
     ``state()`` is empty because ``transform`` needs the fitted rows themselves
     (a saved run assigns new texts by k-NN over its rows, as after UMAP).

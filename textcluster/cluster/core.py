@@ -525,7 +525,7 @@ class AgglomerativeClusterer:
 
 
 class _GraphWardAdapter:
-    """Wraps :class:`textcluster.quality.GraphWardClusterer` (ward on the cosine k-NN graph).
+    """Wraps :class:`textcluster.cluster.quality.GraphWardClusterer` (ward on the cosine k-NN graph).
 
     Cost: one exact k-NN search plus scikit-learn's connectivity-constrained ward, about
     O(n^2) in time (18 s for 20k MiniLM rows on a busy 2-core machine), so
@@ -538,7 +538,7 @@ class _GraphWardAdapter:
         self.k, self.seed, self.params = k, seed, params
 
     def fit(self, X: np.ndarray) -> _GraphWardAdapter:
-        from textcluster.quality import GraphWardClusterer
+        from textcluster.cluster.quality import GraphWardClusterer
 
         self.model_ = GraphWardClusterer(self.k, self.seed, **self.params).fit(X)
         self.labels_ = self.model_.labels_.astype(np.int32)
@@ -549,7 +549,7 @@ class _GraphWardAdapter:
 
 
 class _SelfTrainingAdapter:
-    """Wraps :class:`textcluster.selftrain.SelfTrainingClusterer` into this module's interface.
+    """Wraps :class:`textcluster.cluster.selftrain.SelfTrainingClusterer` into this module's interface.
 
     ``progress`` / ``cancel`` (set by :func:`fit_assign`, which sees ``takes_hooks``) are
     passed to the clusterer, so a long training reports per epoch and stops when cancelled.
@@ -564,10 +564,10 @@ class _SelfTrainingAdapter:
 
     def fit(self, X: np.ndarray) -> _SelfTrainingAdapter:
         try:
-            from textcluster.selftrain import SelfTrainingClusterer
+            from textcluster.cluster.selftrain import SelfTrainingClusterer
         except ImportError as e:
             raise ConfigError(
-                "method='self-training' is not available: textcluster.selftrain cannot be imported "
+                "method='self-training' is not available: textcluster.cluster.selftrain cannot be imported "
                 f"({e}); it needs torch"
             ) from e
         X = np.ascontiguousarray(X, dtype=np.float32)
