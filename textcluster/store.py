@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
@@ -250,16 +249,55 @@ class Workspace:
         shutil.rmtree(self.path(artifact_id), ignore_errors=True)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[Path]:
+    """The one way textcluster writes a file: yield a temporary path beside ``path``; when the
+    block ends without an error, the file is flushed to disk and renamed over ``path``.
+
+    A reader therefore sees the old file or the complete new one, never a torn one; on an
+    error (or a kill) the temporary file is removed (or left as a dot-file ending in
+    ``.tmp``) and ``path`` is untouched. ``mode``: the file's permission bits (default: the
+    usual ``0o666`` less the umask; ``mkstemp`` alone would give ``0o600``).
+    """
     path = Path(path)
-    # Unique per thread too: a job's worker thread and the UI thread may rewrite the same file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON (sorted keys) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
+    """Write ``array`` as ``.npy`` (no pickle) to ``path`` through :func:`atomic_path`."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def _json_default(o: Any) -> Any:

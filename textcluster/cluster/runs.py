@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import logging
-import os
 import platform
 import resource
 import sys
@@ -40,7 +39,7 @@ from textcluster.cluster import reduce as red
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.errors import ConfigError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
-from textcluster.store import Workspace, canonical_json, make_id
+from textcluster.store import Workspace, canonical_json, make_id, save_npy_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +149,7 @@ def _cached_array(path: Path, compute: Any) -> tuple[np.ndarray, bool]:
         except (OSError, ValueError):
             logger.warning("ignoring unreadable cache file %s", path)
     arr = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    save_npy_atomic(path, arr)
     return arr, False
 
 

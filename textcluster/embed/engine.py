@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from textcluster.config import EncoderConfig
 from textcluster.embed.encoders.base import Encoder, get_encoder, parse_name
 from textcluster.errors import ConfigError, EncoderError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
-from textcluster.store import Workspace, make_id
+from textcluster.store import Workspace, make_id, save_npy_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -228,15 +227,6 @@ def _read_texts(ws: Workspace, corpus_id: str) -> list[str]:
     return [t if t is not None else "" for t in col.to_pylist()]
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _chunk_paths(partial: Path, start: int, end: int) -> tuple[Path, Path]:
     stem = f"chunk-{start:012d}-{end:012d}"
     return partial / f"{stem}.npy", partial / f"{stem}.json"
@@ -312,7 +302,7 @@ def _compute(
                     meter.update(done, f"fitting {cfg.name}")
                     encoder.fit(texts)  # type: ignore[attr-defined]
                     encoder.save_state(state_dir)  # type: ignore[attr-defined]
-                    (state_dir / "done.json").write_text("{}", encoding="utf-8")
+                    write_json_atomic(state_dir / "done.json", {})
                 fit_seconds = time.perf_counter() - t
         return device
 
@@ -330,10 +320,10 @@ def _compute(
 
         vectors, truncated = _encode_rows(encoder, texts[start:end], cfg, dev, on_rows, cancel, oom_state)
         npy, meta = _chunk_paths(partial, start, end)
-        _save_npy_atomic(npy, vectors)
+        save_npy_atomic(npy, vectors)
         meta_info = {"rows": end - start, "truncated": truncated, "seconds": time.perf_counter() - t,
                      "device": dev, "dim": int(vectors.shape[1])}
-        meta.write_text(json.dumps(meta_info), encoding="utf-8")
+        write_json_atomic(meta, meta_info)
     if n == 0:
         ensure_loaded()
     if encoder.needs_fit and device is None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from textcluster.errors import ConfigError, QueryError
-from textcluster.store import Workspace, write_json_atomic
+from textcluster.store import Workspace, atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -357,20 +357,8 @@ def export(
         scope, stmt = source_sql(ws, sample_id=sample_id)
         stream = iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows)
     prov = provenance(ws, run_id=run_id, sample_id=sample_id, sql=sql or None, fmt=fmt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out) as tmp:
         rows, columns = _write_stream(stream, tmp, fmt, prov, out.name)
-        # mkstemp makes the file 0600; an export is for sharing, so give it the usual umask mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     prov = {**prov, "rows": rows, "columns": columns, "file": out.name}
     prov_path = out.with_name(out.name + ".provenance.json")
     write_json_atomic(prov_path, prov)
