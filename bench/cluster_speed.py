@@ -9,7 +9,7 @@ vectors (seeded; written once to ``--workdir``, 1.5 GB for 1M rows).
 
 For each size, in separate processes with the same thread count (``OMP_NUM_THREADS``):
 
-- ``textcluster``: :class:`textcluster.cluster.core.KMeansClusterer` (k-means++ seeding, faiss
+- ``textcluster``: :class:`textcluster.cluster.kmeans.KMeansClusterer` (k-means++ seeding, faiss
   Lloyd iterations on a 256-rows-per-centre subsample, 2 full-data Lloyd passes, all
   rows labelled), default settings;
 - ``sklearn``: ``sklearn.cluster.KMeans(k, random_state=0)`` with its defaults
@@ -70,7 +70,7 @@ X = np.load(xp); y = np.load(yp)
 t0 = time.perf_counter()
 if which == "textcluster":
     sys.path.insert(0, sys.argv[5])
-    from textcluster.cluster.core import KMeansClusterer
+    from textcluster.cluster.kmeans import KMeansClusterer
     m = KMeansClusterer(k, seed=0).fit(X)
     labels, centers, extra = m.labels_, m.cluster_centers_, {"backend": m.backend_}
 else:

@@ -39,9 +39,9 @@ def main() -> None:
     from selftrain import read_set  # bench/selftrain.py
     from sentence_transformers import SentenceTransformer
 
-    from textcluster.cluster.core import get_clusterer
     from textcluster.cluster.evaluate import supervised
     from textcluster.cluster.reduce import fit_reduce
+    from textcluster.cluster.registry import get_clusterer
     from textcluster.config import ClustererConfig, recipe
 
     torch.set_num_threads(args.threads)

@@ -9,10 +9,10 @@ whole set with k = its number of classes, and scores ACC (Hungarian) and NMI wit
 Methods (``--methods``, comma-separated):
 
 - ``kmeans``: the registry's k-means on the raw embeddings (the baseline);
-- ``smooth-kmeans``: :func:`textcluster.cluster.quality.neighbor_smooth` (10 neighbours), then k-means;
+- ``smooth-kmeans``: :func:`textcluster.cluster.smooth.neighbor_smooth` (10 neighbours), then k-means;
 - ``self-training``: :class:`textcluster.cluster.selftrain.SelfTrainingClusterer` on the raw embeddings;
 - ``smooth-self-training``: smoothing, then the self-training clusterer;
-- ``ward-knn``: :class:`textcluster.cluster.quality.GraphWardClusterer` (ward on the 10-NN graph);
+- ``ward-knn``: :class:`textcluster.cluster.graphward.GraphWardClusterer` (ward on the 10-NN graph);
 - ``smooth-ward-knn``: smoothing, then ward on the 10-NN graph;
 - ``umap-kmeans``: UMAP to 5 dimensions (textcluster.cluster.reduce), then k-means (slow on 2 cores);
 - ``umap-ensemble``: the quality recipe: a UMAP ensemble (5 runs x 5 dimensions,
@@ -154,7 +154,7 @@ def embeddings(name: str, texts: list[str], cache: Path | None) -> tuple[np.ndar
 
 
 def kmeans(X: np.ndarray, k: int, seed: int, **params) -> np.ndarray:
-    from textcluster.cluster.core import get_clusterer
+    from textcluster.cluster.registry import get_clusterer
     from textcluster.config import ClustererConfig
 
     cfg = ClustererConfig(method="kmeans", k=k, seed=seed, params=params)
@@ -252,7 +252,7 @@ def run_one(
     if method == "smooth-self-training":
         return self_training(smoothed, k, seed, params)
     if method in ("ward-knn", "smooth-ward-knn"):
-        from textcluster.cluster.quality import GraphWardClusterer
+        from textcluster.cluster.graphward import GraphWardClusterer
 
         Z = X if method == "ward-knn" else smoothed
         return GraphWardClusterer(k, seed, n_neighbors=SMOOTH_NEIGHBORS).fit(Z).labels_, {}
@@ -282,7 +282,7 @@ def done_keys(out: Path) -> set[tuple[str, str, int]]:
 
 def bench(args: argparse.Namespace) -> None:
     from textcluster.cluster.evaluate import supervised
-    from textcluster.cluster.quality import neighbor_smooth
+    from textcluster.cluster.smooth import neighbor_smooth
 
     params = json.loads(args.params) if args.params else {}
     out = Path(args.out)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from textcluster import jobs
-from textcluster.cluster.core import CLUSTERERS
+from textcluster.cluster.registry import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
 from textcluster.embed.encoders.base import available_encoders
 from ui import cached, plan, state

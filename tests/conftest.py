@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_encoder import FakeEncoder
 from topic_corpus import write_topic_csv
 
+from textcluster.embed.encoders import base
 from textcluster.store import ENV_WORKSPACE, Workspace
 
 
@@ -22,3 +24,20 @@ def tmp_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     root = tmp_path / "workspace"
     monkeypatch.setenv(ENV_WORKSPACE, str(root))
     return Workspace(root)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Registers the encoder ``fake`` (tests/fake_encoder.py); yields (instances built, options
+    passed to each new instance, e.g. ``delay``)."""
+    built: list[FakeEncoder] = []
+    opts: dict = {}
+
+    def factory(model, cfg):
+        enc = FakeEncoder(cfg, **opts)
+        built.append(enc)
+        return enc
+
+    base.register_encoder("fake", factory, "test encoder", needs_model=False, takes_model=False)
+    yield built, opts
+    base._REGISTRY.pop("fake", None)

@@ -9,101 +9,21 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_encoder import FakeEncoder, fake_matrix, make_corpus
 
 from textcluster.config import EncoderConfig
 from textcluster.embed import engine as E
 from textcluster.embed.encoders import base
 from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
-from textcluster.store import Workspace, make_id
+from textcluster.store import Workspace
 
 TEXTS = [
     f"{' '.join(['word'] * (1 + (i * 7) % 13))} text number {i}" for i in range(23)
 ]
-
-
-class FakeEncoder:
-    """Deterministic per-text vectors; records every text it encodes (optionally to a file)."""
-
-    needs_fit = False
-
-    def __init__(self, cfg: EncoderConfig, log: Path | None = None, delay: float = 0.0, oom_above: int = 0):
-        self.name, self.cfg, self.log, self.delay, self.oom_above = "fake", cfg, log, delay, oom_above
-        self.seen: list[str] = []
-        self.batches: list[list[str]] = []
-
-    def fingerprint(self) -> str:
-        return "fake-v1"
-
-    def load(self, device: str) -> None:
-        self.device_ = device
-
-    def max_tokens(self) -> int | None:
-        return 8
-
-    def token_lengths(self, texts):
-        return np.array([len(t.split()) for t in texts], dtype=np.int64)
-
-    def encode_batch(self, texts):
-        if self.oom_above and len(texts) > self.oom_above:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        time.sleep(self.delay)
-        self.seen.extend(texts)
-        self.batches.append(list(texts))
-        if self.log is not None:
-            with open(self.log, "a", encoding="utf-8") as f:
-                f.writelines(t + "\n" for t in texts)
-                f.flush()
-        return np.stack([fake_vector(t) for t in texts])
-
-    dim = 4
-
-    def describe(self):
-        return {"backend": "fake"}
-
-
-def fake_vector(text: str) -> np.ndarray:
-    return np.random.default_rng(zlib.crc32(text.encode())).normal(size=4).astype(np.float32)
-
-
-def fake_matrix(texts) -> np.ndarray:
-    x = np.stack([fake_vector(t) for t in texts])
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    """Registers ``fake``; returns the list of encoder instances built."""
-    built: list[FakeEncoder] = []
-    opts: dict = {}
-
-    def factory(model, cfg):
-        enc = FakeEncoder(cfg, **opts)
-        built.append(enc)
-        return enc
-
-    base.register_encoder("fake", factory, "test encoder", needs_model=False, takes_model=False)
-    yield built, opts
-    base._REGISTRY.pop("fake", None)
-
-
-def make_corpus(ws: Workspace, texts) -> str:
-    """A corpus artifact with docs.parquet (doc_id, row, text), as ingest writes it."""
-    import pandas as pd
-
-    cid = make_id("corpus", "sha-" + str(zlib.crc32("\n".join(texts).encode())), {})
-
-    def writer(tmp: Path) -> None:
-        pd.DataFrame({"doc_id": np.arange(len(texts), dtype=np.int64),
-                      "row": np.arange(1, len(texts) + 1, dtype=np.int64), "text": list(texts)}
-                     ).to_parquet(tmp / "docs.parquet")
-
-    ws.write(cid, {"kept": len(texts)}, writer)
-    return cid
 
 
 @pytest.fixture
@@ -180,7 +100,7 @@ from textcluster.config import EncoderConfig
 from textcluster.embed.encoders import base
 from textcluster.embed import engine as E
 from textcluster.store import Workspace
-import test_embed as T
+import fake_encoder as T
 base.register_encoder("fake", lambda m, c: T.FakeEncoder(c, log=Path({log!r}), delay=0.15),
                       "slow test encoder", needs_model=False, takes_model=False)
 E.embed(Workspace({ws!r}), {cid!r}, EncoderConfig(name="fake", batch_size=1, chunk_rows=2))
@@ -337,3 +257,28 @@ def test_cli_json_and_exit_codes(ws, capsys):
     assert main(["embed", "--list-encoders", "--json", "--workspace", str(ws.root)]) == 0
     names = [e["name"] for e in json.loads(capsys.readouterr().out)["encoders"]]
     assert names[:2] == ["minilm", "tfidf"]
+
+
+def test_cancel_inside_a_chunk_keeps_its_rows_and_the_next_call_resumes_there(ws, fake):
+    """One chunk holds every text, so without saving the finished rows of the unfinished
+    chunk a relaunch would start again at 0."""
+    built, _ = fake
+    cid = make_corpus(ws, TEXTS)
+    cfg = EncoderConfig(name="fake", batch_size=1, chunk_rows=1000)
+    cancel = threading.Event()
+
+    def stop_after_five(p):
+        if p.done >= 5:
+            cancel.set()
+
+    with pytest.raises(JobCancelled):
+        E.embed(ws, cid, cfg, progress=stop_after_five, cancel=cancel)
+    first = list(built[-1].seen)
+    assert 5 <= len(first) < len(TEXTS)
+    reports = []
+    res = E.embed(ws, cid, cfg, progress=reports.append)
+    second = list(built[-1].seen)
+    assert sorted(first + second) == sorted(TEXTS)  # every text encoded exactly once
+    assert reports[0].done == len(first) and reports[0].message == "resuming"
+    np.testing.assert_allclose(E.load_embeddings(ws, res.embedding_id), fake_matrix(TEXTS), atol=1e-6)
+    assert not list((ws.root / "partial").glob("**/*.part-*"))  # removed once the chunk is done

@@ -6,12 +6,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from textcluster import jobs
 from textcluster.errors import ConfigError
-from textcluster.jobs import JobManager, Step, error_message, get_manager, job_id
+from textcluster.jobs import JobManager, error_message, get_manager, job_id
 from textcluster.progress import Meter, check_cancel
 from textcluster.store import Workspace
 
@@ -19,6 +22,36 @@ from textcluster.store import Workspace
 @pytest.fixture
 def ws(tmp_path):
     return Workspace(tmp_path / "ws")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stage of a test job: ``fn(results, progress, cancel) -> dict | None``; ``cached: True``
+    in the dict marks the stage as a cache hit."""
+
+    name: str
+    fn: Callable[[dict[str, Any], Any, threading.Event], dict[str, Any] | None]
+
+
+def chained(config: dict[str, Any], steps: list[Step]):
+    """One work function that runs ``steps`` in order and reports them as a pipeline does."""
+
+    def work(progress, cancel, on_stage):
+        results: dict[str, Any] = {"config": config}
+        for step in steps:
+            on_stage(step.name, "running", {})
+            out = dict(step.fn(results, progress, cancel) or {})
+            results.update(out)
+            info = {k: v for k, v in out.items() if k != "cached"}
+            on_stage(step.name, "cached" if out.get("cached") else "done", info)
+        return {}
+
+    return work
+
+
+def submit(mgr: JobManager, kind: str, config: dict[str, Any], steps: list[Step], **kw: Any):
+    """``mgr.submit`` of a job made of ``steps`` (see :func:`chained`)."""
+    return mgr.submit(kind, config, chained(config, steps), stages=[s.name for s in steps], **kw)
 
 
 def counting_step(name, n=5, delay=0.0, calls=None, out=None, gate=None):
@@ -55,7 +88,7 @@ def test_steps_run_in_order_and_pass_results(ws):
         return {"b": results["a"] + 1, "cached": True, "device": "cpu"}
 
     mgr = JobManager(ws)
-    job = mgr.submit("t", {"x": 1}, [Step("first", lambda r, p, c: {"a": 1}), Step("second", second)])
+    job = submit(mgr, "t", {"x": 1}, [Step("first", lambda r, p, c: {"a": 1}), Step("second", second)])
     snap = job.wait(10)
     assert snap["status"] == "done", snap["error"]
     assert seen["a"] == 1 and seen["config"] == {"x": 1}
@@ -73,7 +106,7 @@ def test_progress_per_stage_and_substages_are_recorded(ws):
         m.update(4)
         return {}
 
-    job = JobManager(ws).submit("t", {}, [counting_step("embed", 3), Step("cluster", fn)])
+    job = submit(JobManager(ws), "t", {}, [counting_step("embed", 3), Step("cluster", fn)])
     snap = job.wait(10)
     names = [s["name"] for s in snap["stages"]]
     assert names == ["embed", "reduce", "cluster"]
@@ -84,7 +117,7 @@ def test_progress_per_stage_and_substages_are_recorded(ws):
 
 
 def test_state_is_persisted_and_found_by_a_new_manager(ws):
-    job = JobManager(ws).submit("t", {"p": 1}, [counting_step("embed", 2)], label="demo")
+    job = submit(JobManager(ws), "t", {"p": 1}, [counting_step("embed", 2)], label="demo")
     job.wait(10)
     f = ws.root / "jobs" / f"{job.id}.json"
     on_disk = json.loads(f.read_text())
@@ -100,14 +133,14 @@ def test_state_is_persisted_and_found_by_a_new_manager(ws):
 def test_identical_submission_while_running_shares_one_computation(ws):
     calls, gate = [], threading.Event()
     mgr = JobManager(ws)
-    a = mgr.submit("t", {"k": 3}, [counting_step("embed", 3, calls=calls, gate=gate)])
-    b = mgr.submit("t", {"k": 3}, [counting_step("embed", 3, calls=calls, gate=gate)])
+    a = submit(mgr, "t", {"k": 3}, [counting_step("embed", 3, calls=calls, gate=gate)])
+    b = submit(mgr, "t", {"k": 3}, [counting_step("embed", 3, calls=calls, gate=gate)])
     assert b is a
     assert [s["id"] for s in mgr.active()] == [a.id]
     gate.set()
     a.wait(10)
     # A done job is returned as is: no second computation.
-    c = mgr.submit("t", {"k": 3}, [counting_step("embed", 3, calls=calls)])
+    c = submit(mgr, "t", {"k": 3}, [counting_step("embed", 3, calls=calls)])
     assert c.id == a.id and c.status == "done"
     assert calls == ["embed"]
 
@@ -115,7 +148,7 @@ def test_identical_submission_while_running_shares_one_computation(ws):
 def test_cancel_stops_the_running_stage(ws):
     gate = threading.Event()
     mgr = JobManager(ws)
-    job = mgr.submit("t", {}, [counting_step("embed", 100, delay=0.01, gate=gate), counting_step("next")])
+    job = submit(mgr, "t", {}, [counting_step("embed", 100, delay=0.01, gate=gate), counting_step("next")])
     while job.snapshot()["status"] != "running":
         time.sleep(0.01)
     job.cancel()
@@ -125,15 +158,15 @@ def test_cancel_stops_the_running_stage(ws):
     assert "cancelled" in snap["error"]
     assert [s["status"] for s in snap["stages"]] == ["cancelled", "cancelled"]
     # A cancelled job runs again when submitted again.
-    again = mgr.submit("t", {}, [counting_step("embed", 2), counting_step("next")])
+    again = submit(mgr, "t", {}, [counting_step("embed", 2), counting_step("next")])
     assert again.wait(10)["status"] == "done"
 
 
 def test_queued_job_waits_for_a_slot_and_can_be_cancelled(ws):
     gate = threading.Event()
     mgr = JobManager(ws, max_running=1)
-    first = mgr.submit("t", {"n": 1}, [counting_step("embed", 2, gate=gate)])
-    second = mgr.submit("t", {"n": 2}, [counting_step("embed", 2)])
+    first = submit(mgr, "t", {"n": 1}, [counting_step("embed", 2, gate=gate)])
+    second = submit(mgr, "t", {"n": 2}, [counting_step("embed", 2)])
     time.sleep(0.1)
     assert second.status == "queued"
     second.cancel()
@@ -151,10 +184,10 @@ def test_errors_become_readable_messages(ws):
         raise KeyError("oops")
 
     mgr = JobManager(ws)
-    a = mgr.submit("t", {"a": 1}, [Step("cluster", bad_config)]).wait(10)
+    a = submit(mgr, "t", {"a": 1}, [Step("cluster", bad_config)]).wait(10)
     assert a["status"] == "failed" and a["error"] == "k=0 should be >= 1"
     assert a["stages"][0]["status"] == "failed"
-    b = mgr.submit("t", {"b": 1}, [counting_step("embed", 1), Step("cluster", crash)]).wait(10)
+    b = submit(mgr, "t", {"b": 1}, [counting_step("embed", 1), Step("cluster", crash)]).wait(10)
     assert b["status"] == "failed" and b["error"] == "KeyError: 'oops'"
     assert "Traceback" not in json.dumps(b)
     assert [s["status"] for s in b["stages"]] == ["done", "failed"]
@@ -167,7 +200,7 @@ def test_error_message_formats():
 
 
 def test_job_of_a_dead_process_is_marked_interrupted(ws):
-    job = JobManager(ws).submit("t", {}, [counting_step("embed", 1)])
+    job = submit(JobManager(ws), "t", {}, [counting_step("embed", 1)])
     job.wait(10)
     f = ws.root / "jobs" / f"{job.id}.json"
     state = json.loads(f.read_text())
@@ -193,7 +226,7 @@ def test_job_running_in_another_process_is_a_live_view_with_cancel(ws):
     job = mgr.get(jid)
     assert job.status == "running"
     # Submitting the same work here returns that job rather than starting a second one.
-    assert mgr.submit("t", {"remote": 1}, [counting_step("embed")]).id == jid
+    assert submit(mgr, "t", {"remote": 1}, [counting_step("embed")]).id == jid
     job.cancel()
     assert (ws.root / "jobs" / f"{jid}.cancel").exists()
 
@@ -202,9 +235,9 @@ def test_done_job_whose_artifact_was_deleted_runs_again(ws):
     calls = []
     mgr = JobManager(ws)
     out = {"run_id": "run-0123456789abcdef"}
-    job = mgr.submit("t", {}, [counting_step("cluster", 1, calls=calls, out=out)])
+    job = submit(mgr, "t", {}, [counting_step("cluster", 1, calls=calls, out=out)])
     job.wait(10)
-    again = mgr.submit("t", {}, [counting_step("cluster", 1, calls=calls, out=out)])
+    again = submit(mgr, "t", {}, [counting_step("cluster", 1, calls=calls, out=out)])
     again.wait(10)
     assert calls == ["cluster", "cluster"]  # the run id named in the result does not exist
 
@@ -220,8 +253,8 @@ def test_get_manager_is_one_per_workspace(tmp_path):
 def test_lanes_keep_short_jobs_from_waiting_behind_long_ones(ws):
     gate = threading.Event()
     mgr = JobManager(ws, max_running=1)
-    long = mgr.submit("t", {"n": 1}, [counting_step("embed", 2, gate=gate)])
-    short = mgr.submit("t", {"n": 2}, [counting_step("ingest", 2)], lane="io")
+    long = submit(mgr, "t", {"n": 1}, [counting_step("embed", 2, gate=gate)])
+    short = submit(mgr, "t", {"n": 2}, [counting_step("ingest", 2)], lane="io")
     assert short.wait(10)["status"] == "done"
     assert long.status == "running"
     gate.set()
@@ -240,3 +273,34 @@ def test_submit_ingest_runs_in_the_background_and_dedupes(ws, topic_csv):
     assert jobs.submit_ingest(ws, topic_csv, spec, manager=mgr) is job
     with pytest.raises(jobs.CorpusError, match="nope.csv"):
         jobs.submit_ingest(ws, topic_csv.parent / "nope.csv", spec, manager=mgr)
+
+
+def test_a_cancelled_pipeline_job_relaunched_resumes_the_embedding(ws, fake):
+    """The pipeline job is one call of the pipeline; cancelling it inside the embedding and
+    submitting it again encodes only the texts not encoded yet (no restart at 0)."""
+    from fake_encoder import make_corpus
+
+    from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+
+    built, opts = fake
+    opts["delay"] = 0.05
+    texts = [f"text number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(60)]
+    cid = make_corpus(ws, texts)
+    enc = EncoderConfig(name="fake", batch_size=1, chunk_rows=1000)  # one chunk: nothing finished at cancel
+    red, clu = ReducerConfig(projection="pca"), ClustererConfig(k=2)
+    mgr = JobManager(ws)
+    job = jobs.submit_pipeline(ws, cid, enc, red, clu, manager=mgr)
+    deadline = time.monotonic() + 30
+    while len(built[-1].seen if built else []) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    snap = job.wait(30)
+    assert snap["status"] == "cancelled"
+    first = len(built[-1].seen)
+    assert 10 <= first < len(texts)
+    again = jobs.submit_pipeline(ws, cid, enc, red, clu, manager=mgr)
+    snap = again.wait(60)
+    assert snap["status"] == "done", snap["error"]
+    assert sum(len(b.seen) for b in built) == len(texts)  # nothing encoded twice
+    assert [s["name"] for s in snap["stages"]] == ["embed", "cluster", "describe"]
+    assert {"embedding_id", "run_id", "description_id"} <= set(snap["result"])

@@ -7,7 +7,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from textcluster.cluster.quality import combine_views, knn_indices, l2_normalize, neighbor_smooth
+from textcluster.cluster.neighbors import knn_indices, l2_normalize
+from textcluster.cluster.smooth import combine_views, neighbor_smooth
 from textcluster.errors import ConfigError
 
 
@@ -90,7 +91,7 @@ def test_combine_views_weights_cosines():
 
 
 def test_graph_ward_recovers_topics_and_predicts():
-    from textcluster.cluster.quality import GraphWardClusterer
+    from textcluster.cluster.graphward import GraphWardClusterer
 
     X, y = noisy_topics(2)
     m = GraphWardClusterer(4, n_neighbors=10).fit(X)
@@ -102,7 +103,7 @@ def test_graph_ward_recovers_topics_and_predicts():
 
 
 def test_knn_graph_rows_hold_the_neighbours():
-    from textcluster.cluster.quality import knn_graph
+    from textcluster.cluster.neighbors import knn_graph
 
     X, _ = noisy_topics()
     G = knn_graph(X, 7)
@@ -112,7 +113,7 @@ def test_knn_graph_rows_hold_the_neighbours():
 
 
 def test_graph_ward_errors():
-    from textcluster.cluster.quality import GraphWardClusterer
+    from textcluster.cluster.graphward import GraphWardClusterer
 
     X, _ = noisy_topics()
     with pytest.raises(ConfigError, match="k=700 should be an integer in"):
@@ -122,7 +123,7 @@ def test_graph_ward_errors():
 
 
 def test_smoother_transform_matches_fit_on_known_rows():
-    from textcluster.cluster.quality import NeighborSmoother
+    from textcluster.cluster.smooth import NeighborSmoother
 
     X, _ = noisy_topics(3)
     sm = NeighborSmoother(5)

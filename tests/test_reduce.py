@@ -44,7 +44,7 @@ def test_reducer_checks_name_the_value() -> None:
 
 
 def test_smooth_reducer_is_neighbor_smooth_and_maps_the_rest() -> None:
-    from textcluster.cluster.quality import NeighborSmoother, neighbor_smooth
+    from textcluster.cluster.smooth import NeighborSmoother, neighbor_smooth
     from textcluster.config import REDUCERS
 
     assert "smooth" in REDUCERS

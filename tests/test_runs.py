@@ -141,7 +141,7 @@ def test_assign_vectors_reproduces_run_labels(blob_ws, reducer, clusterer) -> No
 
 
 def test_smooth_run_clusters_the_smoothed_space_and_assigns_by_knn(blob_ws) -> None:
-    from textcluster.cluster.quality import neighbor_smooth
+    from textcluster.cluster.smooth import neighbor_smooth
 
     ws, eid, X, y = blob_ws
     res = runs.cluster(ws, eid, ReducerConfig(method="smooth", smooth_neighbors=7, projection="pca"),
@@ -169,7 +169,7 @@ def test_knn_assign_reproduces_labels_of_overlapping_unit_vectors(tmp_path: Path
     A row's float32 distance to itself is not 0 here, and its 5 nearest run rows often
     vote for another cluster, so only a byte-exact match gives back the run's label.
     """
-    from textcluster.cluster import core as clu
+    from textcluster.cluster import neighbors as clu
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 12, size=600)

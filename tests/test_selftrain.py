@@ -184,7 +184,7 @@ def test_target_distribution_sharpens():
 
 def test_through_the_clusterer_registry(data):
     """The registry entry passes ClustererConfig.params (JSON: lists) to the class."""
-    from textcluster.cluster.core import fit_assign
+    from textcluster.cluster.fitting import fit_assign
     from textcluster.config import ClustererConfig
 
     X, y = data
@@ -200,7 +200,7 @@ def test_registry_passes_progress_and_cancel(data):
     """fit_assign hands progress and cancel to the self-training clusterer itself."""
     import threading
 
-    from textcluster.cluster.core import fit_assign
+    from textcluster.cluster.fitting import fit_assign
     from textcluster.config import ClustererConfig
     from textcluster.errors import JobCancelled
 
@@ -218,7 +218,7 @@ def test_registry_passes_progress_and_cancel(data):
 
 
 def test_graph_ward_init(data):
-    from textcluster.cluster.quality import GraphWardClusterer
+    from textcluster.cluster.graphward import GraphWardClusterer
 
     X, y = data
     m = SelfTrainingClusterer(

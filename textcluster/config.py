@@ -21,6 +21,12 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
+def _check_int(name: str, value: Any) -> None:
+    """ConfigError unless ``value`` is an integer (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}={value!r} should be an integer")
+
+
 class _Config:
     _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset()
 
@@ -192,7 +198,7 @@ class ReducerConfig(_Config):
 class ClustererConfig(_Config):
     """Which clusterer, and how it is fitted.
 
-    method: a name from :data:`textcluster.cluster.core.CLUSTERERS` (kmeans, minibatch-kmeans,
+    method: a name from :data:`textcluster.cluster.registry.CLUSTERERS` (kmeans, minibatch-kmeans,
         gmm, hdbscan, dbscan, agglomerative, self-training, graph-ward).
     k: number of clusters for methods that take one.
     min_cluster_size / min_samples / eps: density methods.
@@ -217,7 +223,28 @@ class ClustererConfig(_Config):
 
         return hash(canonical_json(self.to_dict()))
 
+    def cache_key(self) -> dict[str, Any]:
+        """Not defined on the config: which fields change a run depends on the method, so the
+        key comes from the clusterer registry (:func:`textcluster.cluster.registry.cache_key`)."""
+        raise NotImplementedError("use textcluster.cluster.registry.cache_key(cfg)")
+
     def validate(self) -> ClustererConfig:
+        """Check the fields common to every method (types and ranges); the method name and its
+        ``params`` are checked against the registry by
+        :func:`textcluster.cluster.registry.validate_clusterer`."""
+        if not isinstance(self.method, str):
+            raise ConfigError(f"method={self.method!r} should be a clusterer name (a string)")
+        for name in ("k", "min_cluster_size", "seed"):
+            _check_int(name, getattr(self, name))
+        for name in ("min_samples", "fit_size"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
+        if isinstance(self.eps, bool) or not isinstance(self.eps, int | float):
+            raise ConfigError(f"eps={self.eps!r} should be a number > 0")
+        if self.min_samples is not None and self.min_samples < 1:
+            raise ConfigError(f"min_samples={self.min_samples} should be >= 1")
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed} should be >= 0")
         if self.k < 1:
             raise ConfigError(f"k={self.k} should be >= 1")
         if self.min_cluster_size < 2:

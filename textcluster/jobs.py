@@ -1,18 +1,22 @@
-"""Background jobs: run a chain of stages in a thread, with progress, ETA, cancel and dedupe.
+"""Background jobs: run one pipeline call in a thread, with progress, ETA, cancel and dedupe.
 
-A job is a list of :class:`Step` objects run one after the other in a daemon
-thread. Each step gets the results of the earlier steps, a progress callback
-and a cancel event. The job's state (status, one entry per stage with done /
-total / ETA, elapsed time, result, error, device) lives in memory and is
-mirrored to ``<workspace>/jobs/<job_id>.json`` (written atomically), so a page
-reload, a second browser tab or another process finds the running or finished
+A job schedules one *work* function (for a pipeline job, a call of
+:func:`textcluster.pipeline.run_corpus`); it chains nothing itself. The work function
+gets a progress callback, a cancel event and a stage callback: it reports each stage's
+start and end (``running`` / ``done`` / ``cached`` plus the ids it produced), and the
+:class:`~textcluster.progress.Progress` reports inside a stage. The job's state (status,
+one entry per stage with done / total / ETA, elapsed time, result, error, device) lives
+in memory and is mirrored to ``<workspace>/jobs/<job_id>.json`` (written atomically), so
+a page reload, a second browser tab or another process finds the running or finished
 job.
 
 The job id is a hash of the job kind and its full config, so submitting the
 same work twice while it runs (or after it finished) returns the same job
 instead of computing it again. One :class:`JobManager` exists per workspace
 (:func:`get_manager`); by default it runs one job at a time and queues the
-others, because every stage already uses all cores.
+others, because every stage already uses all cores. A cancelled or failed job
+submitted again runs again, and its finished stages come from the cache (the
+embedding resumes from the rows already on disk).
 
 Errors become a readable message: a :class:`~textcluster.errors.TextclusterError`
 keeps its text, anything else becomes ``"<Type>: <message>"``; the traceback
@@ -31,18 +35,22 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from textcluster import pipeline
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
+from textcluster.embed.devices import resolve_device
+from textcluster.embed.encoders.base import available_encoders, parse_name
 from textcluster.errors import CorpusError, JobCancelled, StoreError, TextclusterError
+from textcluster.ingest import corpus
 from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, canonical_json, write_json_atomic
 
@@ -61,22 +69,12 @@ WRITE_EVERY_S = 0.5
 #: Bumped when the job file layout changes (older files are still read).
 JOB_FORMAT = 1
 
-StepFn = Callable[[dict[str, Any], ProgressFn, threading.Event], Mapping[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One stage of a job.
-
-    name: the stage shown to the user (``embed``, ``cluster``, ...).
-    fn: ``fn(results, progress, cancel) -> dict | None``. ``results`` holds the
-        merged dicts returned by earlier steps (plus the job's ``config``). The
-        returned dict is merged into ``results``; the key ``cached: True`` marks
-        the stage as a cache hit and ``device`` records where it ran.
-    """
-
-    name: str
-    fn: StepFn
+#: ``on_stage(stage, status, info)``: status ``running``, ``done`` or ``cached``; ``info``
+#: (ids, ``device``) is merged into the job's result.
+StageFn = Callable[[str, str, Mapping[str, Any]], None]
+#: ``work(progress, cancel, on_stage) -> dict | None``: the one call a job runs; the
+#: returned dict is merged into the job's result.
+WorkFn = Callable[[ProgressFn, threading.Event, StageFn], Mapping[str, Any] | None]
 
 
 def job_id(kind: str, config: Any) -> str:
@@ -279,68 +277,73 @@ class Job:
                 st["step"] = step_name
         self._write()
 
-    def _run(self, steps: list[Step], sem: threading.Semaphore) -> None:
+    def _run(self, work: WorkFn, sem: threading.Semaphore) -> None:
         while not sem.acquire(timeout=0.2):
             if self._cancel.is_set() or self.finished:
                 return
         try:
             if self.finished:  # cancelled while queued
                 return
-            self._run_steps(steps)
+            self._run_work(work)
         finally:
             sem.release()
             self._done_event.set()
 
-    def _run_steps(self, steps: list[Step]) -> None:
+    def _on_stage(self, name: str, status: str, info: Mapping[str, Any]) -> None:
+        """A stage started (``running``) or ended (``done`` / ``cached``, with its ids)."""
+        if status == "running" and (self._cancel.is_set() or self._manager._cancel_flag(self.id).exists()):
+            raise JobCancelled(f"job cancelled before {name}")
+        with self._lock:
+            now = time.time()
+            st = self._stage(name)
+            if status == "running":
+                self._current = name
+                st.update(status="running", started=now, step=name)
+            else:
+                for other in self._state["stages"]:
+                    if other.get("step") == name and other["status"] == "running":
+                        other.update(status="done", finished=now, fraction=1.0, eta_s=0.0)
+                st.update(
+                    status="cached" if status == "cached" else "done",
+                    started=st.get("started") or now,
+                    finished=now,
+                    fraction=1.0,
+                    eta_s=0.0,
+                    message="",  # the last note ("writing") is stale once the stage is over
+                )
+                self._merge(info)
+        self._write(force=True)
+
+    def _merge(self, info: Mapping[str, Any]) -> None:
+        if info.get("device"):
+            self._state["device"] = info["device"]
+        self._state["result"].update({k: v for k, v in info.items() if k != "cached"})
+
+    def _run_work(self, work: WorkFn) -> None:
         with self._lock:
             self._state["status"] = "running"
             self._state["started"] = time.time()
         self._write(force=True)
-        results: dict[str, Any] = {"config": self._state["config"]}
-        current = None
+        self._current: str | None = None
         try:
-            for step in steps:
-                current = step.name
-                if self._cancel.is_set() or self._manager._cancel_flag(self.id).exists():
-                    raise JobCancelled(f"job cancelled before {step.name}")
-                with self._lock:
-                    st = self._stage(step.name)
-                    st.update(status="running", started=time.time(), step=step.name)
-                self._write(force=True)
+            if self._cancel.is_set() or self._manager._cancel_flag(self.id).exists():
+                raise JobCancelled("job cancelled before it started")
 
-                def progress(p: Progress, _name: str = step.name) -> None:
-                    self._on_progress(_name, p)
+            def progress(p: Progress) -> None:
+                self._on_progress(self._current or p.stage, p)
 
-                out = dict(step.fn(results, progress, self._cancel) or {})
-                results.update(out)
-                with self._lock:
-                    now = time.time()
-                    for other in self._state["stages"]:
-                        if other.get("step") == step.name and other["status"] == "running":
-                            other.update(status="done", finished=now, fraction=1.0, eta_s=0.0)
-                    st = self._stage(step.name)
-                    st.update(
-                        status="cached" if out.get("cached") else "done",
-                        finished=now,
-                        fraction=1.0,
-                        eta_s=0.0,
-                        message="",  # the last note ("writing") is stale once the stage is over
-                    )
-                    if out.get("device"):
-                        self._state["device"] = out["device"]
-                    self._state["result"] = {
-                        k: v for k, v in results.items() if k not in ("config", "cached")
-                    }
-                self._write(force=True)
+            out = work(progress, self._cancel, self._on_stage)
+            with self._lock:
+                self._merge(dict(out or {}))
             self._finish("done", None, None)
         except JobCancelled as e:
-            self._finish("cancelled", current, error_message(e))
+            self._finish("cancelled", self._current, error_message(e))
         except Exception as e:
             if isinstance(e, TextclusterError):
-                logger.info("job %s failed in %s: %s", self.id, current, e)
+                logger.info("job %s failed in %s: %s", self.id, self._current, e)
             else:
-                logger.exception("job %s failed in %s", self.id, current)
-            self._finish("failed", current, error_message(e))
+                logger.exception("job %s failed in %s", self.id, self._current)
+            self._finish("failed", self._current, error_message(e))
 
     def _finish(self, status: str, stage: str | None, error: str | None) -> None:
         with self._lock:
@@ -405,8 +408,9 @@ class JobManager:
         self,
         kind: str,
         config: Mapping[str, Any],
-        steps: list[Step],
+        work: WorkFn,
         *,
+        stages: Sequence[str] = (),
         label: str = "",
         device: str | None = None,
         lane: str = "compute",
@@ -415,14 +419,13 @@ class JobManager:
 
         kind: a short name (``pipeline``, ``ingest``, ...); config: everything that
         defines the work (hashed into the job id, so it must be JSON-able);
-        steps: the stages, run in order; label: a short human description;
-        device: where it runs, when known before it starts (a step may update it).
+        work: the one call the job runs (see :data:`WorkFn`); stages: the stage names it
+        will report, shown as pending until they start; label: a short human description;
+        device: where it runs, when known before it starts (a stage may update it).
         lane: jobs of the same lane queue behind each other (``max_running`` at a time).
         A job that failed, was cancelled or interrupted is run again; a done job
         is returned as is while the artifacts its result names still exist.
         """
-        if not steps:
-            raise ValueError("a job needs at least one step")
         jid = job_id(kind, config)
         with self._lock:
             known = self.get(jid)
@@ -438,7 +441,7 @@ class JobManager:
                 "created": time.time(),
                 "started": None,
                 "finished": None,
-                "stages": [_new_stage(s.name) for s in steps],
+                "stages": [_new_stage(name) for name in stages],
                 "result": {},
                 "error": None,
                 "device": device,
@@ -452,7 +455,7 @@ class JobManager:
             job._write(force=True)
             slots = self._lanes.setdefault(lane, threading.Semaphore(self._max_running))
             t = threading.Thread(
-                target=job._run, args=(list(steps), slots), name=f"textcluster-{jid}", daemon=True
+                target=job._run, args=(work, slots), name=f"textcluster-{jid}", daemon=True
             )
             job._thread = t
             t.start()
@@ -509,7 +512,7 @@ class JobManager:
         return self.dir / f"{jid}.cancel"
 
     def _read(self, jid: str) -> dict[str, Any] | None:
-        import json
+
 
         p = self._path(jid)
         try:
@@ -572,7 +575,7 @@ def _looks_like_artifact(v: str) -> bool:
 
 
 def _jsonable(obj: Any) -> Any:
-    import json
+
 
     return json.loads(canonical_json(obj))
 
@@ -613,69 +616,41 @@ def pipeline_config(
     }
 
 
-def pipeline_steps(
-    ws: Workspace,
-    corpus_id: str,
-    encoder: EncoderConfig,
-    reducer: ReducerConfig,
-    clusterer: ClustererConfig,
-    top_n: int = 10,
-) -> list[Step]:
-    """The steps of a pipeline job: ``embed``, ``cluster`` and ``describe``.
-
-    Results: ``embedding_id``, ``run_id``, ``description_id`` and ``device``
-    (where the embedding ran, from its manifest).
-    """
-
-    def embed_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster.embed import engine as embed
-
-        r = embed.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel)
-        return {"embedding_id": r.embedding_id, "cached": r.cached, "device": r.device}
-
-    def cluster_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster.cluster import runs
-
-        r = runs.cluster(ws, results["embedding_id"], reducer, clusterer, progress=progress, cancel=cancel)
-        return {"run_id": r.run_id, "cached": bool(getattr(r, "cached", False))}
-
-    def describe_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster.describe import clusters as describe
-
-        d = describe.describe(ws, results["run_id"], top_n=top_n, progress=progress)
-        return {"description_id": d.description_id, "cached": d.cached}
-
-    return [Step("embed", embed_step), Step("cluster", cluster_step), Step("describe", describe_step)]
-
-
 def submit_pipeline(
     ws: Workspace,
     corpus_id: str,
     encoder: EncoderConfig,
     reducer: ReducerConfig,
     clusterer: ClustererConfig,
-    top_n: int = 10,
+    top_n: int = pipeline.DEFAULT_TOP_N,
     manager: JobManager | None = None,
 ) -> Job:
-    """Run embed -> cluster -> describe for a corpus in the background; returns the :class:`Job`.
+    """Run :func:`textcluster.pipeline.run_corpus` (embed -> cluster -> describe) in the
+    background; returns the :class:`Job`.
 
     Stages whose artifacts are already in the workspace finish at once (marked
     ``cached``). The same corpus and configs submitted again return the same job.
-    Configs are validated here, so an impossible setting raises
-    :class:`~textcluster.errors.ConfigError` before anything starts.
+    Settings are validated here, so an impossible one raises
+    :class:`~textcluster.errors.ConfigError` before anything starts. Results:
+    ``embedding_id``, ``run_id``, ``description_id`` and ``device``.
     """
-    encoder.validate()
-    reducer.validate()
-    clusterer.validate()
+    pipeline.validate(None, encoder, reducer, clusterer)
     if not ws.exists(corpus_id):
         ws.manifest(corpus_id)  # raises StoreError naming the known corpora
     mgr = manager or get_manager(ws)
     cfg = pipeline_config(corpus_id, encoder, reducer, clusterer, top_n)
+
+    def work(progress: ProgressFn, cancel: threading.Event, on_stage: StageFn) -> dict[str, Any]:
+        pipeline.run_corpus(ws, corpus_id, encoder, reducer, clusterer, describe_top_n=top_n,
+                            progress=progress, cancel=cancel, on_stage=on_stage)
+        return {}
+
     label = f"{encoder.name} · {reducer.method} · {clusterer.method}"
     return mgr.submit(
         "pipeline",
         cfg,
-        pipeline_steps(ws, corpus_id, encoder, reducer, clusterer, top_n),
+        work,
+        stages=pipeline.stages(from_file=False, describe=True),
         label=label,
         device=expected_device(encoder),
     )
@@ -684,14 +659,10 @@ def submit_pipeline(
 def expected_device(encoder: EncoderConfig) -> str:
     """Where the embedding stage will run: ``cpu`` for encoders without a neural model,
     else the device :func:`textcluster.embed.devices.resolve_device` picks for ``encoder.device``."""
-    from textcluster.embed.encoders.base import available_encoders, parse_name
-
     key, _ = parse_name(encoder.name)
     info = {i.name.split(":", 1)[0]: i for i in available_encoders()}.get(key)
     if info is not None and not info.needs_model:
         return "cpu"
-    from textcluster.embed.devices import resolve_device
-
     return resolve_device(encoder.device)
 
 
@@ -719,11 +690,11 @@ def submit_ingest(
         raise CorpusError(f"cannot read {str(p)!r}: {e.strerror or e}") from e
     cfg = {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "spec": spec.to_dict()}
 
-    def ingest_step(results: dict[str, Any], progress: ProgressFn, cancel: threading.Event) -> dict:
-        from textcluster.ingest import corpus
-
+    def work(progress: ProgressFn, cancel: threading.Event, on_stage: StageFn) -> dict[str, Any]:
+        on_stage("ingest", "running", {})
         r = corpus.ingest(p, spec, ws, progress=progress, cancel=cancel)
-        return {"corpus_id": r.corpus_id, "cached": r.cached}
+        on_stage("ingest", "cached" if r.cached else "done", {"corpus_id": r.corpus_id})
+        return {}
 
     mgr = manager or get_manager(ws)
-    return mgr.submit("ingest", cfg, [Step("ingest", ingest_step)], label=p.name, device="cpu", lane="io")
+    return mgr.submit("ingest", cfg, work, stages=["ingest"], label=p.name, device="cpu", lane="io")

@@ -1,34 +1,63 @@
-"""Chains the stages for ``textcluster run``: ingest -> embed -> cluster (reduce inside).
+"""The one orchestrator: the only place that chains the stages ingest -> embed -> cluster -> describe.
 
-Each stage is cached by (parent id, config), so running the pipeline again with only
-``k`` changed re-runs the cluster stage alone. Everything runs in the calling process,
-so UMAP's numba compilation is paid at most once per process.
+The CLI (``textcluster run``), the app's background jobs (:mod:`textcluster.jobs` schedules
+a call of :func:`run_corpus`) and the HTTP service all go through these functions, so
+caching, progress, cancellation and what a run records are the same everywhere.
+
+Each stage is cached by (parent id, config): running the pipeline again with only ``k``
+changed re-runs the cluster stage alone (and describe after it). Everything runs in the
+calling process, so UMAP's numba compilation is paid at most once per process. A
+cancelled call that is started again resumes the embedding from the rows already on disk.
+
+Stage events: ``on_stage(name, status, info)`` is called with status ``running`` when a
+stage starts, then ``done`` or ``cached`` (its artifact was already in the workspace) with
+``info`` holding what it produced (``corpus_id``, ``embedding_id``, ``device``, ``run_id``,
+``description_id``). Progress inside a stage goes to ``progress`` as
+:class:`~textcluster.progress.Progress` reports.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textcluster.cluster.runs import RunResult, cluster
+from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
+from textcluster.describe import clusters as describe_stage
+from textcluster.embed import engine
+from textcluster.ingest import corpus
 from textcluster.progress import ProgressFn, check_cancel
 from textcluster.store import Workspace
+
+#: ``on_stage(stage name, status, info)``: status is ``running``, ``done`` or ``cached``.
+StageFn = Callable[[str, str, Mapping[str, Any]], None]
+
+#: The stages in the order they run.
+STAGES = ("ingest", "embed", "cluster", "describe")
+#: Keywords per cluster in the describe stage (the app's jobs describe every run).
+DEFAULT_TOP_N = 10
 
 
 @dataclass
 class PipelineResult:
-    """Ids of the three artifacts, the run summary and seconds per stage (``ingest``,
-    ``embed``, ``cluster``, ``total``); ``cached``: which stages were cache hits."""
+    """Ids of the artifacts made or found, the run summary and seconds per stage.
+
+    timings: ``ingest`` (when a file was read), ``embed``, ``cluster``, ``describe`` (when
+    described) and ``total``; cached: which stages were cache hits; device: where the
+    embedding was computed.
+    """
 
     corpus_id: str
     embedding_id: str
-    run: RunResult
+    run: runs.RunResult
     timings: dict[str, float]
     cached: dict[str, bool] = field(default_factory=dict)
+    description_id: str | None = None
+    device: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A flat JSON-able summary: the run's fields plus the corpus and embedding ids."""
@@ -38,8 +67,73 @@ class PipelineResult:
             embedding_id=self.embedding_id,
             timings={**{f"run.{k}": v for k, v in self.run.timings.items()}, **self.timings},
             cached=self.cached,
+            device=self.device,
         )
+        if self.description_id:
+            out["description_id"] = self.description_id
         return out
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """The artifact ids a pipeline call will produce, computed without running anything,
+    and which of them are already in the workspace (``cached``). ``run_id`` and
+    ``description_id`` are None when an earlier stage is not cached (their ids depend on
+    artifacts that do not exist yet)."""
+
+    corpus_id: str
+    embedding_id: str
+    run_id: str | None
+    description_id: str | None
+    cached: dict[str, bool]
+
+
+def validate(
+    spec: CorpusSpec | None = None,
+    encoder: EncoderConfig | None = None,
+    reducer: ReducerConfig | None = None,
+    clusterer: ClustererConfig | None = None,
+) -> None:
+    """Check every given setting before anything runs; :class:`~textcluster.errors.ConfigError`
+    names the first impossible value (including unknown or out-of-range clusterer parameters)."""
+    if spec is not None:
+        spec.validate()
+    if encoder is not None:
+        engine.check_config(encoder)
+    if reducer is not None or clusterer is not None:
+        runs.validate_run(reducer or ReducerConfig(), clusterer or ClustererConfig())
+
+
+def stages(*, from_file: bool, describe: bool) -> list[str]:
+    """The names of the stages a call runs, in order."""
+    return [s for s in STAGES if (s != "ingest" or from_file) and (s != "describe" or describe)]
+
+
+def plan(
+    ws: Workspace,
+    corpus_id: str,
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    top_n: int = DEFAULT_TOP_N,
+    *,
+    embedding_id: str | None = None,
+) -> PipelinePlan:
+    """Which stages of :func:`run_corpus` will come from the cache: their ids, nothing run.
+
+    ``embedding_id`` may be passed when already known (computing it hashes the model's
+    files, which a caller may want to cache).
+    """
+    eid = embedding_id or engine.embedding_id(corpus_id, encoder)
+    cached = {"embed": ws.exists(eid), "cluster": False, "describe": False}
+    rid = did = None
+    if cached["embed"]:
+        rid = runs.run_id_for(eid, reducer, clusterer)
+        cached["cluster"] = ws.exists(rid)
+        if cached["cluster"]:
+            did = describe_stage.description_id_for(rid, top_n=top_n)
+            cached["describe"] = ws.exists(did)
+    return PipelinePlan(corpus_id, eid, rid, did, cached)
 
 
 def run_pipeline(
@@ -51,36 +145,92 @@ def run_pipeline(
     ws: Workspace,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    *,
+    describe_top_n: int | None = None,
+    on_stage: StageFn | None = None,
 ) -> PipelineResult:
-    """Ingest ``path`` with ``spec``, embed with ``encoder``, cluster with ``reducer`` + ``clusterer``.
+    """Ingest ``path`` with ``spec``, embed with ``encoder``, cluster with ``reducer`` +
+    ``clusterer`` (and describe the clusters when ``describe_top_n`` is given).
 
-    Settings are validated before anything runs, so an impossible one fails fast.
+    Every setting is validated before anything runs, so an impossible one fails fast.
     """
-    from textcluster.embed.engine import embed
-    from textcluster.ingest.corpus import ingest
+    validate(spec, encoder, reducer, clusterer)
+    return _run(ws, (Path(path), spec), encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage)
 
-    spec.validate()
-    encoder.validate()
-    reducer.validate()
-    clusterer.validate()
-    t_all = time.perf_counter()
+
+def run_corpus(
+    ws: Workspace,
+    corpus_id: str,
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    *,
+    describe_top_n: int | None = DEFAULT_TOP_N,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    on_stage: StageFn | None = None,
+) -> PipelineResult:
+    """Embed, cluster and describe (unless ``describe_top_n`` is None) an ingested corpus.
+
+    This is what the app's pipeline jobs run. Settings are validated first, and an
+    unknown corpus is a :class:`~textcluster.errors.StoreError` naming the known ones.
+    """
+    validate(None, encoder, reducer, clusterer)
+    ws.manifest(corpus_id)
+    return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage)
+
+
+def _run(
+    ws: Workspace,
+    source: str | tuple[Path, CorpusSpec],
+    encoder: EncoderConfig,
+    reducer: ReducerConfig,
+    clusterer: ClustererConfig,
+    describe_top_n: int | None,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    on_stage: StageFn | None,
+) -> PipelineResult:
+    notify: StageFn = on_stage or (lambda name, status, info: None)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    rep = ingest(path, spec, ws, progress=progress, cancel=cancel)
-    timings["ingest"] = time.perf_counter() - t
-    check_cancel(cancel, "pipeline")
-    t = time.perf_counter()
-    emb = embed(ws, rep.corpus_id, encoder, progress=progress, cancel=cancel)
-    timings["embed"] = time.perf_counter() - t
-    check_cancel(cancel, "pipeline")
-    t = time.perf_counter()
-    run = cluster(ws, emb.embedding_id, reducer, clusterer, progress=progress, cancel=cancel)
-    timings["cluster"] = time.perf_counter() - t
+    cached: dict[str, bool] = {}
+    t_all = time.perf_counter()
+
+    def stage(name: str, fn: Callable[[], Any], info: Callable[[Any], dict[str, Any]]) -> Any:
+        check_cancel(cancel, "pipeline")
+        notify(name, "running", {})
+        t = time.perf_counter()
+        out = fn()
+        timings[name] = time.perf_counter() - t
+        cached[name] = bool(out.cached)
+        notify(name, "cached" if out.cached else "done", info(out))
+        return out
+
+    if isinstance(source, tuple):
+        path, spec = source
+        rep = stage("ingest", lambda: corpus.ingest(path, spec, ws, progress=progress, cancel=cancel),
+                    lambda r: {"corpus_id": r.corpus_id})
+        corpus_id = rep.corpus_id
+    else:
+        corpus_id = source
+    emb = stage("embed", lambda: engine.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel),
+                lambda r: {"embedding_id": r.embedding_id, "device": r.device})
+    run = stage("cluster", lambda: runs.cluster(ws, emb.embedding_id, reducer, clusterer, progress=progress,
+                                                cancel=cancel),
+                lambda r: {"run_id": r.run_id})
+    description_id = None
+    if describe_top_n is not None:
+        d = stage("describe", lambda: describe_stage.describe(ws, run.run_id, top_n=describe_top_n,
+                                                              progress=progress),
+                  lambda r: {"description_id": r.description_id})
+        description_id = d.description_id
     timings["total"] = time.perf_counter() - t_all
     return PipelineResult(
-        corpus_id=rep.corpus_id,
+        corpus_id=corpus_id,
         embedding_id=emb.embedding_id,
         run=run,
         timings=timings,
-        cached={"ingest": bool(rep.cached), "embed": bool(emb.cached), "cluster": run.cached},
+        cached=cached,
+        description_id=description_id,
+        device=emb.device,
     )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from textcluster import pipeline
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+from textcluster.embed import engine
 from textcluster.store import Workspace
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _embedding_id(corpus_id: str, encoder_json: dict) -> str:
     # Hashes the model files (not loading them): cached per (corpus, encoder settings).
-    from textcluster.embed import engine as embed
-
-    return embed.embedding_id(corpus_id, EncoderConfig.from_dict(encoder_json))
+    return engine.embedding_id(corpus_id, EncoderConfig.from_dict(encoder_json))
 
 
 def cached_stages(
@@ -22,19 +22,9 @@ def cached_stages(
     encoder: EncoderConfig,
     reducer: ReducerConfig,
     clusterer: ClustererConfig,
-    top_n: int = 10,
+    top_n: int = pipeline.DEFAULT_TOP_N,
 ) -> dict[str, bool]:
-    """``{"embed": hit, "cluster": hit, "describe": hit}``: True where the artifact is already
-    in the workspace, so the stage will finish at once. A later stage cannot be a hit when an
-    earlier one is not (its id depends on the earlier artifact)."""
-    from textcluster.cluster import runs
-    from textcluster.describe import clusters as describe
-
+    """``{"embed": hit, "cluster": hit, "describe": hit}`` from :func:`textcluster.pipeline.plan`,
+    with the embedding id cached per session."""
     eid = _embedding_id(corpus_id, encoder.to_dict())
-    out = {"embed": ws.exists(eid), "cluster": False, "describe": False}
-    if out["embed"]:
-        rid = runs.run_id_for(eid, reducer, clusterer)
-        out["cluster"] = ws.exists(rid)
-        if out["cluster"]:
-            out["describe"] = ws.exists(describe.description_id_for(rid, top_n=top_n))
-    return out
+    return pipeline.plan(ws, corpus_id, encoder, reducer, clusterer, top_n, embedding_id=eid).cached

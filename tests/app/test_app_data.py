@@ -73,7 +73,8 @@ def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
 
     started = threading.Event()
 
-    def slow(results, progress, cancel):
+    def slow(progress, cancel, on_stage):
+        on_stage("ingest", "running", {})
         m = Meter("ingest", 10_000, progress)
         for i in range(10_000):
             check_cancel(cancel, "ingest")
@@ -82,7 +83,7 @@ def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
             cancel.wait(0.05)
         return {}
 
-    job = jobs.get_manager(app_ws).submit("ingest", {"t": 1}, [jobs.Step("ingest", slow)], lane="io")
+    job = jobs.get_manager(app_ws).submit("ingest", {"t": 1}, slow, stages=["ingest"], lane="io")
     assert started.wait(10)
     at = open_page()  # a new session, as after a reload
     assert_clean(at)

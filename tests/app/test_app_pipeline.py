@@ -116,7 +116,8 @@ def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus
 
     started = threading.Event()
 
-    def slow(results, progress, cancel):
+    def slow(progress, cancel, on_stage):
+        on_stage("embed", "running", {})
         m = Meter("embed", 1000, progress)
         for i in range(1000):
             check_cancel(cancel, "embed")
@@ -125,7 +126,7 @@ def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus
             cancel.wait(0.05)
         return {}
 
-    job = jobs.get_manager(app_ws).submit("pipeline", {"test": "slow"}, [jobs.Step("embed", slow)], device="cpu")
+    job = jobs.get_manager(app_ws).submit("pipeline", {"test": "slow"}, slow, stages=["embed"], device="cpu")
     assert started.wait(10)
     at = open_page("pages/pipeline.py")
     assert_clean(at)

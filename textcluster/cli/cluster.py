@@ -16,18 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textcluster.cluster.registry import CLUSTERERS
+from textcluster.cluster.runs import validate_run
 from textcluster.config import RECIPES, REDUCERS, ClustererConfig, ReducerConfig, recipe
-
-
-def _methods() -> list[str]:
-    from textcluster.cluster.core import CLUSTERERS
-
-    return list(CLUSTERERS)
+from textcluster.errors import ConfigError
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     r, c = ReducerConfig(), ClustererConfig()
-    from textcluster.cluster.core import CLUSTERERS
 
     g = p.add_argument_group("reducer and clusterer")
     g.add_argument("--recipe", choices=RECIPES, default=None,
@@ -47,7 +43,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help=f"neighbours averaged by --reducer smooth (default {r.smooth_neighbors})")
     g.add_argument("--projection", choices=["auto", "umap", "pca"], default=r.projection,
                    help="2-D plot coordinates: auto = UMAP up to 200k rows, PCA above (plots only)")
-    g.add_argument("--method", choices=_methods(), default=c.method,
+    g.add_argument("--method", choices=list(CLUSTERERS), default=c.method,
                    help="; ".join(f"{name}: {info.help}" for name, info in CLUSTERERS.items()))
     g.add_argument("--k", type=int, default=c.k, help=f"number of clusters for methods that take one (default {c.k})")
     g.add_argument("--min-cluster-size", type=int, default=c.min_cluster_size, help=f"hdbscan (default {c.min_cluster_size})")
@@ -59,12 +55,12 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="keep noise as -1, or assign it to the nearest cluster (default keep)")
     g.add_argument("--seed", type=int, default=c.seed, help=f"seed of every random step (default {c.seed})")
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra method setting, JSON value (e.g. n_init=3, covariance_type=\"full\"); repeatable")
+                   help="a method setting, JSON value (e.g. n_init=3, covariance_type=\"full\"); repeatable. "
+                        "Settings per method: " + "; ".join(
+                            f"{name}: {', '.join(info.params) or 'none'}" for name, info in CLUSTERERS.items()))
 
 
 def _params(items: list[str]) -> dict[str, Any]:
-    from textcluster.errors import ConfigError
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, val = item.partition("=")
@@ -78,24 +74,27 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, ClustererConfig]:
-    """The reducer and clusterer configs the command line asks for (validated)."""
+    """The reducer and clusterer configs the command line asks for, validated against the
+    clusterer registry (an unknown ``--param`` key, a wrong type or an out-of-range value is
+    a :class:`~textcluster.errors.ConfigError` naming it)."""
     if getattr(args, "recipe", None):
         reducer, clusterer = recipe(
             args.recipe, args.k, seed=args.seed, fit_size=args.fit_size, projection=args.projection
         )
         extra = _params(args.param)
         if extra:  # --param still adds or overrides method settings (e.g. n_init=3)
-            clusterer = ClustererConfig(**{**clusterer.to_dict(), "params": {**clusterer.params, **extra}}).validate()
-        return reducer, clusterer
-    reducer = ReducerConfig(
-        method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
-        metric=args.metric, projection=args.projection, smooth_neighbors=args.smooth_neighbors,
-        runs=args.runs,
-    ).validate()
-    clusterer = ClustererConfig(
-        method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
-        eps=args.eps, fit_size=args.fit_size, noise=args.noise, seed=args.seed, params=_params(args.param),
-    ).validate()
+            clusterer = ClustererConfig(**{**clusterer.to_dict(), "params": {**clusterer.params, **extra}})
+    else:
+        reducer = ReducerConfig(
+            method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+            metric=args.metric, projection=args.projection, smooth_neighbors=args.smooth_neighbors,
+            runs=args.runs,
+        )
+        clusterer = ClustererConfig(
+            method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
+            eps=args.eps, fit_size=args.fit_size, noise=args.noise, seed=args.seed, params=_params(args.param),
+        )
+    validate_run(reducer, clusterer)
     return reducer, clusterer
 
 

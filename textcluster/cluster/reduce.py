@@ -11,7 +11,7 @@ needs to map new vectors without pickle) and ``n_components_``.
   Its fitted graph cannot be saved without pickle, so a UMAP run assigns new texts by
   k-NN in the embedding space instead (see :mod:`textcluster.cluster.runs`). ``runs > 1`` fits
   an ensemble of UMAPs with distinct seeds and concatenates their coordinates.
-- ``smooth``: :class:`textcluster.cluster.quality.NeighborSmoother`, each vector replaced by the
+- ``smooth``: :class:`textcluster.cluster.smooth.NeighborSmoother`, each vector replaced by the
   mean of itself and its ``smooth_neighbors`` cosine nearest neighbours, renormalised
   (same dimension). Its transform needs the fitted rows, which are the embedding
   itself, so a smooth run also assigns new texts by k-NN in the embedding space.
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from textcluster.cluster.smooth import NeighborSmoother
 from textcluster.config import ReducerConfig
 from textcluster.errors import ConfigError
 
@@ -239,8 +240,6 @@ def make_reducer(cfg: ReducerConfig, seed: int = 0, on_run: Any = None) -> Reduc
     if cfg.method == "pca":
         return PCAReducer(cfg.dims)
     if cfg.method == "smooth":
-        from textcluster.cluster.quality import NeighborSmoother
-
         return NeighborSmoother(cfg.smooth_neighbors)
     return UMAPReducer(cfg.dims, cfg.n_neighbors, cfg.min_dist, cfg.metric, seed, runs=cfg.runs, on_run=on_run)
 
@@ -259,8 +258,6 @@ def fit_reduce(
     subset, the fitted rows keep their fitted coordinates and the others are transformed.
     ``on_run(i, runs)``: called before each UMAP of an ensemble (``cfg.runs``).
     """
-    from textcluster.cluster.quality import NeighborSmoother
-
     check_reducer(cfg, X.shape[0], X.shape[1])
     red = make_reducer(cfg, seed, on_run=on_run)
     if isinstance(red, IdentityReducer):

@@ -32,11 +32,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from textcluster.cluster import core as clu
 from textcluster.cluster import evaluate as met
 from textcluster.cluster import reduce as red
+from textcluster.cluster.distances import CHUNK_ROWS, nearest_center, own_and_nearest, sq_distances
+from textcluster.cluster.fitting import fit_assign
+from textcluster.cluster.gmm import GMMClusterer
+from textcluster.cluster.neighbors import knn_labels
+from textcluster.cluster.registry import (
+    cache_key as clusterer_key,
+)
+from textcluster.cluster.registry import (
+    check_clusterer,
+    check_params,
+    fit_rows,
+    get_clusterer,
+    select_fit_rows,
+    validate_clusterer,
+)
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
+from textcluster.embed.engine import encode_texts, load_embeddings
 from textcluster.errors import ConfigError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 from textcluster.store import Workspace, canonical_json, make_id, save_npy_atomic
@@ -96,14 +113,10 @@ class AssignResult:
 # --------------------------------------------------------------------------- ids and loading
 def run_id_for(embedding_id: str, reducer: ReducerConfig, clusterer: ClustererConfig) -> str:
     """The run id for these inputs: ``make_id("run", embedding_id, {reducer, clusterer})``."""
-    return make_id("run", embedding_id, {"reducer": reducer.cache_key(), "clusterer": clusterer.cache_key()})
+    return make_id("run", embedding_id, {"reducer": reducer.cache_key(), "clusterer": clusterer_key(clusterer)})
 
 
 def _load_embeddings(ws: Workspace, embedding_id: str) -> np.ndarray:
-    try:
-        from textcluster.embed.engine import load_embeddings
-    except ImportError:
-        return np.load(ws.file(embedding_id, "embeddings.npy"), mmap_mode="r")
     return load_embeddings(ws, embedding_id, mmap=True)
 
 
@@ -111,8 +124,6 @@ def _corpus_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray |
     """The corpus ``label`` column as an object array (None when absent or all missing)."""
     if not corpus_id or not ws.exists(corpus_id):
         return None
-    import pyarrow.parquet as pq
-
     p = ws.file(corpus_id, "docs.parquet")
     if "label" not in pq.read_schema(p).names:
         return None
@@ -174,6 +185,12 @@ def load_run(ws: Workspace, run_id: str) -> RunResult:
 
 
 # --------------------------------------------------------------------------- the stage
+def validate_run(reducer: ReducerConfig, clusterer: ClustererConfig) -> None:
+    """Check a reducer + clusterer setting before anything runs (:class:`ConfigError`)."""
+    reducer.validate()
+    validate_clusterer(clusterer)
+
+
 def cluster(
     ws: Workspace,
     embedding_id: str,
@@ -187,26 +204,118 @@ def cluster(
     """Cluster an embedding artifact and write a run artifact; a cache hit on repeat.
 
     Steps: load ``embeddings.npy`` (memory-mapped) -> fit the reducer (on the fit subset
-    for UMAP) and map all rows -> :func:`textcluster.cluster.core.fit_assign` -> distances,
+    for UMAP) and map all rows -> :func:`textcluster.cluster.fitting.fit_assign` -> distances,
     medoids, metrics -> the 2-D projection (cached per embedding) -> write the artifact.
     Raises :class:`ConfigError` for impossible settings (k above the rows, UMAP dims not
-    below the input dims, an empty embedding), naming the value received.
+    below the input dims, an empty embedding, an unknown clusterer parameter), naming the
+    value received.
     """
-    reducer = (reducer or ReducerConfig()).validate()
-    clusterer = (clusterer or ClustererConfig()).validate()
-    clu.get_clusterer(clusterer.method)
+    reducer = reducer or ReducerConfig()
+    clusterer = clusterer or ClustererConfig()
+    validate_run(reducer, clusterer)
     run_id = run_id_for(embedding_id, reducer, clusterer)
     if ws.exists(run_id):
         return load_run(ws, run_id)
     with ws.lock(run_id):
         if ws.exists(run_id):
             return load_run(ws, run_id)
-        return _cluster_uncached(
-            ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes
-        )
+        return _compute(ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes)
 
 
-def _cluster_uncached(
+def _reduce(
+    ws: Workspace, X: np.ndarray, embedding_id: str, reducer: ReducerConfig, clusterer: ClustererConfig,
+    meter: Meter, cancel: threading.Event | None, notes: list[str],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The clusterer's space ``Z`` (n, d') float32 and the reducer state a saved run needs.
+
+    UMAP results do not depend on k and are cached per (embedding, reducer, seed, fit rows).
+    """
+    n = X.shape[0]
+    compiling = reducer.method == "umap" and not red.is_warm()
+    meter.update(0, f"reducing ({reducer.method})" + (" - compiling UMAP" if compiling else ""))
+    fit_idx = select_fit_rows(n, clusterer)
+    if reducer.method != "umap":
+        # smooth is fitted on the fit subset (one exact k-NN search over it), the rest transformed
+        sub = fit_idx if reducer.method == "smooth" else None
+        fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=sub)
+        return np.ascontiguousarray(Z, dtype=np.float32), fitted.state()
+    key = {
+        "embedding_id": embedding_id,
+        "reducer": {k: v for k, v in reducer.cache_key().items() if k != "projection"},
+        "seed": clusterer.seed,
+        "fit_rows": fit_rows(n, clusterer),
+    }
+
+    def on_run(i: int, runs: int) -> None:
+        check_cancel(cancel, "cluster")
+        if runs > 1:
+            meter.update(0, f"reducing (umap ensemble: run {i + 1} of {runs})")
+
+    Z, hit = _cached_array(
+        _cache_path(ws, "reduced", key),
+        lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx, on_run=on_run)[1],
+    )
+    if hit:
+        notes.append("UMAP-reduced matrix taken from the workspace cache")
+    return np.ascontiguousarray(Z, dtype=np.float32), {}
+
+
+def _medoids(labels: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    """The member nearest its centre (lowest doc id on ties) of each cluster; -1 when empty."""
+    medoids = np.full(k, -1, dtype=np.int64)
+    members = np.flatnonzero(labels >= 0)
+    if members.size:
+        order = members[np.lexsort((members, own[members], labels[members]))]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = labels[order][1:] != labels[order][:-1]
+        medoids[labels[order][first]] = order[first]
+    return medoids
+
+
+def _metrics(
+    ws: Workspace, corpus_id: str | None, Z: np.ndarray, labels: np.ndarray, seed: int, notes: list[str]
+) -> dict[str, Any]:
+    """Scores of the run: against the corpus labels when it has them, and label-free ones."""
+    n = labels.shape[0]
+    metrics: dict[str, Any] = {}
+    y = _corpus_labels(ws, corpus_id, n)
+    if y is not None:
+        has = np.array([v is not None for v in y])
+        if has.any():
+            metrics.update(met.supervised(y[has].astype(str), labels[has]))
+            if not has.all():
+                notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
+    metrics.update(met.unsupervised(Z, labels, seed=seed))
+    return metrics
+
+
+def _projection(
+    ws: Workspace, X: np.ndarray, embedding_id: str, reducer: ReducerConfig, seed: int, meter: Meter
+) -> tuple[np.ndarray, str, bool]:
+    """The 2-D plot coordinates (n, 2), the method used and whether they came from the cache.
+
+    They depend on the embedding and the projection settings, not on k, so they are cached
+    per embedding.
+    """
+    n = X.shape[0]
+    pmethod = red.projection_method(reducer, n)
+    pkey = {
+        "embedding_id": embedding_id,
+        "method": pmethod,
+        "seed": seed,
+        **({"n_neighbors": reducer.n_neighbors, "min_dist": reducer.min_dist, "metric": reducer.metric} if pmethod == "umap" else {}),
+    }
+    path = _cache_path(ws, "projection", pkey)
+    compiling = pmethod == "umap" and not red.is_warm() and not path.exists()
+    meter.update(2, f"2-D map ({pmethod})" + (" - compiling UMAP on first use" if compiling else ""))
+    coords, hit = _cached_array(
+        path,
+        lambda: red.project_2d(X, ReducerConfig(**{**reducer.to_dict(), "projection": pmethod}), seed=seed),
+    )
+    return np.asarray(coords, dtype=np.float32), pmethod, hit
+
+
+def _compute(
     ws: Workspace,
     run_id: str,
     embedding_id: str,
@@ -228,119 +337,50 @@ def _cluster_uncached(
     if n == 0:
         raise ConfigError(f"embedding {embedding_id} is empty (n_samples=0); nothing to cluster")
     red.check_reducer(reducer, n, dim)
-    clu.check_clusterer(clusterer, n)
+    check_clusterer(clusterer, n)
+    info = get_clusterer(clusterer.method)
     corpus_id = emb_manifest.get("corpus_id")
     timings["load"] = time.perf_counter() - t
     meter = Meter("cluster", 4, progress, estimate=False)
     check_cancel(cancel, "cluster")
 
-    # -- reduce ---------------------------------------------------------------------
     t = time.perf_counter()
-    meter.update(0, f"reducing ({reducer.method})" + (" - compiling UMAP" if reducer.method == "umap" and not red.is_warm() else ""))
-    fit_idx = clu.select_fit_rows(n, clusterer)
-    reducer_state: dict[str, np.ndarray] = {}
-    if reducer.method == "umap":
-        key = {
-            "embedding_id": embedding_id,
-            "reducer": {k: v for k, v in reducer.cache_key().items() if k != "projection"},
-            "seed": clusterer.seed,
-            "fit_rows": clu.fit_rows(n, clusterer),
-        }
-        def on_run(i: int, runs: int) -> None:
-            check_cancel(cancel, "cluster")
-            if runs > 1:
-                meter.update(0, f"reducing (umap ensemble: run {i + 1} of {runs})")
-
-        Z, hit = _cached_array(
-            _cache_path(ws, "reduced", key),
-            lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx, on_run=on_run)[1],
-        )
-        if hit:
-            notes.append("UMAP-reduced matrix taken from the workspace cache")
-    else:
-        # smooth is fitted on the fit subset (one exact k-NN search over it), the rest transformed
-        sub = fit_idx if reducer.method == "smooth" else None
-        fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=sub)
-        reducer_state = fitted.state()
-    Z = np.ascontiguousarray(Z, dtype=np.float32)
+    Z, reducer_state = _reduce(ws, X, embedding_id, reducer, clusterer, meter, cancel, notes)
     timings["reduce"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
-    # -- cluster ----------------------------------------------------------------------
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
     # self-training reports its epochs (its own totals) through the same callback
-    hooks = getattr(clu.get_clusterer(clusterer.method).factory(clusterer), "takes_hooks", False)
-    out = clu.fit_assign(Z, clusterer, progress=progress if hooks else None, cancel=cancel)
+    out = fit_assign(Z, clusterer, progress=progress if info.takes_hooks else None, cancel=cancel)
     labels, centers = out.labels, out.centers
     k = int(centers.shape[0])
     found = int(np.unique(labels[labels >= 0]).size)
     timings["cluster"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
-    # -- distances, medoids, metrics ---------------------------------------------------
     t = time.perf_counter()
-    own = np.empty(n, dtype=np.float32)
-    nearest = np.empty(n, dtype=np.float32)
-    for s in range(0, n, clu.CHUNK_ROWS):
-        d = np.sqrt(clu.sq_distances(Z[s : s + clu.CHUNK_ROWS], centers)) if k else np.zeros((0, 0))
-        lab = labels[s : s + clu.CHUNK_ROWS]
-        if k:
-            nearest[s : s + lab.shape[0]] = d.min(axis=1)
-            own[s : s + lab.shape[0]] = np.where(lab >= 0, d[np.arange(lab.shape[0]), np.maximum(lab, 0)], d.min(axis=1))
-        else:
-            own[s : s + lab.shape[0]] = np.nan
+    own, _ = own_and_nearest(Z, labels, centers)
     write_dcd = k > 0 and n * k * 4 <= distance_limit_bytes
     if k and not write_dcd:
         notes.append(
             f"data_center_distance.npy skipped: n*k*4 = {n * k * 4} bytes is above the limit of "
             f"{distance_limit_bytes} bytes; distances.npy holds each row's own-centre distance"
         )
-    cpd = np.sqrt(clu.sq_distances(centers, centers)) if k else np.zeros((0, 0), np.float32)
+    cpd = np.sqrt(sq_distances(centers, centers)) if k else np.zeros((0, 0), np.float32)
     np.fill_diagonal(cpd, 0.0)
     sizes = np.bincount(labels[labels >= 0], minlength=k) if k else np.zeros(0, np.int64)
-    medoids = np.full(k, -1, dtype=np.int64)
-    members = np.flatnonzero(labels >= 0)
-    if members.size:
-        order = members[np.lexsort((members, own[members], labels[members]))]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = labels[order][1:] != labels[order][:-1]
-        medoids[labels[order][first]] = order[first]
-    metrics: dict[str, Any] = {}
-    y = _corpus_labels(ws, corpus_id, n)
-    if y is not None:
-        has = np.array([v is not None for v in y])
-        if has.any():
-            metrics.update(met.supervised(y[has].astype(str), labels[has]))
-            if not has.all():
-                notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
-    metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed))
+    medoids = _medoids(labels, own, k)
+    metrics = _metrics(ws, corpus_id, Z, labels, clusterer.seed, notes)
     timings["metrics"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
-    # -- 2-D projection (depends on the embedding and projection settings, not on k) ----
     t = time.perf_counter()
-    pmethod = red.projection_method(reducer, n)
-    pkey = {
-        "embedding_id": embedding_id,
-        "method": pmethod,
-        "seed": clusterer.seed,
-        **({"n_neighbors": reducer.n_neighbors, "min_dist": reducer.min_dist, "metric": reducer.metric} if pmethod == "umap" else {}),
-    }
-    compiling = (
-        pmethod == "umap" and not red.is_warm() and not _cache_path(ws, "projection", pkey).exists()
-    )
-    meter.update(2, f"2-D map ({pmethod})" + (" - compiling UMAP on first use" if compiling else ""))
-    coords, phit = _cached_array(
-        _cache_path(ws, "projection", pkey),
-        lambda: red.project_2d(X, ReducerConfig(**{**reducer.to_dict(), "projection": pmethod}), seed=clusterer.seed),
-    )
+    coords, pmethod, phit = _projection(ws, X, embedding_id, reducer, clusterer.seed, meter)
     timings["project"] = time.perf_counter() - t
 
-    # -- write --------------------------------------------------------------------------
     t = time.perf_counter()
     meter.update(3, "writing the run")
-    info = clu.get_clusterer(clusterer.method)
     model_state: dict[str, np.ndarray] = {}
     if info.assign == "model" and hasattr(out.model, "state"):
         model_state = out.model.state()
@@ -350,28 +390,22 @@ def _cluster_uncached(
         np.save(d / "centers.npy", centers.astype(np.float32))
         np.save(d / "distances.npy", own)
         np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
-        np.save(d / "coords2d.npy", np.asarray(coords, dtype=np.float32))
+        np.save(d / "coords2d.npy", coords)
         if out.probabilities is not None:
             np.save(d / "probabilities.npy", out.probabilities.astype(np.float32))
         if out.fit_idx is not None:
             np.save(d / "fit_rows.npy", out.fit_idx.astype(np.int64))
         if write_dcd:
             mm = np.lib.format.open_memmap(d / "data_center_distance.npy", mode="w+", dtype=np.float32, shape=(n, k))
-            for s in range(0, n, clu.CHUNK_ROWS):
-                mm[s : s + clu.CHUNK_ROWS] = np.sqrt(clu.sq_distances(Z[s : s + clu.CHUNK_ROWS], centers))
+            for s in range(0, n, CHUNK_ROWS):
+                mm[s : s + CHUNK_ROWS] = np.sqrt(sq_distances(Z[s : s + CHUNK_ROWS], centers))
             mm.flush()
             del mm
-        if reducer_state:
-            (d / "reducer").mkdir()
-            for name, arr in reducer_state.items():
-                np.save(d / "reducer" / f"{name}.npy", arr)
-        if model_state:
-            (d / "model").mkdir()
-            for name, arr in model_state.items():
-                np.save(d / "model" / f"{name}.npy", np.asarray(arr))
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        for folder, arrays in (("reducer", reducer_state), ("model", model_state)):
+            if arrays:
+                (d / folder).mkdir()
+                for name, arr in arrays.items():
+                    np.save(d / folder / f"{name}.npy", np.asarray(arr))
         pq.write_table(
             pa.table(
                 {
@@ -400,10 +434,11 @@ def _cluster_uncached(
         "noise_before_assign": out.noise_before_assign,
         "reducer": reducer.to_dict(),
         "clusterer": clusterer.to_dict(),
+        "clusterer_params": check_params(clusterer),
         "seed": clusterer.seed,
         "assign_mode": "knn" if reducer.method in KNN_REDUCERS else info.assign,
         "can_mark_noise": info.can_mark_noise,
-        "fit_rows": clu.fit_rows(n, clusterer),
+        "fit_rows": fit_rows(n, clusterer),
         "projection": {"method": pmethod, "cached": phit},
         "data_center_distance": bool(write_dcd),
         "metrics": metrics,
@@ -452,8 +487,8 @@ def _identical_rows(X: np.ndarray, V: np.ndarray, rows: np.ndarray) -> dict[int,
     for i, row in zip(rows.tolist(), Vc, strict=True):
         want.setdefault(row.tobytes(), []).append(i)
     out: dict[int, int] = {}
-    for s in range(0, X.shape[0], clu.CHUNK_ROWS):
-        block = np.ascontiguousarray(X[s : s + clu.CHUNK_ROWS])
+    for s in range(0, X.shape[0], CHUNK_ROWS):
+        block = np.ascontiguousarray(X[s : s + CHUNK_ROWS])
         for j, row in enumerate(block):
             found = want.pop(row.tobytes(), None)
             if found is not None:
@@ -480,7 +515,7 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     if mode == "knn":
         X = _load_embeddings(ws, m["embedding_id"])
         run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
-        labels, dist = clu.knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
+        labels, dist = knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
         # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
         # for "identical to a run row" are found with a loose bound, then checked byte-exactly
         norms = np.linalg.norm(V, axis=1)
@@ -500,10 +535,10 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     centers = np.load(ws.file(run_id, "centers.npy"))
     if mode == "model":
         state = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")}
-        labels, _ = clu.GMMClusterer.from_state(state).predict(Z)
-        dist = np.sqrt(clu.sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
+        labels = GMMClusterer.from_state(state).predict(Z)
+        dist = np.sqrt(sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
         return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    labels, dist = clu.nearest_center(Z, centers)
+    labels, dist = nearest_center(Z, centers)
     return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
 
 
@@ -523,8 +558,6 @@ def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | 
     which also reloads a corpus-fitted encoder's state such as tfidf's vocabulary), then
     labelled by :func:`assign_vectors`.
     """
-    from textcluster.embed.engine import encode_texts
-
     if not texts:
         raise ConfigError("no texts to assign (got an empty list)")
     t0 = time.perf_counter()

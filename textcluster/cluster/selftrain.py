@@ -33,12 +33,15 @@ from typing import Any
 
 import numpy as np
 
+from textcluster.cluster.graphward import GraphWardClusterer
+from textcluster.cluster.protocol import ClustererInfo, Hooks, Param
+from textcluster.config import ClustererConfig
+from textcluster.embed.devices import resolve_device
 from textcluster.errors import ConfigError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("kmeans", "graph-ward")
 _CHUNK = 8192  # rows per forward pass when encoding a whole matrix
 
@@ -55,23 +58,6 @@ def _torch() -> Any:
             "the self-training clusterer needs torch: pip install 'torch==2.13.0'"
         ) from e
     return torch
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``mps`` when available, else ``cpu``."""
-    if device not in DEVICES:
-        raise ConfigError(f"device={device!r} should be one of {', '.join(DEVICES)}")
-    torch = _torch()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device='cuda' was asked but torch sees no CUDA device; use 'auto' or 'cpu'"
-        )
-    return device
 
 
 @contextmanager
@@ -147,7 +133,7 @@ class SelfTrainingClusterer:
         alpha: degrees of freedom of the Student's t kernel (default 1.0).
         n_init: k-means restarts in the latent space (default 10).
         init: how the latent centres start: ``kmeans`` (default; k-means on the latent
-            codes) or ``graph-ward`` (:class:`textcluster.cluster.quality.GraphWardClusterer` on the
+            codes) or ``graph-ward`` (:class:`textcluster.cluster.graphward.GraphWardClusterer` on the
             input rows, 10 neighbours; centres = mean latent code of each ward cluster).
             ``graph-ward`` suits many small topics of unequal sizes.
         device: ``auto`` (CUDA, then MPS, then CPU) | ``cpu`` | ``cuda`` | ``mps``.
@@ -313,6 +299,7 @@ class SelfTrainingClusterer:
             self._refine(Xt, Xs, gen)
             q = self._soft(Xs)
         self.labels_ = q.argmax(axis=1).astype(np.int64)
+        self.probabilities_ = q.max(axis=1).astype(np.float32)
         self.cluster_centers_ = self._input_centers(X, q)
         self.history_["seconds"] = round(time.perf_counter() - t0, 3)
         return self
@@ -348,8 +335,6 @@ class SelfTrainingClusterer:
 
     def _init_centers(self, z: np.ndarray, X: np.ndarray) -> None:
         if self.init == "graph-ward":
-            from textcluster.cluster.quality import GraphWardClusterer
-
             labels = GraphWardClusterer(self.k, self.seed).fit(X).labels_
             self.latent_centers_ = np.stack(
                 [z[labels == j].mean(axis=0) for j in range(self.k)]
@@ -440,6 +425,42 @@ class SelfTrainingClusterer:
         """
         return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
+    def predict_strength(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster (n,) int32 and its soft assignment (n,) float32 of each row."""
+        q = self.predict_proba(X)
+        return q.argmax(axis=1).astype(np.int32), q.max(axis=1).astype(np.float32)
+
     def fit_predict(self, X: np.ndarray) -> np.ndarray:
         """``fit(X).labels_``."""
         return self.fit(X).labels_
+
+
+def _make(cfg: ClustererConfig, params: dict[str, Any], hooks: Hooks) -> SelfTrainingClusterer:
+    return SelfTrainingClusterer(k=cfg.k, seed=cfg.seed, progress=hooks.progress, cancel=hooks.cancel, **params)
+
+
+SELF_TRAINING = ClustererInfo(
+    name="self-training",
+    help="self-training deep clusterer (autoencoder + KL sharpening, torch); needs k",
+    factory=_make,
+    fields=("k",),
+    params={
+        "hidden": Param("ints", (256, 256, 512), "encoder layer widths (the decoder mirrors them)", low=1),
+        "latent_dim": Param("int", 20, "width of the latent space", low=1),
+        "pretrain_epochs": Param("int", 15, "autoencoder epochs", low=0),
+        "max_pretrain_steps": Param("int", 1000, "cap on autoencoder batches", low=0),
+        "max_iter": Param("int", 1000, "cap on self-training steps", low=0),
+        "update_interval": Param("int", 100, "steps between two refreshes of the target", low=1),
+        "tol": Param("float", 0.001, "stop when fewer than this share of labels changed", low=0, high=0.999999),
+        "batch_size": Param("int", 256, "rows per step", low=1),
+        "lr": Param("float", 1e-3, "Adam learning rate of the autoencoder", low=1e-12),
+        "refine_lr_ratio": Param("float", 0.1, "learning rate of the refinement / lr", low=1e-12),
+        "alpha": Param("float", 1.0, "degrees of freedom of the Student's t kernel", low=1e-12),
+        "n_init": Param("int", 10, "k-means restarts in the latent space", low=1),
+        "init": Param("str", "kmeans", "how the latent centres start", choices=INITS),
+        "device": Param("str", "auto", "where torch trains", choices=("auto", "cpu", "cuda", "mps")),
+    },
+    assign="knn",
+    has_probabilities=True,
+    takes_hooks=True,
+)

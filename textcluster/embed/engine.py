@@ -31,7 +31,7 @@ import numpy as np
 
 from textcluster.config import EncoderConfig
 from textcluster.embed.encoders.base import Encoder, get_encoder, parse_name
-from textcluster.errors import ConfigError, EncoderError, StoreError
+from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 from textcluster.store import Workspace, make_id, save_npy_atomic, write_json_atomic
 
@@ -79,7 +79,11 @@ class EmbedResult:
 
 # -- ids ---------------------------------------------------------------------
 
-def _check_config(cfg: EncoderConfig) -> str:
+def check_config(cfg: EncoderConfig) -> str:
+    """Check an encoder setting without loading anything; returns the registry key of its name.
+
+    :class:`ConfigError` for impossible values, :class:`EncoderError` for an unknown name.
+    """
     cfg.validate()
     key, _ = parse_name(cfg.name)
     if cfg.pooling is not None and key != "hf":
@@ -157,6 +161,14 @@ def _encode_batch_safely(encoder: Encoder, texts: list[str], device: str, state:
                                for i in range(0, len(texts), half)])
 
 
+@dataclass
+class _Partial:
+    """Rows of one chunk encoded so far (raw model output, before ``_finish``)."""
+
+    rows: np.ndarray  # (r,) int64 positions inside the chunk
+    vectors: np.ndarray  # (r, dim) float32
+
+
 def _encode_rows(
     encoder: Encoder,
     texts: Sequence[str],
@@ -165,24 +177,46 @@ def _encode_rows(
     on_rows: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     oom_state: dict[str, int] | None = None,
+    resume: _Partial | None = None,
+    keep: list[_Partial] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Encode ``texts`` in length-sorted batches; returns (float32 (n, dim) in input order, truncated count)."""
+    """Encode ``texts`` in length-sorted batches; returns (float32 (n, dim) in input order, truncated count).
+
+    ``resume``: rows already encoded by an earlier, cancelled call (they are not encoded
+    again). ``keep``: when the call is cancelled, the rows finished so far are appended to
+    it as one :class:`_Partial` before :class:`JobCancelled` propagates, so they can be saved.
+    """
     texts = [cfg.instruction + t for t in texts] if cfg.instruction else list(texts)
     n = len(texts)
     lengths = encoder.token_lengths(texts) if n else None
     limit = encoder.max_tokens()
     truncated = int(np.count_nonzero(lengths > limit)) if lengths is not None and limit else 0
     out: np.ndarray | None = None
+    finished = np.zeros(n, dtype=bool)
+    if resume is not None and resume.rows.size:
+        out = np.empty((n, resume.vectors.shape[1]), dtype=np.float32)
+        out[resume.rows] = resume.vectors
+        finished[resume.rows] = True
+    todo = np.flatnonzero(~finished)
     state = oom_state if oom_state is not None else {}
     per_text = TOKENS_PER_TEXT_CPU if device == "cpu" else TOKENS_PER_TEXT
-    for idx in plan_batches(lengths, n, cfg.batch_size, limit, per_text):
-        check_cancel(cancel, "embed")
-        vec = np.asarray(_encode_batch_safely(encoder, [texts[i] for i in idx], device, state), dtype=np.float32)
-        if out is None:
-            out = np.empty((n, vec.shape[1]), dtype=np.float32)
-        out[idx] = vec
-        if on_rows is not None:
-            on_rows(len(idx))
+    sub_lengths = lengths[todo] if lengths is not None else None
+    try:
+        for sub in plan_batches(sub_lengths, todo.size, cfg.batch_size, limit, per_text):
+            idx = todo[sub]
+            check_cancel(cancel, "embed")
+            vec = np.asarray(_encode_batch_safely(encoder, [texts[i] for i in idx], device, state), dtype=np.float32)
+            if out is None:
+                out = np.empty((n, vec.shape[1]), dtype=np.float32)
+            out[idx] = vec
+            finished[idx] = True
+            if on_rows is not None:
+                on_rows(len(idx))
+    except JobCancelled:
+        if keep is not None and out is not None and finished.any():
+            rows = np.flatnonzero(finished)
+            keep.append(_Partial(rows, out[rows]))
+        raise
     if out is None:
         out = np.zeros((0, int(getattr(encoder, "dim", 0))), dtype=np.float32)
     return _finish(out, cfg, encoder), truncated
@@ -232,6 +266,36 @@ def _chunk_paths(partial: Path, start: int, end: int) -> tuple[Path, Path]:
     return partial / f"{stem}.npy", partial / f"{stem}.json"
 
 
+def _part_paths(partial: Path, start: int, end: int) -> tuple[Path, Path]:
+    stem = f"chunk-{start:012d}-{end:012d}.part"
+    return partial / f"{stem}-rows.npy", partial / f"{stem}-vectors.npy"
+
+
+def _save_partial(partial: Path, start: int, end: int, part: _Partial) -> None:
+    """Keep the rows of an unfinished chunk (vectors first: the rows file marks it complete)."""
+    rows_path, vec_path = _part_paths(partial, start, end)
+    save_npy_atomic(vec_path, part.vectors)
+    save_npy_atomic(rows_path, part.rows)
+
+
+def _load_partial(partial: Path, start: int, end: int) -> _Partial | None:
+    """The rows of chunk (start, end) saved by a cancelled call, or None (a damaged file too)."""
+    rows_path, vec_path = _part_paths(partial, start, end)
+    if not rows_path.is_file():
+        return None
+    try:
+        rows = np.load(rows_path, allow_pickle=False)
+        vectors = np.load(vec_path, allow_pickle=False)
+    except (OSError, ValueError):
+        logger.warning("ignoring an unreadable partial chunk in %s", partial)
+        return None
+    ok = rows.ndim == 1 and vectors.ndim == 2 and rows.shape[0] == vectors.shape[0]
+    if not ok or (rows.size and (rows.min() < 0 or rows.max() >= end - start)):
+        logger.warning("ignoring an inconsistent partial chunk in %s", partial)
+        return None
+    return _Partial(rows.astype(np.int64), vectors.astype(np.float32))
+
+
 def _cached_result(ws: Workspace, eid: str, t0: float) -> EmbedResult:
     m = ws.manifest(eid)
     return EmbedResult(
@@ -259,7 +323,7 @@ def embed(
     """
     t0 = time.perf_counter()
     cfg = cfg or EncoderConfig()
-    _check_config(cfg)
+    check_config(cfg)
     ws.manifest(corpus_id)  # a clear StoreError for an unknown corpus
     encoder = get_encoder(cfg)
     fingerprint = encoder.fingerprint()
@@ -282,6 +346,9 @@ def _compute(
     chunks = [(s, min(s + cfg.chunk_rows, n)) for s in range(0, n, cfg.chunk_rows)]
     finished = {c for c in chunks if _chunk_paths(partial, *c)[1].is_file()}
     done = sum(e - s for s, e in finished)
+    for s, e in chunks:  # rows of a cancelled chunk count as done: they are not encoded again
+        if (s, e) not in finished and (part := _load_partial(partial, s, e)) is not None:
+            done += int(part.rows.size)
     meter = Meter("embed", n, progress, start_done=done)
     meter.update(done, "resuming" if done else "starting")
     device: str | None = None
@@ -318,12 +385,23 @@ def _compute(
             done += k
             meter.update(done)
 
-        vectors, truncated = _encode_rows(encoder, texts[start:end], cfg, dev, on_rows, cancel, oom_state)
+        resume = _load_partial(partial, start, end)
+        kept: list[_Partial] = []
+        try:
+            vectors, truncated = _encode_rows(
+                encoder, texts[start:end], cfg, dev, on_rows, cancel, oom_state, resume=resume, keep=kept
+            )
+        except JobCancelled:
+            if kept:  # the next call starts from these rows, not from the chunk's first
+                _save_partial(partial, start, end, kept[0])
+            raise
         npy, meta = _chunk_paths(partial, start, end)
         save_npy_atomic(npy, vectors)
         meta_info = {"rows": end - start, "truncated": truncated, "seconds": time.perf_counter() - t,
                      "device": dev, "dim": int(vectors.shape[1])}
         write_json_atomic(meta, meta_info)
+        for p in _part_paths(partial, start, end):
+            p.unlink(missing_ok=True)
     if n == 0:
         ensure_loaded()
     if encoder.needs_fit and device is None:
@@ -396,7 +474,7 @@ def encode_texts(
         if ws is None or embedding_id is None:
             raise ConfigError("encode_texts needs cfg, or ws and embedding_id to read the config from")
         cfg = encoder_config_of(ws, embedding_id)
-    _check_config(cfg)
+    check_config(cfg)
     encoder = get_encoder(cfg)
     if encoder.needs_fit:
         if ws is None or embedding_id is None:
