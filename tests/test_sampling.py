@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textcluster.config import SamplingPolicy
-from textcluster.describe.sampling import farthest_point, plan, quotas, sample, waterfill
+from textcluster.describe.allocation import waterfill
+from textcluster.describe.sampling import farthest_point, plan, quotas, sample
 from textcluster.errors import ConfigError
 from textcluster.store import Workspace
 
@@ -212,3 +213,26 @@ def test_diverse_sample_spreads_wider_than_random_sample(ws):
     div = sample(ws, fr.run_id, SamplingPolicy(size=15, within="diverse")).doc_ids
     rnd = [sample(ws, fr.run_id, SamplingPolicy(size=15, within="random", seed=s)).doc_ids for s in range(5)]
     assert _min_pairwise(fr.emb[div]) > max(_min_pairwise(fr.emb[r]) for r in rnd)
+
+
+def test_describe_modules_import_one_way():
+    """sampling -> clusters -> allocation; never back (the old describe <-> sampling cycle)."""
+    import ast
+    from pathlib import Path
+
+    import textcluster.describe as pkg
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
+        names = set()
+        for node in ast.walk(tree):  # also imports inside functions
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return {n for n in names if n.startswith("textcluster.describe")}
+
+    assert not any("sampling" in n for n in imported("clusters")), imported("clusters")
+    assert imported("allocation") == set()
+    assert "textcluster.describe.clusters" in imported("sampling")
