@@ -73,7 +73,7 @@ with tab_map, guard("map"):
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
-        rows = cached.scatter_subset(labels)
+        rows = cached.scatter_rows(root, run_id)
         if rows.size < n:
             st.caption(
                 f":material/info: {n:,} points: drawing a stratified subset of {rows.size:,} "

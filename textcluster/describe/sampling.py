@@ -97,6 +97,61 @@ def quotas(
     return out
 
 
+def stratified_subset(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Row indices of a seeded subset of at most ``max_points`` rows, stratified by label.
+
+    ``labels``: (n,) integer cluster ids (noise ``-1`` is one more group). When
+    ``n <= max_points`` every row is returned. Otherwise exactly ``max_points`` rows:
+    each group keeps at least one row and the rest is shared in proportion to the group
+    sizes (:func:`~textcluster.describe.allocation.waterfill`; groups whose share rounds
+    to zero get their one row and leave the others the remaining budget). When there
+    are more groups than ``max_points``, the ``max_points`` largest groups (ties: the
+    lower label) keep one row each. Rows are drawn without replacement with
+    ``numpy.random.default_rng(seed)``: the same labels and seed give the same rows.
+    Returns sorted int64 indices.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ConfigError(f"labels should be a 1-D array, got shape {labels.shape}")
+    if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer) or max_points < 1:
+        raise ConfigError(f"max_points={max_points!r} should be an integer >= 1")
+    n = labels.shape[0]
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    ids, counts = np.unique(labels, return_counts=True)
+    if ids.size > max_points:
+        largest = np.lexsort((ids, -counts))[:max_points]
+        quota = {int(ids[i]): 1 for i in largest}
+    else:
+        quota = _at_least_one(dict(zip(ids.tolist(), counts.tolist(), strict=True)), int(max_points))
+    rng = np.random.default_rng(seed)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], ids)
+    out = []
+    for c, k, s in zip(ids.tolist(), counts.tolist(), starts.tolist(), strict=True):
+        q = quota.get(c, 0)
+        if q:
+            out.append(rng.choice(order[s : s + k], size=q, replace=False))
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+def _at_least_one(sizes: dict[int, int], budget: int) -> dict[int, int]:
+    """Proportional quotas summing to ``budget`` (``len(sizes) <= budget < sum(sizes)``), none zero."""
+    quota: dict[int, int] = {}
+    rest = dict(sizes)
+    while rest:
+        q = waterfill(rest, budget, "proportional")
+        zero = [c for c, v in q.items() if v == 0]
+        if not zero:
+            quota.update(q)
+            break
+        for c in zero:  # one row each; the others share what is left
+            quota[c] = 1
+            del rest[c]
+        budget -= len(zero)
+    return quota
+
+
 # -- loading a run ---------------------------------------------------------
 
 
