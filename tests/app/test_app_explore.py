@@ -36,3 +36,14 @@ def test_scatter_clusters_examples_heatmap_and_search(app_ws, app_run):
     hits = at.dataframe[-1].value
     assert len(hits) > 0 and hits["text"].str.contains("football").all()
 
+
+
+def test_search_ranks_by_occurrences_then_doc_id(app_ws, app_run):
+    at = open_page("pages/explore.py")
+    at.text_input(key="explore_search").set_value(" Football ").run()
+    assert_clean(at)
+    hits = at.dataframe[-1].value
+    assert hits["occurrences"].tolist() == [t.lower().count("football") for t in hits["text"]]
+    assert hits["occurrences"].iloc[0] > hits["occurrences"].iloc[-1] >= 1
+    ranked = hits.sort_values(["occurrences", "doc_id"], ascending=[False, True], kind="stable")
+    assert hits["doc_id"].tolist() == ranked["doc_id"].tolist()
