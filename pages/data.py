@@ -11,13 +11,13 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.config import CorpusSpec
 from textcluster.ingest import corpus
+from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, upload_types
 from ui import state
 from ui.widgets import guard, is_finished, job_progress
 
 INGEST_JOB = "data_ingest_job"
 INGESTED = "data_ingested_job"
 POLL_S = 0.5
-UPLOAD_TYPES = ["csv", "tsv", "jsonl", "ndjson", "json", "parquet", "txt", "gz"]
 NONE = "(none)"
 
 st.title("Data")
@@ -56,8 +56,8 @@ path: Path | None = None
 default_spec = CorpusSpec()
 if source == "Upload a file":
     up = st.file_uploader(
-        "Drop a CSV, TSV, JSONL, JSON, Parquet or TXT file (gzip too)",
-        type=UPLOAD_TYPES,
+        f"Drop a {', '.join(f.upper() for f in FORMATS)} file ({GZIP_EXTENSION} too)",
+        type=upload_types(),
         key="data_upload",
     )
     if up is not None:
