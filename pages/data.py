@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -12,6 +10,7 @@ from textcluster import jobs
 from textcluster.config import CorpusSpec
 from textcluster.ingest import corpus
 from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, upload_types
+from textcluster.ingest.uploads import save_upload
 from ui import state
 from ui.widgets import guard, is_finished, job_progress
 
@@ -22,25 +21,6 @@ NONE = "(none)"
 
 st.title("Data")
 ws = state.workspace()
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep the uploaded bytes in the workspace: ``<ws>/uploads/<sha256>/<file name>``.
-
-    The folder is named by the content hash, so the same upload is stored once,
-    and the original name (which tells the format) is kept for the report.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".") or "upload.txt"
-    folder = ws.root / "uploads" / digest
-    path = folder / safe
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{safe}.part"
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
-
 
 # An empty workspace opens on the demo corpus, so a first visit has something to try.
 source = st.radio(
@@ -62,7 +42,8 @@ if source == "Upload a file":
     )
     if up is not None:
         with guard("upload"):
-            path = save_upload(up.name, up.getvalue())
+            up.seek(0)
+            path = save_upload(ws, up.name, up)
             st.caption(f"Saved as `{path.relative_to(ws.root)}` in the workspace ({up.size:,} bytes).")
 else:
     with guard("demo corpus"):
