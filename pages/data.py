@@ -66,9 +66,11 @@ if path is not None:
         # Keys carry the file hash so choices reset when another file is chosen.
         fkey = path.parent.name[:12] if source == "Upload a file" else "demo"
         wanted = [f for f in default_spec.text_fields if f in fields]
-        if not wanted:
-            preferred = [f for f in fields if f.lower() in corpus.PREFERRED_TEXT_NAMES]
-            wanted = preferred[:1] or fields[:1]
+        if not wanted:  # the field ingest (and the CLI) would pick
+            guess = corpus.suggest_text_field(path, default_spec)
+            wanted = [guess] if guess in fields else []
+            if not wanted:
+                st.info("No field holds text in most of the first rows: pick the text field(s) below.")
         text_fields = st.multiselect(
             "Text field(s)",
             fields,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from apphelpers import assert_clean, open_page
 
 from textcluster import jobs
@@ -113,3 +115,23 @@ def test_a_tab_upload_is_read_as_tsv(app_ws):
     [saved] = (app_ws.root / "uploads").glob("*/notes.tab")
     assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == ["text"]
     assert at.dataframe[0].value["text"].tolist() == ["the card was declined", "a fee for transfers"]
+
+
+def test_the_text_field_guess_is_the_library_guess(app_ws):
+    """A chat JSONL: the page once guessed `id`; it now agrees with ingest and the CLI."""
+    chat = Path(__file__).parents[1] / "data" / "chat.jsonl"
+    at = upload(open_page(), "chat.jsonl", chat.read_bytes(), "application/jsonl")
+    assert_clean(at)
+    [saved] = (app_ws.root / "uploads").glob("*/chat.jsonl")
+    guess = at.multiselect(key="data_text_" + saved.parent.name[:12]).value
+    assert guess == ["request.messages[0].content"] == [corpus.suggest_text_field(chat)]
+    assert corpus.ingest(chat, None, app_ws).text_fields == guess  # what the CLI picks
+
+
+def test_no_text_field_guessed_leaves_the_choice_to_the_user(app_ws):
+    at = upload(open_page(), "numbers.jsonl", b'{"a": 1, "b": [2]}\n{"a": 3, "b": [4]}\n', "application/jsonl")
+    assert_clean(at)
+    [saved] = (app_ws.root / "uploads").glob("*/numbers.jsonl")
+    assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == []
+    assert at.button(key="data_ingest").disabled
+    assert any("pick the text field" in i.value for i in at.info)
