@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -11,36 +9,18 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.config import CorpusSpec
 from textcluster.ingest import corpus
+from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, upload_types
+from textcluster.ingest.uploads import save_upload
 from ui import state
 from ui.widgets import guard, is_finished, job_progress
 
 INGEST_JOB = "data_ingest_job"
 INGESTED = "data_ingested_job"
 POLL_S = 0.5
-UPLOAD_TYPES = ["csv", "tsv", "jsonl", "ndjson", "json", "parquet", "txt", "gz"]
 NONE = "(none)"
 
 st.title("Data")
 ws = state.workspace()
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep the uploaded bytes in the workspace: ``<ws>/uploads/<sha256>/<file name>``.
-
-    The folder is named by the content hash, so the same upload is stored once,
-    and the original name (which tells the format) is kept for the report.
-    """
-    digest = hashlib.sha256(data).hexdigest()
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".") or "upload.txt"
-    folder = ws.root / "uploads" / digest
-    path = folder / safe
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{safe}.part"
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
-
 
 # An empty workspace opens on the demo corpus, so a first visit has something to try.
 source = st.radio(
@@ -56,13 +36,14 @@ path: Path | None = None
 default_spec = CorpusSpec()
 if source == "Upload a file":
     up = st.file_uploader(
-        "Drop a CSV, TSV, JSONL, JSON, Parquet or TXT file (gzip too)",
-        type=UPLOAD_TYPES,
+        f"Drop a {', '.join(f.upper() for f in FORMATS)} file ({GZIP_EXTENSION} too)",
+        type=upload_types(),
         key="data_upload",
     )
     if up is not None:
         with guard("upload"):
-            path = save_upload(up.name, up.getvalue())
+            up.seek(0)
+            path = save_upload(ws, up.name, up)
             st.caption(f"Saved as `{path.relative_to(ws.root)}` in the workspace ({up.size:,} bytes).")
 else:
     with guard("demo corpus"):
@@ -85,9 +66,11 @@ if path is not None:
         # Keys carry the file hash so choices reset when another file is chosen.
         fkey = path.parent.name[:12] if source == "Upload a file" else "demo"
         wanted = [f for f in default_spec.text_fields if f in fields]
-        if not wanted:
-            preferred = [f for f in fields if f.lower() in corpus.PREFERRED_TEXT_NAMES]
-            wanted = preferred[:1] or fields[:1]
+        if not wanted:  # the field ingest (and the CLI) would pick
+            guess = corpus.suggest_text_field(path, default_spec)
+            wanted = [guess] if guess in fields else []
+            if not wanted:
+                st.info("No field holds text in most of the first rows: pick the text field(s) below.")
         text_fields = st.multiselect(
             "Text field(s)",
             fields,

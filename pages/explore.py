@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from textcluster.describe.search import search_texts
 from ui import cached, state
 from ui.widgets import guard, pick_run
 
@@ -17,6 +18,8 @@ TABLEAU20 = [
     "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5",
 ]
 NOISE_COLOR = "#d0d0d0"
+#: The search table shows at most this many documents.
+SEARCH_LIMIT = 500
 
 st.title("Explore")
 
@@ -73,7 +76,7 @@ with tab_map, guard("map"):
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
-        rows = cached.scatter_subset(labels)
+        rows = cached.scatter_rows(root, run_id)
         if rows.size < n:
             st.caption(
                 f":material/info: {n:,} points: drawing a stratified subset of {rows.size:,} "
@@ -232,16 +235,22 @@ with tab_dist, guard("centre distances"):
 with tab_search, guard("search"):
     q = st.text_input("Search the texts", key="explore_search", placeholder="a word or phrase")
     if q.strip():
-        hit = np.flatnonzero(docs["text"].str.contains(q.strip(), case=False, regex=False).to_numpy())
-        st.markdown(f"**{hit.size:,} documents contain “{q.strip()}”**")
-        show = hit[:500]
+        hits = search_texts(docs["text"], q, limit=SEARCH_LIMIT)
+        # The query is not echoed into Markdown (it is the user's text); the box above shows it.
+        st.markdown(f"**{hits.total:,} documents contain it** (most occurrences first, then by doc id)")
+        show = hits.doc_ids
         st.dataframe(
             pd.DataFrame(
-                {"doc_id": show, "cluster": names_for(show), "text": texts[show]}
+                {
+                    "doc_id": show,
+                    "occurrences": hits.occurrences,
+                    "cluster": names_for(show),
+                    "text": texts[show],
+                }
             ),
             hide_index=True,
             width="stretch",
             key="explore_search_table",
         )
-        if hit.size > 500:
-            st.caption("Showing the first 500.")
+        if hits.total > show.size:
+            st.caption(f"Showing the first {show.size:,}.")

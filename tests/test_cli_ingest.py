@@ -120,3 +120,46 @@ def test_parse_size(text, n):
 def test_parse_size_rejects_junk():
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         parse_size("8X")
+
+
+def test_format_choices_and_help_come_from_the_readers_table():
+    from textcluster.cli import build_parser
+    from textcluster.ingest import readers
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ingest = sub.choices["ingest"]
+    fmt = next(a for a in ingest._actions if a.dest == "format")
+    assert fmt.choices is readers.FORMATS  # the table's tuple itself, not a copy typed again
+    assert tuple(dict.fromkeys(readers.EXTENSIONS.values())) == readers.FORMATS
+    help_text = ingest.format_help()
+    for ext in readers.EXTENSIONS:  # .tab, .pq, .text too
+        assert ext in help_text
+
+
+def test_every_readable_extension_is_read_by_its_format(tmp_path, capsys):
+    """.tab, .pq and .text (and their .gz) read like .tsv, .parquet and .txt."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from textcluster.ingest.readers import EXTENSIONS
+
+    content = {
+        "csv": b"text\nhello there\n",
+        "tsv": b"text\nhello there\n",
+        "jsonl": b'{"text": "hello there"}\n',
+        "json": b'[{"text": "hello there"}]',
+        "txt": b"hello there\n",
+    }
+    pq.write_table(pa.table({"text": ["hello there"]}), tmp_path / "t.parquet")
+    content["parquet"] = (tmp_path / "t.parquet").read_bytes()
+    for ext, fmt in EXTENSIONS.items():
+        for gz in (False, True):
+            f = tmp_path / f"in{ext}{'.gz' if gz else ''}"
+            f.write_bytes(gzip.compress(content[fmt]) if gz else content[fmt])
+            ws = str(tmp_path / f"ws-{f.name}")  # same bytes under two names: two workspaces
+            code, out, err = run(capsys, "ingest", str(f), "--workspace", ws, "--json")
+            assert code == 0, (f.name, err)
+            rep = json.loads(out)
+            assert (rep["format"], rep["kept"], rep["text_fields"]) == (fmt, 1, ["text"]), f.name

@@ -265,6 +265,19 @@ def test_unknown_extension_and_format_override(tmp_path, ws):
         ingest(p, CorpusSpec(format="xml"), ws)
 
 
+def test_format_detection_reads_the_one_table():
+    assert readers.detect_format(Path("X.TAB.GZ"), None) == ("tsv", True)
+    for ext, fmt in readers.EXTENSIONS.items():
+        assert readers.detect_format(Path(f"data{ext}"), None) == (fmt, False)
+        assert readers.detect_format(Path(f"data{ext}.gz"), None) == (fmt, True)
+    with pytest.raises(CorpusError, match=r"name it \.csv/\.tsv/\.tab/.*/\.text \(optionally \.gz\)") as e:
+        readers.detect_format(Path("notes.dat"), None)
+    assert all(ext in str(e.value) for ext in readers.EXTENSIONS)
+    # Every readable extension is uploadable, and nothing else but gzip.
+    assert readers.upload_types() == [*readers.EXTENSIONS, ".gz"]
+    assert readers.extensions_by_format()["parquet"] == [".parquet", ".pq"]
+
+
 # -- encodings -------------------------------------------------------------------
 
 TEXT = "text\ncafé crème\nnaïve ☕\n"

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textcluster.config import SamplingPolicy
-from textcluster.describe.sampling import farthest_point, plan, quotas, sample, waterfill
+from textcluster.describe.allocation import waterfill
+from textcluster.describe.sampling import farthest_point, plan, quotas, sample, stratified_subset
 from textcluster.errors import ConfigError
 from textcluster.store import Workspace
 
@@ -80,6 +81,70 @@ def test_bad_allocation_is_a_config_error():
         waterfill({0: 3}, 2, "bogus")
     with pytest.raises(ConfigError, match="noise='maybe'"):
         quotas({0: 3}, 2, "sqrt", "maybe")
+
+
+# -- the stratified subset (the Explore scatter) ------------------------------------
+
+
+def test_scatter_subset_is_stratified_above_the_cap():
+    labels = np.repeat(np.arange(4), [9000, 900, 90, 10]).astype(np.int32)
+    rows = stratified_subset(labels, max_points=1000)
+    assert rows.size == 1000 and np.all(np.diff(rows) > 0)
+    counts = np.bincount(labels[rows], minlength=4)
+    assert counts[0] == 900 and counts[3] >= 1
+    assert stratified_subset(labels[:500], max_points=1000).size == 500
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 400), min_size=1, max_size=40),
+    cap=st.integers(1, 2000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_subset_count_is_exact_and_every_cluster_keeps_a_point(sizes, cap, seed):
+    labels = np.repeat(np.arange(len(sizes)) - 1, sizes)  # the first group is noise (-1)
+    rng = np.random.default_rng(seed)
+    labels = labels[rng.permutation(labels.size)]
+    rows = stratified_subset(labels, cap, seed=seed)
+    assert rows.dtype == np.int64 and np.all(np.diff(rows) > 0)
+    assert rows.size == min(cap, labels.size)
+    kept = np.unique(labels[rows])
+    if cap >= len(sizes):
+        assert kept.size == len(sizes)
+    else:  # more clusters than points: the largest clusters keep one each
+        assert kept.size == cap
+        assert np.sort(np.asarray(sizes)[kept + 1])[0] >= np.sort(sizes)[::-1][cap - 1]
+
+
+def test_subset_shares_are_proportional_and_small_clusters_borrow_from_big_ones():
+    labels = np.repeat([0, 1, 2], [9990, 5, 5])
+    counts = np.bincount(labels[stratified_subset(labels, 100)], minlength=3)
+    assert counts.tolist() == [98, 1, 1]  # proportional would be 99.9 / 0.05 / 0.05
+    labels = np.repeat([-1, 0, 1], [2000, 6000, 2000])
+    counts = np.bincount(labels[stratified_subset(labels, 1000)] + 1, minlength=3)
+    assert counts.tolist() == [200, 600, 200]
+
+
+def test_subset_is_seeded():
+    labels = np.repeat([0, 1, 2], [700, 200, 100])
+    a, b = stratified_subset(labels, 100, seed=3), stratified_subset(labels, 100, seed=3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, stratified_subset(labels, 100, seed=4))
+
+
+def test_subset_with_more_clusters_than_points_keeps_the_largest():
+    labels = np.repeat([5, 6, 7, 8], [3, 10, 10, 1])
+    assert sorted(labels[stratified_subset(labels, 2)].tolist()) == [6, 7]  # tie: the lower label first
+    assert sorted(labels[stratified_subset(labels, 3)].tolist()) == [5, 6, 7]
+
+
+def test_subset_bad_input_is_a_config_error():
+    with pytest.raises(ConfigError, match="max_points=0 should be an integer >= 1"):
+        stratified_subset(np.zeros(5, dtype=np.int32), 0)
+    with pytest.raises(ConfigError, match="max_points=2.5"):
+        stratified_subset(np.zeros(5, dtype=np.int32), 2.5)
+    with pytest.raises(ConfigError, match=r"1-D array, got shape \(2, 3\)"):
+        stratified_subset(np.zeros((2, 3), dtype=np.int32), 4)
 
 
 # -- farthest point ---------------------------------------------------------------
@@ -212,3 +277,26 @@ def test_diverse_sample_spreads_wider_than_random_sample(ws):
     div = sample(ws, fr.run_id, SamplingPolicy(size=15, within="diverse")).doc_ids
     rnd = [sample(ws, fr.run_id, SamplingPolicy(size=15, within="random", seed=s)).doc_ids for s in range(5)]
     assert _min_pairwise(fr.emb[div]) > max(_min_pairwise(fr.emb[r]) for r in rnd)
+
+
+def test_describe_modules_import_one_way():
+    """sampling -> clusters -> allocation; never back (the old describe <-> sampling cycle)."""
+    import ast
+    from pathlib import Path
+
+    import textcluster.describe as pkg
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
+        names = set()
+        for node in ast.walk(tree):  # also imports inside functions
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return {n for n in names if n.startswith("textcluster.describe")}
+
+    assert not any("sampling" in n for n in imported("clusters")), imported("clusters")
+    assert imported("allocation") == set()
+    assert "textcluster.describe.clusters" in imported("sampling")

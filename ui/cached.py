@@ -58,28 +58,12 @@ def description(root: str, run_id: str, top_n: int = 10, examples: int = 5) -> d
     return describe.describe(Workspace(root), run_id, top_n=top_n, examples=examples).to_dict()
 
 
-def scatter_subset(labels: np.ndarray, max_points: int = MAX_SCATTER_POINTS, seed: int = 0) -> np.ndarray:
-    """Row indices to draw: all rows up to ``max_points``, else a seeded subset stratified by cluster.
+@st.cache_data(show_spinner=False, max_entries=8)
+def scatter_rows(root: str, run_id: str, max_points: int = MAX_SCATTER_POINTS) -> np.ndarray:
+    """Rows of a run the scatter draws: :func:`textcluster.describe.sampling.stratified_subset`."""
+    from textcluster.describe.sampling import stratified_subset
 
-    Every cluster keeps a share proportional to its size (at least one point), so
-    small clusters stay visible. Returns sorted int64 indices.
-    """
-    n = labels.shape[0]
-    if n <= max_points:
-        return np.arange(n, dtype=np.int64)
-    from textcluster.describe.sampling import waterfill
-
-    ids, counts = np.unique(labels, return_counts=True)
-    quota = waterfill({int(c): int(k) for c, k in zip(ids, counts, strict=True)}, max_points, "proportional")
-    rng = np.random.default_rng(seed)
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], ids)
-    out = []
-    for c, k, s in zip(ids, counts, starts, strict=True):
-        members = order[s : s + k]
-        q = max(1, min(int(k), int(quota.get(int(c), 0))))
-        out.append(rng.choice(members, size=q, replace=False))
-    return np.sort(np.concatenate(out)).astype(np.int64)
+    return stratified_subset(run_array(root, run_id, "labels.npy"), max_points)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from apphelpers import assert_clean, open_page
 
 from textcluster import jobs
@@ -91,3 +93,46 @@ def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
     assert "ingest · running" in bar.proto.text
     at.button(key="data_cancel").click().run()
     assert job.wait(10)["status"] == "cancelled"
+
+
+def test_the_uploader_takes_every_readable_extension_from_the_readers_table(app_ws):
+    from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction
+
+    from textcluster.ingest.readers import EXTENSIONS, GZIP_EXTENSION, upload_types
+
+    at = open_page()
+    at.radio(key="data_source").set_value("Upload a file").run()
+    allowed = at.file_uploader(key="data_upload").allowed_type
+    assert allowed == upload_types() == [*EXTENSIONS, ".gz"]  # no MIME family: every name is checked
+    for ext in EXTENSIONS:  # .tab, .pq and .text were readable but not uploadable
+        enforce_filename_restriction(f"data{ext}", allowed)
+        enforce_filename_restriction(f"data{ext}{GZIP_EXTENSION}", allowed)
+
+
+def test_a_tab_upload_is_read_as_tsv(app_ws):
+    at = upload(open_page(), "notes.tab", b"id\ttext\n1\tthe card was declined\n2\ta fee for transfers\n",
+                "text/tab-separated-values")
+    assert_clean(at)
+    [saved] = (app_ws.root / "uploads").glob("*/notes.tab")
+    assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == ["text"]
+    assert at.dataframe[0].value["text"].tolist() == ["the card was declined", "a fee for transfers"]
+
+
+def test_the_text_field_guess_is_the_library_guess(app_ws):
+    """A chat JSONL: the page once guessed `id`; it now agrees with ingest and the CLI."""
+    chat = Path(__file__).parents[1] / "data" / "chat.jsonl"
+    at = upload(open_page(), "chat.jsonl", chat.read_bytes(), "application/jsonl")
+    assert_clean(at)
+    [saved] = (app_ws.root / "uploads").glob("*/chat.jsonl")
+    guess = at.multiselect(key="data_text_" + saved.parent.name[:12]).value
+    assert guess == ["request.messages[0].content"] == [corpus.suggest_text_field(chat)]
+    assert corpus.ingest(chat, None, app_ws).text_fields == guess  # what the CLI picks
+
+
+def test_no_text_field_guessed_leaves_the_choice_to_the_user(app_ws):
+    at = upload(open_page(), "numbers.jsonl", b'{"a": 1, "b": [2]}\n{"a": 3, "b": [4]}\n', "application/jsonl")
+    assert_clean(at)
+    [saved] = (app_ws.root / "uploads").glob("*/numbers.jsonl")
+    assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == []
+    assert at.button(key="data_ingest").disabled
+    assert any("pick the text field" in i.value for i in at.info)

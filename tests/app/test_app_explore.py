@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from apphelpers import assert_clean, open_page
-
-from ui.cached import scatter_subset
 
 
 def test_scatter_clusters_examples_heatmap_and_search(app_ws, app_run):
@@ -40,10 +37,13 @@ def test_scatter_clusters_examples_heatmap_and_search(app_ws, app_run):
     assert len(hits) > 0 and hits["text"].str.contains("football").all()
 
 
-def test_scatter_subset_is_stratified_above_the_cap():
-    labels = np.repeat(np.arange(4), [9000, 900, 90, 10]).astype(np.int32)
-    rows = scatter_subset(labels, max_points=1000)
-    assert rows.size == 1000 and np.all(np.diff(rows) > 0)
-    counts = np.bincount(labels[rows], minlength=4)
-    assert counts[0] == 900 and counts[3] >= 1
-    assert scatter_subset(labels[:500], max_points=1000).size == 500
+
+def test_search_ranks_by_occurrences_then_doc_id(app_ws, app_run):
+    at = open_page("pages/explore.py")
+    at.text_input(key="explore_search").set_value(" Football ").run()
+    assert_clean(at)
+    hits = at.dataframe[-1].value
+    assert hits["occurrences"].tolist() == [t.lower().count("football") for t in hits["text"]]
+    assert hits["occurrences"].iloc[0] > hits["occurrences"].iloc[-1] >= 1
+    ranked = hits.sort_values(["occurrences", "doc_id"], ascending=[False, True], kind="stable")
+    assert hits["doc_id"].tolist() == ranked["doc_id"].tolist()

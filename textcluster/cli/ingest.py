@@ -12,6 +12,7 @@ from typing import Any
 
 from textcluster.config import CorpusSpec
 from textcluster.errors import ConfigError
+from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, extensions_by_format
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -31,13 +32,15 @@ def _unescape(sep: str) -> str:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``ingest`` subcommand to ``sub``."""
+    by_format = extensions_by_format()
     p = sub.add_parser(
         "ingest",
         parents=[common],
-        help="read a CSV/TSV/JSONL/JSON/Parquet/TXT file (or .gz) into a corpus",
+        help=f"read a {'/'.join(f.upper() for f in FORMATS)} file (or {GZIP_EXTENSION}) into a corpus",
         description="Read a file into a corpus of the workspace; bad rows are listed with reasons.",
     )
-    p.add_argument("file", metavar="FILE", help="input file (.csv .tsv .jsonl .json .parquet .txt, optionally .gz)")
+    p.add_argument("file", metavar="FILE", help=f"input file ({' '.join(e for exts in by_format.values() for e in exts)}, "
+                   f"optionally {GZIP_EXTENSION})")
     p.add_argument(
         "--text-field", action="append", default=[], metavar="F",
         help="column or nested path (request.messages[0].content) holding the text; repeat to join "
@@ -45,8 +48,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--id-field", metavar="F", help="column holding a document id (kept as source_id)")
     p.add_argument("--label-field", metavar="F", help="column holding a class label (evaluation only)")
-    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "json", "parquet", "txt"],
-                   help="input format (default: from the file name)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="input format (default: from the file name: "
+                   + "; ".join(f"{' '.join(exts)} -> {f}" for f, exts in by_format.items()) + ")")
     p.add_argument("--separator", default="\n", help="joins several text fields (default: newline; \\n and \\t understood)")
     p.add_argument("--drop-duplicates", action="store_true",
                    help="reject exact duplicate texts instead of flagging them")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from textcluster.describe.allocation import waterfill
 from textcluster.errors import ConfigError, StoreError
 from textcluster.store import Workspace, make_id
 
@@ -379,8 +380,6 @@ def _subset(labels: np.ndarray, max_docs: int, seed: int = 0) -> np.ndarray:
     n = labels.shape[0]
     if n <= max_docs:
         return np.arange(n)
-    from textcluster.describe.sampling import waterfill
-
     ids, counts = np.unique(labels, return_counts=True)
     q = waterfill(dict(zip(ids.tolist(), counts.tolist(), strict=True)), max_docs, "proportional")
     rng = np.random.default_rng(seed)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from textcluster.config import SamplingPolicy
+from textcluster.describe.allocation import waterfill
+from textcluster.describe.clusters import load_description, member_distances
 from textcluster.errors import ConfigError, StoreError
 from textcluster.store import Workspace, make_id
 
 logger = logging.getLogger(__name__)
 
 NOISE = -1
-ALLOCATIONS = ("equal", "proportional", "sqrt")
 
 
 @dataclass(frozen=True)
@@ -58,58 +59,6 @@ class SampleResult:
 
 
 # -- quotas ----------------------------------------------------------------
-
-
-def _weights(sizes: list[int], allocation: str) -> np.ndarray:
-    s = np.asarray(sizes, dtype=np.float64)
-    if allocation == "equal":
-        return (s > 0).astype(np.float64)
-    if allocation == "proportional":
-        return s
-    if allocation == "sqrt":
-        return np.sqrt(s)
-    raise ConfigError(f"allocation={allocation!r} should be one of {', '.join(ALLOCATIONS)}")
-
-
-def waterfill(sizes: Mapping[Hashable, int], budget: int, allocation: str = "sqrt") -> dict[Any, int]:
-    """Share ``budget`` rows across groups of the given sizes.
-
-    Groups whose weighted share exceeds their size give all their rows and the
-    rest is shared again among the others (water-filling); the final
-    fractional shares are rounded by the largest-remainder method (ties go to
-    the group listed first). The result sums to ``min(budget, sum(sizes))``
-    and never exceeds a group's size. Keys keep the order of ``sizes``.
-    """
-    if budget < 0:
-        raise ConfigError(f"budget={budget} should be >= 0")
-    keys = list(sizes)
-    size = [int(sizes[k]) for k in keys]
-    if any(s < 0 for s in size):
-        raise ConfigError(f"group sizes should be >= 0, got {dict(zip(keys, size, strict=True))}")
-    w = _weights(size, allocation)
-    out = np.zeros(len(keys), dtype=np.int64)
-    active = np.array([s > 0 and wi > 0 for s, wi in zip(size, w, strict=True)], dtype=bool)
-    cap = np.asarray(size, dtype=np.int64)
-    left = min(budget, int(cap.sum()))
-    while left > 0 and active.any():
-        share = np.zeros(len(keys))
-        share[active] = left * w[active] / w[active].sum()
-        full = active & (share >= cap)
-        if not full.any():
-            base = np.floor(share).astype(np.int64)
-            base[~active] = 0
-            rest = left - int(base[active].sum())
-            rem = np.where(active, share - base, -1.0)
-            # stable sort: equal remainders go to the group listed first
-            order = np.argsort(-rem, kind="stable")[:rest]
-            base[order] += 1
-            out[active] += base[active]
-            left = 0
-            break
-        out[full] = cap[full]
-        left -= int(cap[full].sum())
-        active &= ~full
-    return {k: int(v) for k, v in zip(keys, out, strict=True)}
 
 
 def quotas(
@@ -148,6 +97,61 @@ def quotas(
     return out
 
 
+def stratified_subset(labels: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+    """Row indices of a seeded subset of at most ``max_points`` rows, stratified by label.
+
+    ``labels``: (n,) integer cluster ids (noise ``-1`` is one more group). When
+    ``n <= max_points`` every row is returned. Otherwise exactly ``max_points`` rows:
+    each group keeps at least one row and the rest is shared in proportion to the group
+    sizes (:func:`~textcluster.describe.allocation.waterfill`; groups whose share rounds
+    to zero get their one row and leave the others the remaining budget). When there
+    are more groups than ``max_points``, the ``max_points`` largest groups (ties: the
+    lower label) keep one row each. Rows are drawn without replacement with
+    ``numpy.random.default_rng(seed)``: the same labels and seed give the same rows.
+    Returns sorted int64 indices.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ConfigError(f"labels should be a 1-D array, got shape {labels.shape}")
+    if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer) or max_points < 1:
+        raise ConfigError(f"max_points={max_points!r} should be an integer >= 1")
+    n = labels.shape[0]
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    ids, counts = np.unique(labels, return_counts=True)
+    if ids.size > max_points:
+        largest = np.lexsort((ids, -counts))[:max_points]
+        quota = {int(ids[i]): 1 for i in largest}
+    else:
+        quota = _at_least_one(dict(zip(ids.tolist(), counts.tolist(), strict=True)), int(max_points))
+    rng = np.random.default_rng(seed)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], ids)
+    out = []
+    for c, k, s in zip(ids.tolist(), counts.tolist(), starts.tolist(), strict=True):
+        q = quota.get(c, 0)
+        if q:
+            out.append(rng.choice(order[s : s + k], size=q, replace=False))
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+def _at_least_one(sizes: dict[int, int], budget: int) -> dict[int, int]:
+    """Proportional quotas summing to ``budget`` (``len(sizes) <= budget < sum(sizes)``), none zero."""
+    quota: dict[int, int] = {}
+    rest = dict(sizes)
+    while rest:
+        q = waterfill(rest, budget, "proportional")
+        zero = [c for c, v in q.items() if v == 0]
+        if not zero:
+            quota.update(q)
+            break
+        for c in zero:  # one row each; the others share what is left
+            quota[c] = 1
+            del rest[c]
+        budget -= len(zero)
+    return quota
+
+
 # -- loading a run ---------------------------------------------------------
 
 
@@ -162,8 +166,6 @@ def _labels_map(ws: Workspace, run_id: str) -> dict[str, int]:
         if m.get("run_id") != run_id:
             continue
         try:
-            from textcluster.describe.clusters import load_description
-
             d = load_description(ws, m["id"])
         except StoreError:
             continue
@@ -264,8 +266,6 @@ def farthest_point(x: np.ndarray, k: int, start: int = 0, chunk: int = 65536) ->
 
 def _centre_distance(ws: Workspace, run_id: str, members: np.ndarray, cluster: int, emb: Any) -> np.ndarray:
     """Distance of each member to its cluster's centre (the run's files, else recomputed)."""
-    from textcluster.describe.clusters import member_distances
-
     return member_distances(ws, run_id, members, cluster, emb)
 
 

@@ -28,8 +28,10 @@ from typing import Any, BinaryIO
 
 from textcluster.errors import CorpusError
 
-FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "txt")
-_EXTENSIONS = {
+#: The one table of readable files: extension -> format. Any of them may also end in
+#: :data:`GZIP_EXTENSION` (``data.csv.gz``). Format detection (:func:`detect_format`), the
+#: CLI's ``--format`` choices and the app's uploader (:func:`upload_types`) all read it.
+EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".tab": "tsv",
@@ -41,6 +43,10 @@ _EXTENSIONS = {
     ".txt": "txt",
     ".text": "txt",
 }
+#: The formats, in the order of :data:`EXTENSIONS`: the values ``format=`` (``--format``) accepts.
+FORMATS: tuple[str, ...] = tuple(dict.fromkeys(EXTENSIONS.values()))
+#: A readable extension followed by this is read through gzip.
+GZIP_EXTENSION = ".gz"
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 CHUNK_BYTES = 1 << 20
@@ -62,21 +68,39 @@ class Undecodable(Exception):
 def detect_format(path: Path, fmt: str | None) -> tuple[str, bool]:
     """``(format, gzipped_by_name)`` from ``fmt`` or the file name (``x.csv.gz`` -> ``("csv", True)``)."""
     name = path.name.lower()
-    gz = name.endswith(".gz")
-    stem = name[:-3] if gz else name
+    gz = name.endswith(GZIP_EXTENSION)
+    stem = name[: -len(GZIP_EXTENSION)] if gz else name
     if fmt is not None:
         f = fmt.lower().lstrip(".")
         if f not in FORMATS:
             raise CorpusError(f"format={fmt!r} is not known; known formats: {', '.join(FORMATS)}")
         return f, gz
     ext = os.path.splitext(stem)[1]
-    if ext not in _EXTENSIONS:
+    if ext not in EXTENSIONS:
         raise CorpusError(
             f"cannot tell the format of {path.name!r} from its extension {ext or '(none)'!r}; "
-            f"name it .csv/.tsv/.jsonl/.json/.parquet/.txt (optionally .gz) or pass format= "
+            f"name it {'/'.join(EXTENSIONS)} (optionally {GZIP_EXTENSION}) or pass format= "
             f"(--format) one of {', '.join(FORMATS)}"
         )
-    return _EXTENSIONS[ext], gz
+    return EXTENSIONS[ext], gz
+
+
+def upload_types() -> list[str]:
+    """The extensions an uploader should accept (with their dot): every key of :data:`EXTENSIONS`,
+    then ``.gz`` for their gzipped forms (``x.csv.gz``; :func:`detect_format` checks the inner one).
+
+    A file uploader matches names by their ending, so ``.gz`` admits every ``<readable>.gz``.
+    The dots matter: Streamlit reads a bare ``text`` as the MIME family ``text/*``.
+    """
+    return [*EXTENSIONS, GZIP_EXTENSION]
+
+
+def extensions_by_format() -> dict[str, list[str]]:
+    """Format -> its extensions (``{"tsv": [".tsv", ".tab"], ...}``), in :data:`FORMATS` order: for help texts."""
+    out: dict[str, list[str]] = {f: [] for f in FORMATS}
+    for ext, fmt in EXTENSIONS.items():
+        out[fmt].append(ext)
+    return out
 
 
 class LimitedReader:
