@@ -1,6 +1,6 @@
 """The textcluster app: `streamlit run app.py` (or `make run`).
 
-Six pages, each a thin layer over the `textcluster` library. Errors raised by a
+Seven pages, each a thin layer over the `textcluster` library. Errors raised by a
 page are shown as a readable message and the app stays up.
 
 At start (once per server process) UMAP's numba functions are compiled in a background
@@ -57,6 +57,7 @@ PAGES = [
     st.Page("pages/sample.py", title="Sample", icon=":material/filter_alt:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/workspace.py", title="Workspace", icon=":material/folder_open:"),
 ]
 
 page = st.navigation(PAGES)

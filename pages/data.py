@@ -110,7 +110,7 @@ if path is not None:
 
 # -- a running or just finished ingest job (a reload finds it too) ------------------
 mgr = state.manager()
-ingest_job = mgr.get(st.session_state[INGEST_JOB]) if st.session_state.get(INGEST_JOB) else None
+ingest_job = mgr.get(st.session_state[INGEST_JOB]) if jobs.is_job_id(st.session_state.get(INGEST_JOB)) else None
 if ingest_job is None:
     latest = mgr.latest("ingest")
     if latest is not None and not latest.finished:

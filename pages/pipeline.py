@@ -166,7 +166,7 @@ if launch:
 mgr = state.manager()
 job = None
 jid = st.session_state.get(state.JOB)
-if jid:
+if jobs.is_job_id(jid):  # anything else in the session (tampered, stale) is ignored
     job = mgr.get(jid)
 if job is None:
     job = mgr.latest("pipeline")

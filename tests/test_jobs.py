@@ -304,3 +304,13 @@ def test_a_cancelled_pipeline_job_relaunched_resumes_the_embedding(ws, fake):
     assert sum(len(b.seen) for b in built) == len(texts)  # nothing encoded twice
     assert [s["name"] for s in snap["stages"]] == ["embed", "cluster", "describe"]
     assert {"embedding_id", "run_id", "description_id"} <= set(snap["result"])
+
+
+@pytest.mark.parametrize("bad", ["job-../../etc", "job-0123456789ABCDEF", "job-0123456789abcdef\n", "x", 7, None])
+def test_a_job_id_from_outside_is_checked_against_the_grammar(ws, bad):
+    from textcluster.errors import IdError
+
+    assert not jobs.is_job_id(bad)
+    with pytest.raises(IdError, match="is not a job id"):
+        JobManager(ws).get(bad)
+    assert not (ws.root / "jobs").exists()

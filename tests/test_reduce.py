@@ -174,11 +174,11 @@ def test_cli_runs_option_builds_the_ensemble_config() -> None:
     from textcluster.cli import build_parser
     from textcluster.cli.cluster import configs_from_args
 
-    args = build_parser().parse_args(["cluster", "emb-x", "--reducer", "umap", "--runs", "5", "--param", "n_init=10"])
+    args = build_parser().parse_args(["cluster", "emb-0123456789abcdef", "--reducer", "umap", "--runs", "5", "--param", "n_init=10"])
     reducer, clusterer = configs_from_args(args)
     assert reducer.method == "umap" and reducer.runs == 5 and reducer.dims == 5
     assert clusterer.params == {"n_init": 10}
-    bad = build_parser().parse_args(["cluster", "emb-x", "--reducer", "pca", "--runs", "3"])
+    bad = build_parser().parse_args(["cluster", "emb-0123456789abcdef", "--reducer", "pca", "--runs", "3"])
     with pytest.raises(ConfigError, match="runs=3 is for the umap reducer only"):
         configs_from_args(bad)
 
@@ -194,7 +194,7 @@ def test_quality_recipe_from_python_and_cli() -> None:
     with pytest.raises(ConfigError, match="recipe='best' should be one of quality"):
         recipe("best")
     args = build_parser().parse_args(
-        ["cluster", "emb-x", "--recipe", "quality", "--k", "8", "--seed", "2", "--reducer", "pca", "--param", "max_iter=50"]
+        ["cluster", "emb-0123456789abcdef", "--recipe", "quality", "--k", "8", "--seed", "2", "--reducer", "pca", "--param", "max_iter=50"]
     )
     r2, c2 = configs_from_args(args)
     assert r2 == reducer  # the recipe replaces --reducer

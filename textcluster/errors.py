@@ -28,6 +28,11 @@ class StoreError(TextclusterError):
     """A workspace artifact is missing, incomplete or unreadable."""
 
 
+class IdError(StoreError, ValueError):
+    """A text that should be an artifact id does not follow the id grammar, or names another kind
+    (names the text received and the grammar: ``<prefix>-<16 lowercase hex digits>``)."""
+
+
 class QueryError(TextclusterError):
     """A SQL statement was refused by the sandbox, failed, or timed out."""
 

@@ -38,6 +38,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -49,10 +50,10 @@ from textcluster import pipeline
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.embed.devices import resolve_device
 from textcluster.embed.encoders.base import available_encoders, parse_name
-from textcluster.errors import CorpusError, JobCancelled, StoreError, TextclusterError
+from textcluster.errors import CorpusError, IdError, JobCancelled, StoreError, TextclusterError
 from textcluster.ingest import corpus
 from textcluster.progress import Progress, ProgressFn
-from textcluster.store import Workspace, canonical_json, write_json_atomic
+from textcluster.store import Workspace, canonical_json, is_id, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,23 @@ StageFn = Callable[[str, str, Mapping[str, Any]], None]
 #: ``work(progress, cancel, on_stage) -> dict | None``: the one call a job runs; the
 #: returned dict is merged into the job's result.
 WorkFn = Callable[[ProgressFn, threading.Event, StageFn], Mapping[str, Any] | None]
+
+
+#: The grammar of a job id (a hash of the job kind and config).
+JOB_ID = re.compile(r"job-[0-9a-f]{16}")
+
+
+def check_job_id(text: object) -> str:
+    """``text`` when it is a job id (``job-<16 hex>``, nothing before or after), else :class:`IdError`."""
+    if isinstance(text, str) and JOB_ID.fullmatch(text):
+        return text
+    shown = repr(text)[:80]
+    raise IdError(f"{shown} is not a job id; job ids look like job-<16 hex digits>")
+
+
+def is_job_id(text: object) -> bool:
+    """True when ``text`` is a job id (see :func:`check_job_id`)."""
+    return isinstance(text, str) and JOB_ID.fullmatch(text) is not None
 
 
 def job_id(kind: str, config: Any) -> str:
@@ -463,7 +481,11 @@ class JobManager:
             return job
 
     def get(self, job_id: str) -> Job | None:
-        """The job with this id (running here, or read from its file), or None."""
+        """The job with this id (running here, or read from its file), or None.
+
+        An id that is not a job id (say, tampered session state) is :class:`IdError`.
+        """
+        check_job_id(job_id)
         with self._lock:
             job = self._jobs.get(job_id)
             if job is not None:
@@ -560,18 +582,13 @@ class JobManager:
         if snap["status"] != "done":
             return False
         for v in snap["result"].values():
-            if isinstance(v, str) and _looks_like_artifact(v):
+            if isinstance(v, str) and is_id(v):
                 try:
                     if not self.ws.exists(v):
                         return False
                 except StoreError:
                     return False
         return True
-
-
-def _looks_like_artifact(v: str) -> bool:
-    prefix, _, rest = v.partition("-")
-    return prefix in ("cor", "emb", "run", "dsc", "smp", "exp") and len(rest) == 16
 
 
 def _jsonable(obj: Any) -> Any:

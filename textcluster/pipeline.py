@@ -31,7 +31,7 @@ from textcluster.describe import clusters as describe_stage
 from textcluster.embed import engine
 from textcluster.ingest import corpus
 from textcluster.progress import ProgressFn, check_cancel
-from textcluster.store import Workspace
+from textcluster.store import Workspace, check_id
 
 #: ``on_stage(stage name, status, info)``: status is ``running``, ``done`` or ``cached``.
 StageFn = Callable[[str, str, Mapping[str, Any]], None]
@@ -176,7 +176,7 @@ def run_corpus(
     unknown corpus is a :class:`~textcluster.errors.StoreError` naming the known ones.
     """
     validate(None, encoder, reducer, clusterer)
-    ws.manifest(corpus_id)
+    ws.manifest(check_id(corpus_id, "corpus"))
     return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage)
 
 

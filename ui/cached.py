@@ -68,10 +68,8 @@ def scatter_rows(root: str, run_id: str, max_points: int = MAX_SCATTER_POINTS) -
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def corpus_of(root: str, run_id: str) -> str:
-    """The corpus id behind a run."""
-    from textcluster.describe.clusters import corpus_of as _corpus_of
-
-    return _corpus_of(Workspace(root), run_id)
+    """The corpus id behind a run (walking up its parents)."""
+    return Workspace(root).corpus_of(run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

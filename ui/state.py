@@ -3,16 +3,21 @@
 A page reload starts a fresh session, so nothing here is the only copy of
 anything: the current corpus and run fall back to the newest ones in the
 workspace, and jobs are found through :mod:`textcluster.jobs`.
+
+Ids read back from session state pass :func:`textcluster.store.check_id` before
+use (a value that is not a full id of the right kind counts as unset), ids set by
+pickers are checked on the way in, and :func:`forget` drops ids that were removed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import streamlit as st
 
 from textcluster import jobs
-from textcluster.store import Workspace, default_workspace
+from textcluster.store import Workspace, check_id, default_workspace, is_id
 
 # Session-state keys shared by several pages (widget keys are local to each page).
 CORPUS = "tc_corpus_id"
@@ -39,17 +44,26 @@ def _newest(kind: str, **match: Any) -> str | None:
     return None
 
 
+def _stored(key: str, kind: str) -> str | None:
+    """The id under ``key`` in session state when it is a full id of ``kind``, else None."""
+    value = st.session_state.get(key)
+    return value if is_id(value, kind) else None
+
+
 def current_corpus() -> str | None:
     """The corpus chosen in this session, else the newest one in the workspace."""
     ws = workspace()
-    cid = st.session_state.get(CORPUS)
+    cid = _stored(CORPUS, "corpus")
     if cid and ws.exists(cid):
         return cid
     return _newest("corpus")
 
 
 def set_corpus(corpus_id: str) -> None:
-    """Make ``corpus_id`` current; a run of another corpus stops being current."""
+    """Make ``corpus_id`` current; a run of another corpus stops being current.
+
+    :class:`~textcluster.errors.IdError` when ``corpus_id`` is not a corpus id."""
+    check_id(corpus_id, "corpus")
     if st.session_state.get(CORPUS) != corpus_id:
         st.session_state[CORPUS] = corpus_id
         st.session_state.pop(RUN, None)
@@ -59,14 +73,26 @@ def set_corpus(corpus_id: str) -> None:
 def current_run() -> str | None:
     """The run chosen in this session, else the newest run in the workspace."""
     ws = workspace()
-    rid = st.session_state.get(RUN)
+    rid = _stored(RUN, "run")
     if rid and ws.exists(rid):
         return rid
     return _newest("run")
 
 
 def set_run(run_id: str) -> None:
-    """Make ``run_id`` current (and its corpus)."""
+    """Make ``run_id`` current (and its corpus).
+
+    :class:`~textcluster.errors.IdError` when ``run_id`` is not a run id."""
+    check_id(run_id, "run")
     if st.session_state.get(RUN) != run_id:
         st.session_state[RUN] = run_id
         st.session_state.pop(SAMPLE, None)
+
+
+def forget(removed: Iterable[str]) -> None:
+    """After a deletion: the current corpus, run and sample stop pointing at removed ids (the
+    pages then fall back to the newest remaining ones)."""
+    gone = set(removed)
+    for key in (CORPUS, RUN, SAMPLE):
+        if st.session_state.get(key) in gone:
+            st.session_state.pop(key, None)

@@ -18,16 +18,16 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from textcluster.errors import TextclusterError
+from textcluster.errors import IdError, TextclusterError
 from textcluster.progress import Progress, ProgressFn
-from textcluster.store import Workspace, default_workspace
+from textcluster.store import Workspace, check_id, default_workspace
 
 # Modules under textcluster.cli that register subcommands, in help order.
-COMMAND_MODULES = ("ingest", "embed", "cluster", "explore")
+COMMAND_MODULES = ("ingest", "embed", "cluster", "explore", "rm")
 
 EXIT_USAGE = 2
 
@@ -62,6 +62,21 @@ class UI:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+
+
+def artifact_id(kind: str | None = None) -> Callable[[str], str]:
+    """An argparse ``type=`` accepting only a full artifact id (of ``kind``, a key of
+    :data:`textcluster.store.KINDS`, when given), checked by :func:`textcluster.store.check_id`;
+    anything else is the usual one ``error:`` line naming the text and the grammar, exit 2."""
+
+    def parse(text: str) -> str:
+        try:
+            return check_id(text, kind)
+        except IdError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = f"{kind or 'artifact'} id"
+    return parse
 
 
 def _common_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textcluster.cli import artifact_id
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.cluster.runs import validate_run
 from textcluster.config import RECIPES, REDUCERS, ClustererConfig, ReducerConfig, recipe
@@ -105,7 +106,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Reduce (optional) and cluster an embedding; writes a run artifact with labels, "
         "centres, distances, a 2-D projection and metrics. The same settings are a cache hit.",
     )
-    p.add_argument("embedding_id", metavar="EMBEDDING_ID", help="id of an embedding (emb-...)")
+    p.add_argument("embedding_id", metavar="EMBEDDING_ID", type=artifact_id("embedding"), help="id of an embedding (emb-...)")
     _add_cluster_options(p)
     p.set_defaults(handler=handle_cluster)
 
@@ -129,7 +130,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Read FILE with the corpus readers, embed its texts with the run's encoder, map them "
         "through the run's reducer and give each the run's cluster. Prints or writes labels per row.",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="id of a run (run-...)")
+    p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"), help="id of a run (run-...)")
     p.add_argument("file", metavar="FILE", help="file of new texts")
     p.add_argument("--text-field", action="append", default=[], metavar="F", help="column holding the text")
     p.add_argument("--output", type=Path, default=None, help="write row,cluster,distance as CSV/Parquet here")

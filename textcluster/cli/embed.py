@@ -11,6 +11,7 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
+from textcluster.cli import artifact_id
 from textcluster.config import EncoderConfig
 
 
@@ -24,7 +25,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Embed every text of a corpus. The result is cached by corpus, encoder settings "
         "and model fingerprint; a killed job resumes from its last finished chunk.",
     )
-    p.add_argument("corpus_id", metavar="CORPUS_ID", nargs="?", help="id of an ingested corpus (cor-...)")
+    p.add_argument("corpus_id", metavar="CORPUS_ID", nargs="?", type=artifact_id("corpus"), help="id of an ingested corpus (cor-...)")
     p.add_argument("--encoder", default=d.name, metavar="NAME",
                    help="minilm (default), tfidf, st:<model>, hf:<model>, static:<model>; see --list-encoders")
     p.add_argument("--batch-size", type=int, default=d.batch_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from textcluster.cli import artifact_id
 from textcluster.errors import ConfigError
 
 PREVIEW_ROWS = 20
@@ -17,7 +18,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Keywords (c-TF-IDF), a short label and the examples nearest / farthest from "
         "each centre; optional LLM labels. Cached as a description artifact.",
     )
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
     p.add_argument("--top-n", type=int, default=10, help="keywords per cluster (default 10)")
     p.add_argument("--examples", type=int, default=5, help="nearest and farthest examples (default 5)")
     p.add_argument("--llm", choices=("off", "topics", "single"), default="off",
@@ -33,7 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Share a budget of N rows across clusters and pick rows inside each; "
         "stored as a sample artifact (or only previewed with --preview).",
     )
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
     p.add_argument("--size", type=int, required=True, help="total rows N (met exactly when enough exist)")
     p.add_argument("--allocation", choices=("equal", "proportional", "sqrt"), default="sqrt")
     p.add_argument("--within", choices=("random", "diverse", "nearest"), default="random")
@@ -52,7 +53,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--limit", type=int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is stopped")
-    p.add_argument("--run", dest="scope", default=None, help="scope the views to one run")
+    p.add_argument("--run", dest="scope", default=None, type=artifact_id("run"), help="scope the views to one run")
     p.set_defaults(handler=_query)
 
     p = sub.add_parser(
@@ -60,8 +61,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Write CSV, JSONL or Parquet plus <out>.provenance.json.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", default=None, help="a run: all docs with their cluster")
-    src.add_argument("--sample", default=None, help="a sample: the sampled docs with cluster and rank")
+    src.add_argument("--run", default=None, type=artifact_id("run"), help="a run: all docs with their cluster")
+    src.add_argument("--sample", default=None, type=artifact_id("sample"),
+                     help="a sample: the sampled docs with cluster and rank")
     src.add_argument("--sql", default=None, help="one SELECT over the workspace views")
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,
                    help="default: from --out's suffix")
@@ -103,9 +105,7 @@ def _texts_of(ws: Any, run_id: str, doc_ids: list[int]) -> dict[int, str]:
         return {}
     import pyarrow.dataset as ds
 
-    from textcluster.describe.clusters import corpus_of
-
-    t = ds.dataset(str(ws.file(corpus_of(ws, run_id), "docs.parquet"))).to_table(
+    t = ds.dataset(str(ws.file(ws.corpus_of(run_id), "docs.parquet"))).to_table(
         columns=["doc_id", "text"], filter=ds.field("doc_id").isin(doc_ids)
     )
     return dict(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist(), strict=True))

@@ -147,9 +147,10 @@ def _peak_rss_bytes() -> int:
     return int(r if sys.platform == "darwin" else r * 1024)
 
 
-def _cache_path(ws: Workspace, kind: str, key: dict[str, Any]) -> Path:
+def _cache_path(ws: Workspace, embedding_id: str, kind: str, key: dict[str, Any]) -> Path:
+    """``<workspace>/cache/<embedding_id>/<kind>/<hash of key>.npy``: removed with its embedding."""
     h = hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
-    return ws.root / "cache" / kind / f"{h}.npy"
+    return ws.cache_dir(embedding_id) / kind / f"{h}.npy"
 
 
 def _cached_array(path: Path, compute: Any) -> tuple[np.ndarray, bool]:
@@ -252,7 +253,7 @@ def _reduce(
             meter.update(0, f"reducing (umap ensemble: run {i + 1} of {runs})")
 
     Z, hit = _cached_array(
-        _cache_path(ws, "reduced", key),
+        _cache_path(ws, embedding_id, "reduced", key),
         lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx, on_run=on_run)[1],
     )
     if hit:
@@ -305,7 +306,7 @@ def _projection(
         "seed": seed,
         **({"n_neighbors": reducer.n_neighbors, "min_dist": reducer.min_dist, "metric": reducer.metric} if pmethod == "umap" else {}),
     }
-    path = _cache_path(ws, "projection", pkey)
+    path = _cache_path(ws, embedding_id, "projection", pkey)
     compiling = pmethod == "umap" and not red.is_warm() and not path.exists()
     meter.update(2, f"2-D map ({pmethod})" + (" - compiling UMAP on first use" if compiling else ""))
     coords, hit = _cached_array(
@@ -458,7 +459,7 @@ def _compute(
         timings["total"] = time.perf_counter() - t_all
         manifest["peak_rss_bytes"] = _peak_rss_bytes()
 
-    ws.write(run_id, manifest, write_then_time)
+    ws.write(run_id, manifest, write_then_time, parents=[embedding_id])
     meter.update(4, "done")
     return RunResult(
         run_id=run_id,

@@ -250,7 +250,7 @@ def _compute(
     meter.update(0, "counting keywords")
     run_m = ws.manifest(run_id)
     labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))
-    corpus_id = corpus_of(ws, run_id)
+    corpus_id = ws.corpus_of(run_id)
     texts_all = _texts(ws, corpus_id)
     if len(texts_all) != labels.shape[0]:
         raise StoreError(
@@ -320,7 +320,7 @@ def _compute(
         "llm": llm.to_manifest() if llm is not None else None,
         "n_clusters": len(clusters),
     }
-    ws.write(did, manifest, write)
+    ws.write(did, manifest, write, parents=[run_id])
     meter.update(2)
     return desc
 
@@ -345,20 +345,6 @@ def latest_description(ws: Workspace, run_id: str) -> Description | None:
             except StoreError:
                 continue
     return None
-
-
-def corpus_of(ws: Workspace, run_id: str) -> str:
-    """The corpus id behind a run (from its manifest, else through its embedding)."""
-    m = ws.manifest(run_id)
-    cid = m.get("corpus_id")
-    if not cid:
-        eid = m.get("embedding_id")
-        if not eid:
-            raise StoreError(f"run {run_id} manifest names neither corpus_id nor embedding_id")
-        cid = ws.manifest(eid).get("corpus_id")
-    if not cid:
-        raise StoreError(f"cannot find the corpus of run {run_id}")
-    return str(cid)
 
 
 def _texts(ws: Workspace, corpus_id: str) -> list[str]:

@@ -397,7 +397,7 @@ def _draw(
         "available": int(sum(sizes.values())),
         "per_cluster": {str(c): int(v) for c, v in q.items()},
     }
-    path = ws.write(sid, manifest, write)
+    path = ws.write(sid, manifest, write, parents=[run_id])
     logger.info("sample %s: %d rows from %d groups", sid, len(doc_ids), len(q))
     return SampleResult(sid, run_id, int(len(doc_ids)), {int(c): int(v) for c, v in q.items()}, doc_ids, path)
 

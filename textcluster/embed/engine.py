@@ -439,7 +439,7 @@ def _compute(
         "files": {"embeddings": EMBEDDINGS_FILE},
     }
     meter.update(n, "writing")
-    path = ws.write(eid, manifest, writer)
+    path = ws.write(eid, manifest, writer, parents=[corpus_id])
     return EmbedResult(eid, n, dim, time.perf_counter() - t0, False, truncated_total,
                        manifest["device"], cfg.name, path / EMBEDDINGS_FILE)
 

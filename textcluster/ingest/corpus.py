@@ -746,7 +746,7 @@ def _ingest_into(
         for f in out.iterdir():
             f.rename(dest / f.name)
 
-    ws.write(cid, manifest, move)
+    ws.write(cid, manifest, move, parents=[])
     logger.info("ingested %s into %s: %d kept, %d rejected", path.name, cid, report.kept, report.rejected)
     return report
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from textcluster.errors import ConfigError, QueryError
-from textcluster.store import Workspace, atomic_path, write_json_atomic
+from textcluster.store import Workspace, atomic_path, check_id, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,8 @@ def _has_label(ws: Workspace, run_id: str) -> bool:
 
 def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None = None) -> tuple[str, str]:
     """The (scope run id, SELECT) that exports a run or a sample."""
-    from textcluster.query.sql import _safe_id
-
     if sample_id is not None:
-        sid = _safe_id(sample_id)
+        sid = check_id(sample_id, "sample")
         rid = ws.manifest(sid).get("run_id")
         if not rid:
             raise ConfigError(f"sample {sid} names no run_id in its manifest")
@@ -85,7 +83,7 @@ def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None =
             "LEFT JOIN clusters c ON c.run_id = s.run_id AND c.cluster = s.cluster "
             f"WHERE s.sample_id = '{sid}' ORDER BY s.cluster, s.rank"
         )
-    rid = _safe_id(run_id or "")
+    rid = check_id(run_id, "run")
     label = ", c.label AS cluster_label" if _has_label(ws, rid) else ""
     return rid, (
         "SELECT d.* EXCLUDE (corpus_id), a.run_id, a.cluster, a.distance, a.probability, a.x, a.y"
@@ -107,9 +105,9 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from textcluster.describe.clusters import corpus_of, latest_description
+    from textcluster.describe.clusters import latest_description
 
-    d = ws.path(run_id)
+    d = ws.path(check_id(run_id, "run"))
     labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
 
     def opt(name: str) -> Any:
@@ -120,7 +118,7 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
     label_of = None
     if desc is not None:
         label_of = {c.cluster: c.label for c in desc.clusters}
-    src = ds.dataset(str(ws.file(corpus_of(ws, run_id), "docs.parquet")), format="parquet")
+    src = ds.dataset(str(ws.file(ws.corpus_of(run_id), "docs.parquet")), format="parquet")
     extra = [
         pa.field("run_id", pa.string()), pa.field("cluster", pa.int32()), pa.field("distance", pa.float32()),
         pa.field("probability", pa.float32()), pa.field("x", pa.float32()), pa.field("y", pa.float32()),
@@ -153,13 +151,11 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
 def lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
     """Where a run comes from: corpus (id, sha256, source), embedding (encoder, model
     fingerprint) and run (reducer, clusterer, seed) settings, read from the manifests."""
-    from textcluster.describe.clusters import corpus_of
-
-    rm = ws.manifest(run_id)
+    rm = ws.manifest(check_id(run_id, "run"))
     out: dict[str, Any] = {"run_id": run_id}
     eid = rm.get("embedding_id")
     em = ws.manifest(eid) if eid and ws.exists(eid) else {}
-    cid = corpus_of(ws, run_id)
+    cid = ws.corpus_of(run_id)
     cm = ws.manifest(cid) if ws.exists(cid) else {}
     out["corpus"] = {
         "corpus_id": cid,
@@ -348,9 +344,7 @@ def export(
         stream = iter_batches(ws, sql, run_id=run_id, timeout=timeout, batch_rows=batch_rows)
     elif run_id:
         _one_source(run_id, sample_id, None)
-        from textcluster.query.sql import _safe_id
-
-        ws.manifest(_safe_id(run_id))
+        ws.manifest(check_id(run_id, "run"))
         stream = run_batches(ws, run_id, batch_rows)
     else:
         _one_source(run_id, sample_id, None)

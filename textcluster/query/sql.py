@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,8 +35,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from textcluster.errors import QueryError, StoreError
-from textcluster.store import Workspace
+from textcluster.errors import QueryError
+from textcluster.store import Workspace, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ MEMORY_LIMIT = os.environ.get("TEXTCLUSTER_SQL_MEMORY_LIMIT", "2GB")
 VIEWS = ("docs", "assignments", "clusters", "samples")
 TRUNCATED_KEY = b"textcluster.truncated"
 
-_ID_RE = re.compile(r"^[a-z]{3}-[0-9a-f]{16}$")
 T = TypeVar("T")
 
 # Set after the views exist; the order matters: lock_configuration last.
@@ -59,12 +57,6 @@ _SANDBOX_SETTINGS = (
     "SET enable_external_access=false",
     "SET lock_configuration=true",
 )
-
-
-def _safe_id(artifact_id: str) -> str:
-    if not _ID_RE.match(artifact_id):
-        raise StoreError(f"{artifact_id!r} is not an artifact id")
-    return artifact_id
 
 
 @dataclass
@@ -99,9 +91,7 @@ class Session:
 
 def _corpora(ws: Workspace, run_id: str | None) -> list[str]:
     if run_id is not None:
-        from textcluster.describe.clusters import corpus_of
-
-        return [corpus_of(ws, run_id)]
+        return [ws.corpus_of(run_id)]
     return sorted(m["id"] for m in ws.list("corpus"))
 
 
@@ -207,14 +197,14 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
     import pyarrow.dataset as ds
 
     if run_id is not None:
-        _safe_id(run_id)
+        check_id(run_id, "run")
     con = duckdb.connect(":memory:")
     keep: list[Any] = []
     try:
         # -- docs
         parts = []
         for i, cid in enumerate(_corpora(ws, run_id)):
-            _safe_id(cid)
+            check_id(cid, "corpus")  # quoted into the view's SQL below
             src = ds.dataset(str(ws.file(cid, "docs.parquet")), format="parquet")
             keep.append(src)
             con.register(f"_docs_{i}", src)
@@ -229,10 +219,8 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
         runs = _runs(ws, run_id)
         parts = []
         for i, rid in enumerate(runs):
-            _safe_id(rid)
-            from textcluster.describe.clusters import corpus_of
-
-            cid = _safe_id(corpus_of(ws, rid))
+            check_id(rid, "run")  # quoted into the view's SQL below
+            cid = check_id(ws.corpus_of(rid), "corpus")
             t = _assignments_table(ws, rid)
             keep.append(t)
             con.register(f"_asg_{i}", t)
