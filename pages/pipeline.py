@@ -8,7 +8,7 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
-from textcluster.embed.encoders.base import available_encoders
+from textcluster.embed.encoders.registry import available_encoders
 from ui import cached, plan, state
 from ui.widgets import guard, is_finished, job_progress, pick_corpus, training_curves
 

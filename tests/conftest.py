@@ -8,7 +8,7 @@ import pytest
 from fake_encoder import FakeEncoder
 from topic_corpus import write_topic_csv
 
-from textcluster.embed.encoders import base
+from textcluster.embed.encoders import registry as base
 from textcluster.store import ENV_WORKSPACE, Workspace
 
 

@@ -97,11 +97,11 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from textcluster.config import EncoderConfig
-from textcluster.embed.encoders import base
+from textcluster.embed.encoders import registry
 from textcluster.embed import engine as E
 from textcluster.store import Workspace
 import fake_encoder as T
-base.register_encoder("fake", lambda m, c: T.FakeEncoder(c, log=Path({log!r}), delay=0.15),
+registry.register_encoder("fake", lambda m, c: T.FakeEncoder(c, log=Path({log!r}), delay=0.15),
                       "slow test encoder", needs_model=False, takes_model=False)
 E.embed(Workspace({ws!r}), {cid!r}, EncoderConfig(name="fake", batch_size=1, chunk_rows=2))
 """

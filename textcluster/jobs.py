@@ -49,7 +49,7 @@ from typing import Any
 from textcluster import pipeline
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.embed.devices import resolve_device
-from textcluster.embed.encoders.base import available_encoders, parse_name
+from textcluster.embed.encoders.registry import available_encoders, parse_name
 from textcluster.errors import CorpusError, IdError, JobCancelled, StoreError, TextclusterError
 from textcluster.ingest import corpus
 from textcluster.progress import Progress, ProgressFn

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from textcluster.config import EncoderConfig
-from textcluster.embed.encoders.base import Encoder, get_encoder, parse_name
+from textcluster.embed.encoders.base import Encoder
+from textcluster.embed.encoders.registry import get_encoder, parse_name
 from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 from textcluster.store import Workspace, make_id, save_npy_atomic, write_json_atomic

@@ -21,7 +21,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -30,7 +29,6 @@ from textcluster.errors import EncoderError
 if TYPE_CHECKING:
     import numpy as np
 
-    from textcluster.config import EncoderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,76 +69,6 @@ class Encoder(Protocol):
     def describe(self) -> dict[str, Any]:
         """Resolved settings for the manifest (model path, pooling, max length, ...)."""
         ...
-
-
-@dataclass(frozen=True)
-class EncoderInfo:
-    """One registry entry, as the CLI and the app list it.
-
-    name: the key (``minilm``) or the key with a placeholder (``st:<model>``).
-    help: one line for a user.
-    needs_model: True when it runs a neural model (slow on CPU, benefits from a GPU).
-    takes_model: True when the name needs a ``:<model>`` part.
-    """
-
-    name: str
-    help: str
-    needs_model: bool
-    takes_model: bool
-
-
-Factory = Callable[[str, "EncoderConfig"], Encoder]
-
-_REGISTRY: dict[str, tuple[EncoderInfo, Factory]] = {}
-
-
-def register_encoder(
-    key: str, factory: Factory, help: str, *, needs_model: bool, takes_model: bool
-) -> None:
-    """Add (or replace) an encoder in the registry.
-
-    ``factory(model, cfg)`` gets the part after ``key:`` ("" for plain keys)
-    and the config, and returns an :class:`Encoder` without loading anything.
-    """
-    shown = f"{key}:<model>" if takes_model else key
-    _REGISTRY[key] = (EncoderInfo(shown, help, needs_model, takes_model), factory)
-
-
-def available_encoders() -> list[EncoderInfo]:
-    """Every registered encoder, in registration order (``minilm`` first)."""
-    _ensure_builtins()
-    return [info for info, _ in _REGISTRY.values()]
-
-
-def parse_name(name: str) -> tuple[str, str]:
-    """Split ``"st:org/model"`` into ``("st", "org/model")``; ``"minilm"`` into ``("minilm", "")``.
-
-    Raises :class:`EncoderError` for unknown keys (listing the known ones) and for
-    a missing or unexpected ``:<model>`` part.
-    """
-    _ensure_builtins()
-    key, sep, model = (name or "").strip().partition(":")
-    if key not in _REGISTRY:
-        raise EncoderError(
-            f"unknown encoder {name!r}; known: "
-            + ", ".join(info.name for info in available_encoders())
-        )
-    info = _REGISTRY[key][0]
-    if info.takes_model and not model.strip():
-        raise EncoderError(f"encoder {name!r} needs a model: {info.name}, e.g. {key}:<hub name or local path>")
-    if not info.takes_model and sep:
-        raise EncoderError(f"encoder {key!r} takes no model, got {name!r}")
-    return key, model.strip()
-
-
-def get_encoder(cfg: EncoderConfig) -> Encoder:
-    """Build the encoder named by ``cfg.name`` (nothing is loaded yet)."""
-    key, model = parse_name(cfg.name)
-    return _REGISTRY[key][1](model, cfg)
-
-
-def _ensure_builtins() -> None:
-    import textcluster.embed.encoders  # noqa: F401  (registers the built-in backends)
 
 
 # -- model files -------------------------------------------------------------

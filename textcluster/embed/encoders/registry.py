@@ -1,0 +1,106 @@
+"""The encoder registry: one name -> factory table, which the CLI's and the app's choices come from.
+
+The built-in backends are registered when this module is imported; heavy libraries
+(torch, transformers, sentence-transformers, scikit-learn) load only when an encoder is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textcluster.embed.encoders.base import Encoder
+from textcluster.embed.encoders.static import make_static
+from textcluster.embed.encoders.tfidf import make_tfidf
+from textcluster.embed.encoders.transformer import make_hf, make_minilm, make_st
+from textcluster.errors import EncoderError
+
+if TYPE_CHECKING:
+    from textcluster.config import EncoderConfig
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """One registry entry, as the CLI and the app list it.
+
+    name: the key (``minilm``) or the key with a placeholder (``st:<model>``).
+    help: one line for a user.
+    needs_model: True when it runs a neural model (slow on CPU, benefits from a GPU).
+    takes_model: True when the name needs a ``:<model>`` part.
+    """
+
+    name: str
+    help: str
+    needs_model: bool
+    takes_model: bool
+
+
+Factory = Callable[[str, "EncoderConfig"], Encoder]
+
+_REGISTRY: dict[str, tuple[EncoderInfo, Factory]] = {}
+
+
+def register_encoder(
+    key: str, factory: Factory, help: str, *, needs_model: bool, takes_model: bool
+) -> None:
+    """Add (or replace) an encoder in the registry.
+
+    ``factory(model, cfg)`` gets the part after ``key:`` ("" for plain keys)
+    and the config, and returns an :class:`Encoder` without loading anything.
+    """
+    shown = f"{key}:<model>" if takes_model else key
+    _REGISTRY[key] = (EncoderInfo(shown, help, needs_model, takes_model), factory)
+
+
+def available_encoders() -> list[EncoderInfo]:
+    """Every registered encoder, in registration order (``minilm`` first)."""
+    return [info for info, _ in _REGISTRY.values()]
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """Split ``"st:org/model"`` into ``("st", "org/model")``; ``"minilm"`` into ``("minilm", "")``.
+
+    Raises :class:`EncoderError` for unknown keys (listing the known ones) and for
+    a missing or unexpected ``:<model>`` part.
+    """
+    key, sep, model = (name or "").strip().partition(":")
+    if key not in _REGISTRY:
+        raise EncoderError(
+            f"unknown encoder {name!r}; known: "
+            + ", ".join(info.name for info in available_encoders())
+        )
+    info = _REGISTRY[key][0]
+    if info.takes_model and not model.strip():
+        raise EncoderError(f"encoder {name!r} needs a model: {info.name}, e.g. {key}:<hub name or local path>")
+    if not info.takes_model and sep:
+        raise EncoderError(f"encoder {key!r} takes no model, got {name!r}")
+    return key, model.strip()
+
+
+def get_encoder(cfg: EncoderConfig) -> Encoder:
+    """Build the encoder named by ``cfg.name`` (nothing is loaded yet)."""
+    key, model = parse_name(cfg.name)
+    return _REGISTRY[key][1](model, cfg)
+
+
+register_encoder(
+    "minilm", make_minilm, "all-MiniLM-L6-v2, bundled and offline (384 dims): the default",
+    needs_model=True, takes_model=False,
+)
+register_encoder(
+    "tfidf", make_tfidf, "TF-IDF fitted on the corpus + truncated SVD (--dims, default 256): no model, fastest",
+    needs_model=False, takes_model=False,
+)
+register_encoder(
+    "st", make_st, "any sentence-transformers model: a hub name or a local folder",
+    needs_model=True, takes_model=True,
+)
+register_encoder(
+    "hf", make_hf, "any Hugging Face model (BERT, RoBERTa, T5 encoder, decoder LLMs); --pooling mean|cls|last-token",
+    needs_model=True, takes_model=True,
+)
+register_encoder(
+    "static", make_static, "mean of a model's input token vectors (static:minilm = bundled): fast, context-free",
+    needs_model=True, takes_model=True,
+)
