@@ -107,22 +107,6 @@ def _load_embeddings(ws: Workspace, embedding_id: str) -> np.ndarray:
     return load_embeddings(ws, embedding_id, mmap=True)
 
 
-def _corpus_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray | None:
-    """The corpus ``label`` column as an object array (None when absent or all missing)."""
-    if not corpus_id or not ws.exists(corpus_id):
-        return None
-    import pyarrow.parquet as pq
-
-    p = ws.file(corpus_id, "docs.parquet")
-    if "label" not in pq.read_schema(p).names:
-        return None
-    lab = pq.read_table(p, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
-    if lab.shape[0] != n:
-        logger.warning("corpus %s has %d labels but the embedding %d rows", corpus_id, lab.shape[0], n)
-        return None
-    return lab
-
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
@@ -307,7 +291,7 @@ def _cluster_uncached(
         first[1:] = labels[order][1:] != labels[order][:-1]
         medoids[labels[order][first]] = order[first]
     metrics: dict[str, Any] = {}
-    y = _corpus_labels(ws, corpus_id, n)
+    y = met.reference_labels(ws, corpus_id, n)
     if y is not None:
         has = np.array([v is not None for v in y])
         if has.any():
