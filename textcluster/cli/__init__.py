@@ -27,7 +27,7 @@ from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, default_workspace
 
 # Modules under textcluster.cli that register subcommands, in help order.
-COMMAND_MODULES = ("ingest", "embed", "cluster", "explore")
+COMMAND_MODULES = ("ingest", "embed", "cluster", "explore", "evaluate")
 
 EXIT_USAGE = 2
 
