@@ -234,8 +234,9 @@ def contingency(
 
 
 # --------------------------------------------------------------------- a saved run
-def reference_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray | None:
-    """The corpus's ``label`` column as an (n,) object array, None for an unlabelled row.
+def reference_labels(ws: Workspace, corpus_id: str | None, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The corpus's ``label`` column as ``(labels, has)``: ``has`` is the (n,) bool mask of the
+    rows with a label, ``labels`` their labels as strings (``has.sum()`` of them).
 
     None when there is no such corpus or column, or when the column does not have ``n``
     rows (logged: then the corpus is not the one the labels being scored came from).
@@ -251,7 +252,8 @@ def reference_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray
     if lab.shape[0] != n:
         logger.warning("corpus %s has %d labels but the embedding %d rows", corpus_id, lab.shape[0], n)
         return None
-    return lab
+    has = np.array([v is not None for v in lab], dtype=bool)
+    return lab[has].astype(str), has
 
 
 @dataclass
@@ -313,9 +315,8 @@ def evaluate_run(
         raise StoreError(f"{run_id!r} is not a run (its kind is {m.get('kind')!r})")
     corpus_id = m.get("corpus_id")
     pred = np.load(ws.file(run_id, "labels.npy"))
-    y = reference_labels(ws, corpus_id, pred.shape[0])
-    has = np.zeros(pred.shape[0], dtype=bool) if y is None else np.array([v is not None for v in y])
-    truth = y[has].astype(str) if has.any() else np.zeros(0, dtype=str)
+    ref = reference_labels(ws, corpus_id, pred.shape[0])
+    truth, has = ref if ref is not None else (np.zeros(0, dtype=str), np.zeros(pred.shape[0], dtype=bool))
     scores = table = None
     if truth.size:
         scores = supervised(truth, pred[has])

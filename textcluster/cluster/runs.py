@@ -291,13 +291,12 @@ def _cluster_uncached(
         first[1:] = labels[order][1:] != labels[order][:-1]
         medoids[labels[order][first]] = order[first]
     metrics: dict[str, Any] = {}
-    y = met.reference_labels(ws, corpus_id, n)
-    if y is not None:
-        has = np.array([v is not None for v in y])
-        if has.any():
-            metrics.update(met.supervised(y[has].astype(str), labels[has]))
-            if not has.all():
-                notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
+    ref = met.reference_labels(ws, corpus_id, n)
+    if ref is not None and ref[1].any():
+        truth, has = ref
+        metrics.update(met.supervised(truth, labels[has]))
+        if not has.all():
+            notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
     metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed))
     timings["metrics"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
