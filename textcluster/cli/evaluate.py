@@ -5,39 +5,48 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from textcluster.cluster.evaluate import MAX_CONTINGENCY_SIDE, SILHOUETTE_SAMPLE
+from textcluster.cluster.evaluate import (
+    DEFAULT_LABEL_FIELD,
+    MAX_CONTINGENCY_SIDE,
+    METRICS_SPACE,
+    METRICS_SPACE_TEXT,
+    evaluate_run,
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` subcommand."""
     p = sub.add_parser(
-        "evaluate", parents=[common], help="score a run against the corpus labels, and without labels",
-        description="ACC, NMI, ARI and V-measure against the corpus's label field (labelled rows only), "
-        "label-free diagnostics on the run's embedding (silhouette, Davies-Bouldin on a seeded sample; "
-        "size spread; noise share) and the cluster-by-label table. Reads the run; writes nothing.",
+        "evaluate", parents=[common], help="score a run against a label field of its corpus, and without labels",
+        description="ACC, NMI, ARI and V-measure against a column of the run's corpus (the rows with a "
+        "value only), label-free scores in the embedding space (silhouette, Davies-Bouldin on a seeded "
+        "sample; size spread; noise share: the numbers the run manifest holds) and the cluster-by-label "
+        "table. Reads the run; writes nothing.",
     )
     p.add_argument("run_id", metavar="RUN_ID", help="id of a run (run-...)")
+    p.add_argument("--label-field", metavar="F", default=None,
+                   help=f"corpus column to score against: any column of its docs.parquet "
+                   f"(default: {DEFAULT_LABEL_FIELD!r} when the corpus has it)")
     p.add_argument("--max-side", type=int, default=MAX_CONTINGENCY_SIDE,
                    help=f"clusters and labels kept in the cluster-by-label table, largest first "
                    f"(default {MAX_CONTINGENCY_SIDE})")
-    p.add_argument("--sample", type=int, default=SILHOUETTE_SAMPLE,
-                   help=f"rows sampled for silhouette and Davies-Bouldin (default {SILHOUETTE_SAMPLE})")
     p.set_defaults(handler=handle_evaluate)
 
 
 def handle_evaluate(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Evaluate RUN_ID; returns (JSON data, human text)."""
-    from textcluster.cluster.evaluate import evaluate_run
-
-    ev = evaluate_run(ws, args.run_id, max_side=args.max_side, sample=args.sample)
+    ev = evaluate_run(ws, args.run_id, label_field=args.label_field, max_side=args.max_side)
     lines = [f"{ev.run_id}: {ev.n:,} rows, {ev.k} clusters"]
-    if ev.supervised is None:
-        lines.append("against labels: - (the corpus has no labelled rows)")
+    if ev.label_field is None:
+        lines.append(f"against labels: - (the corpus has no {DEFAULT_LABEL_FIELD!r} column; name one with --label-field)")
+    elif ev.supervised is None:
+        lines.append(f"against {ev.label_field!r}: - (no row has a value)")
     else:
-        lines.append(f"against labels ({ev.labelled:,} labelled rows, {ev.classes} classes): "
-                     + " ".join(f"{k}={v:.3f}" for k, v in ev.supervised.items()))
+        lines.append(f"against {ev.label_field!r} ({ev.n_labelled:,} of {ev.n:,} rows have a value, "
+                     f"{ev.classes} classes): " + " ".join(f"{k}={v:.3f}" for k, v in ev.supervised.items()))
     d = ev.diagnostics
-    lines.append("label-free (embedding): " + " ".join(
+    lines.append(f"label-free ({METRICS_SPACE} space: {METRICS_SPACE_TEXT}):")
+    lines.append("  " + " ".join(
         f"{k}={_fmt(d.get(k), pct)}" for k, pct in (
             ("silhouette", False), ("davies_bouldin", False), ("size_cv", False),
             ("size_min_share", True), ("size_max_share", True), ("noise", True))))

@@ -57,7 +57,8 @@ class RunResult:
     """Summary of a run (what the CLI prints with ``--json``).
 
     metrics: fractions (``acc``, ``nmi``, ``ari``, ``v_measure`` with labels;
-    ``silhouette`` in [-1, 1], ``davies_bouldin`` >= 0, size spread, ``noise`` always).
+    ``silhouette`` in [-1, 1], ``davies_bouldin`` >= 0, size spread, ``noise`` always; the
+    label-free ones in the embedding space, see :func:`textcluster.cluster.evaluate.embedding_scores`).
     timings: seconds per step (``load``, ``reduce``, ``cluster``, ``project``, ``write``, ``total``).
     """
 
@@ -297,7 +298,9 @@ def _cluster_uncached(
         metrics.update(met.supervised(truth, labels[has]))
         if not has.all():
             notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
-    metrics.update(met.unsupervised(Z, labels, seed=clusterer.seed))
+    # Label-free scores in the embedding space (not Z), as evaluate_run reports them: one number per
+    # run, comparable across reducers; the manifest names the space (metrics_space).
+    metrics.update(met.embedding_scores(X, labels, seed=clusterer.seed))
     timings["metrics"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
@@ -390,6 +393,7 @@ def _cluster_uncached(
         "projection": {"method": pmethod, "cached": phit},
         "data_center_distance": bool(write_dcd),
         "metrics": metrics,
+        "metrics_space": met.METRICS_SPACE,
         "timings": timings,
         "versions": _versions(),
         "notes": notes,
