@@ -90,9 +90,17 @@ def corpus_of(root: str, run_id: str) -> str:
     return _corpus_of(Workspace(root), run_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def corpus_columns(root: str, corpus_id: str) -> list[str]:
+    """Column names of a corpus's ``docs.parquet`` (the label fields a run can be scored against)."""
+    from textcluster.cluster.evaluate import corpus_columns as columns
+
+    return columns(Workspace(root), corpus_id)
+
+
 @st.cache_data(show_spinner="Scoring…", max_entries=16)
-def evaluation(root: str, run_id: str) -> dict[str, Any]:
-    """``evaluate_run`` of a run as a dict: scores against labels, diagnostics, sizes, cluster x label."""
+def evaluation(root: str, run_id: str, label_field: str | None = None) -> dict[str, Any]:
+    """``evaluate_run(..., label_field=...).to_dict()``: scores against labels, diagnostics, sizes, cluster x label."""
     from textcluster.cluster.evaluate import evaluate_run
 
-    return evaluate_run(Workspace(root), run_id).to_dict()
+    return evaluate_run(Workspace(root), run_id, label_field=label_field).to_dict()
