@@ -46,11 +46,13 @@ def make_run(
     with_distances: bool = True,
     reducer: str = "none",
     tag: str = "",
+    run_manifest: dict | None = None,
 ) -> FakeRun:
     """A corpus, an embedding and a k-means-like run with ``len(sizes)`` clusters (+ noise rows).
 
     Cluster c's texts use topic words of ``TOPICS[c % 5]``; vectors are c's centre
     plus small noise; rows are shuffled so clusters interleave in doc_id order.
+    ``run_manifest``: extra keys of the run manifest (e.g. stored ``metrics``).
     """
     rng = np.random.default_rng(seed)
     k = len(sizes)
@@ -125,5 +127,5 @@ def make_run(
     ws.write(run_id, {"corpus_id": corpus_id, "embedding_id": embedding_id,
                       "reducer": {"method": reducer, "dims": dim},
                       "clusterer": {"method": "kmeans", "k": k, "seed": seed},
-                      "seed": seed, "n": n, "k": k}, w_run)
+                      "seed": seed, "n": n, "k": k, **(run_manifest or {})}, w_run)
     return FakeRun(corpus_id, embedding_id, run_id, labels, emb, texts, sha)

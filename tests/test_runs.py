@@ -263,3 +263,33 @@ def test_self_training_run_records_history_and_assigns(blob_ws) -> None:
     assert adjusted_rand_score(y, labels) > 0.9
     assert np.load(ws.path(res.run_id) / "probabilities.npy").shape == (300,)
     assert runs.assign_vectors(ws, res.run_id, X).labels.tolist() == labels.tolist()
+
+
+def test_run_metrics_against_labels_use_only_the_labelled_rows(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    X, y = make_blobs(90, n_features=4, centers=3, cluster_std=0.3, random_state=2)
+    # Two rows in three have no label; counted as a class of their own they would cost ACC.
+    labels = [f"c{v}" if i % 3 == 0 else None for i, v in enumerate(y)]
+    eid = write_embedding(ws, X.astype(np.float32), labels, tag="partial")
+    res = runs.cluster(ws, eid, ReducerConfig(method="none", projection="pca"), ClustererConfig(method="kmeans", k=3))
+    assert "metrics against labels use the 30 labelled rows of 90" in res.notes
+    assert res.metrics["acc"] == 1.0 and res.metrics["ari"] == pytest.approx(1.0)
+
+
+def test_pca_run_scores_label_free_in_the_embedding_space(blob_ws) -> None:
+    # Issue 14's bug: the manifest scored after the reducer while the Evaluate page scored the
+    # embedding, so one run had two silhouettes. Now both are the embedding's.
+    from textcluster.cluster.evaluate import embedding_scores, evaluate_run, unsupervised
+    from textcluster.cluster.reduce import PCAReducer
+
+    ws, eid, X, _ = blob_ws
+    res = runs.cluster(ws, eid, ReducerConfig(method="pca", dims=2, projection="pca"), ClustererConfig(k=4, seed=3))
+    m = ws.manifest(res.run_id)
+    labels = np.load(ws.file(res.run_id, "labels.npy"))
+    assert m["metrics_space"] == "embedding"
+    assert m["metrics"]["silhouette"] == embedding_scores(X, labels, seed=3)["silhouette"]
+    assert evaluate_run(ws, res.run_id).diagnostics == {k: m["metrics"][k] for k in (
+        "silhouette", "davies_bouldin", "size_cv", "size_min_share", "size_max_share", "noise")}
+    state = {p.stem: np.load(p) for p in (ws.path(res.run_id) / "reducer").glob("*.npy")}
+    in_pca = unsupervised(PCAReducer.from_state(state).transform(X), labels, seed=3)["silhouette"]
+    assert abs(in_pca - m["metrics"]["silhouette"]) > 0.05  # the two spaces do disagree here

@@ -74,33 +74,15 @@ def corpus_of(root: str, run_id: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def corpus_columns(root: str, corpus_id: str) -> list[str]:
-    """Column names of a corpus's ``docs.parquet``."""
-    import pyarrow.parquet as pq
+    """Column names of a corpus's ``docs.parquet`` (the label fields a run can be scored against)."""
+    from textcluster.cluster.evaluate import corpus_columns as columns
 
-    return list(pq.read_schema(Workspace(root).file(corpus_id, "docs.parquet")).names)
+    return columns(Workspace(root), corpus_id)
 
 
 @st.cache_data(show_spinner="Scoring…", max_entries=16)
-def supervised_scores(root: str, run_id: str, corpus_id: str) -> dict[str, float]:
-    """ACC / NMI / ARI / V-measure of a run against its corpus's ``label`` column (labelled rows only)."""
-    from textcluster.cluster import evaluate as metrics
-    from textcluster.ingest import corpus
+def evaluation(root: str, run_id: str, label_field: str | None = None) -> dict[str, Any]:
+    """``evaluate_run(..., label_field=...).to_dict()``: scores against labels, diagnostics, sizes, cluster x label."""
+    from textcluster.cluster.evaluate import evaluate_run
 
-    ws = Workspace(root)
-    truth = corpus.load_docs(ws, corpus_id, columns=["label"])["label"]
-    known = truth.notna().to_numpy()
-    pred = np.load(ws.file(run_id, "labels.npy"))
-    return metrics.supervised(truth[known].to_numpy(), pred[known])
-
-
-@st.cache_data(show_spinner="Computing diagnostics…", max_entries=16)
-def unsupervised_scores(root: str, run_id: str) -> dict[str, float | None]:
-    """Label-free diagnostics of a run, on its embedding (seeded silhouette sample)."""
-    from textcluster.cluster import evaluate as metrics
-
-    ws = Workspace(root)
-    m = ws.manifest(run_id)
-    pred = np.load(ws.file(run_id, "labels.npy"))
-    eid = m.get("embedding_id")
-    X = np.load(ws.file(eid, "embeddings.npy"), mmap_mode="r")
-    return metrics.unsupervised(X, pred, seed=int((m.get("clusterer") or {}).get("seed", 0) or 0))
+    return evaluate_run(Workspace(root), run_id, label_field=label_field).to_dict()

@@ -74,7 +74,8 @@ class RunResult:
     """Summary of a run (what the CLI prints with ``--json``).
 
     metrics: fractions (``acc``, ``nmi``, ``ari``, ``v_measure`` with labels;
-    ``silhouette`` in [-1, 1], ``davies_bouldin`` >= 0, size spread, ``noise`` always).
+    ``silhouette`` in [-1, 1], ``davies_bouldin`` >= 0, size spread, ``noise`` always; the
+    label-free ones in the embedding space, see :func:`textcluster.cluster.evaluate.embedding_scores`).
     timings: seconds per step (``load``, ``reduce``, ``cluster``, ``project``, ``write``, ``total``).
     """
 
@@ -118,20 +119,6 @@ def run_id_for(embedding_id: str, reducer: ReducerConfig, clusterer: ClustererCo
 
 def _load_embeddings(ws: Workspace, embedding_id: str) -> np.ndarray:
     return load_embeddings(ws, embedding_id, mmap=True)
-
-
-def _corpus_labels(ws: Workspace, corpus_id: str | None, n: int) -> np.ndarray | None:
-    """The corpus ``label`` column as an object array (None when absent or all missing)."""
-    if not corpus_id or not ws.exists(corpus_id):
-        return None
-    p = ws.file(corpus_id, "docs.parquet")
-    if "label" not in pq.read_schema(p).names:
-        return None
-    lab = pq.read_table(p, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
-    if lab.shape[0] != n:
-        logger.warning("corpus %s has %d labels but the embedding %d rows", corpus_id, lab.shape[0], n)
-        return None
-    return lab
 
 
 def _versions() -> dict[str, str]:
@@ -274,19 +261,20 @@ def _medoids(labels: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
 
 
 def _metrics(
-    ws: Workspace, corpus_id: str | None, Z: np.ndarray, labels: np.ndarray, seed: int, notes: list[str]
+    ws: Workspace, corpus_id: str | None, X: np.ndarray, labels: np.ndarray, seed: int, notes: list[str]
 ) -> dict[str, Any]:
-    """Scores of the run: against the corpus labels when it has them, and label-free ones."""
+    """Scores of the run: against the corpus labels when it has them, and the label-free ones
+    in the embedding space (not the reduced one), as :func:`evaluate.evaluate_run` reports them:
+    one number per run, comparable across reducers; the manifest names the space."""
     n = labels.shape[0]
     metrics: dict[str, Any] = {}
-    y = _corpus_labels(ws, corpus_id, n)
-    if y is not None:
-        has = np.array([v is not None for v in y])
-        if has.any():
-            metrics.update(met.supervised(y[has].astype(str), labels[has]))
-            if not has.all():
-                notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
-    metrics.update(met.unsupervised(Z, labels, seed=seed))
+    ref = met.reference_labels(ws, corpus_id, n)
+    if ref is not None and ref[1].any():
+        truth, has = ref
+        metrics.update(met.supervised(truth, labels[has]))
+        if not has.all():
+            notes.append(f"metrics against labels use the {int(has.sum())} labelled rows of {n}")
+    metrics.update(met.embedding_scores(X, labels, seed=seed))
     return metrics
 
 
@@ -372,7 +360,7 @@ def _compute(
     np.fill_diagonal(cpd, 0.0)
     sizes = np.bincount(labels[labels >= 0], minlength=k) if k else np.zeros(0, np.int64)
     medoids = _medoids(labels, own, k)
-    metrics = _metrics(ws, corpus_id, Z, labels, clusterer.seed, notes)
+    metrics = _metrics(ws, corpus_id, X, labels, clusterer.seed, notes)
     timings["metrics"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
@@ -443,6 +431,7 @@ def _compute(
         "projection": {"method": pmethod, "cached": phit},
         "data_center_distance": bool(write_dcd),
         "metrics": metrics,
+        "metrics_space": met.METRICS_SPACE,
         "timings": timings,
         "versions": _versions(),
         "notes": notes,
