@@ -10,7 +10,7 @@ from textcluster.cluster.registry import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
 from textcluster.embed.encoders.registry import available_encoders
 from ui import cached, plan, state
-from ui.widgets import guard, is_finished, job_progress, pick_corpus, training_curves
+from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
 
 REDUCER_HELP = {
     "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
@@ -101,12 +101,19 @@ with col_clu:
     if cinfo.uses_k or use_recipe:  # the recipe is k-means: it needs k whatever is chosen here
         k = st.number_input("Clusters (k)", 2, 10_000, defaults_clu.k, key="pipe_k")
     min_cluster_size, eps = defaults_clu.min_cluster_size, defaults_clu.eps
-    if method == "hdbscan":
+    min_samples = defaults_clu.min_samples
+    if "min_cluster_size" in cinfo.fields:
         min_cluster_size = st.number_input(
             "Minimum cluster size", 2, 100_000, defaults_clu.min_cluster_size, key="pipe_mcs"
         )
-    if method == "dbscan":
+    if "eps" in cinfo.fields:
         eps = st.number_input("Radius (eps)", 0.001, 100.0, defaults_clu.eps, key="pipe_eps", format="%.3f")
+    if "min_samples" in cinfo.fields:
+        min_samples = st.number_input(
+            "Minimum samples (0 = the method's default)", 0, 100_000, 0, key="pipe_min_samples",
+            help="Neighbours a point needs to be a core point; higher marks more rows as noise.",
+        ) or None
+    params = method_params(cinfo, key=f"pipe_params_{method}") if not use_recipe else {}
     noise = "keep"
     if cinfo.can_mark_noise:
         noise = st.radio(
@@ -125,7 +132,8 @@ enc_cfg = EncoderConfig(name=enc_name or enc_choice, device=device)
 red_cfg = ReducerConfig(method=red_method, dims=int(red_dims), projection=projection, runs=int(red_runs))
 clu_cfg = ClustererConfig(
     method=method, k=int(k), min_cluster_size=int(min_cluster_size), eps=float(eps),
-    fit_size=int(fit_size) or None, noise=noise, seed=int(seed),
+    min_samples=None if min_samples is None else int(min_samples),
+    fit_size=int(fit_size) or None, noise=noise, seed=int(seed), params=params,
 )
 if use_recipe:
     red_cfg, clu_cfg = recipe(

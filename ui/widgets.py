@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -213,3 +214,36 @@ def training_curves(history: dict[str, Any]) -> None:
             f"Stopped by: {history['stop_reason']}"
             + (f" after {fmt_seconds(seconds)}" if isinstance(seconds, int | float) else "")
         )
+
+
+def method_params(info: Any, key: str) -> dict[str, Any]:
+    """An expander with one input per parameter of a clusterer's schema (its registry entry);
+    returns the parameters the user changed from their defaults (what goes into
+    ``ClustererConfig.params``). Values are checked by the registry when the job is submitted."""
+    out: dict[str, Any] = {}
+    if not info.params:
+        return out
+    with st.expander(f"{info.name} settings"):
+        for name, spec in info.params.items():
+            wkey = f"{key}_{name}"
+            label = f"{name} ({spec.allowed()})"
+            if spec.type == "bool":
+                value: Any = st.checkbox(name, value=bool(spec.default), key=wkey, help=spec.help)
+            elif spec.type == "str":
+                choices = list(spec.choices or ())
+                value = st.selectbox(name, choices, index=choices.index(spec.default), key=wkey, help=spec.help)
+            else:  # numbers, lists and values such as "auto": typed as JSON
+                shown = "" if spec.default is None else json.dumps(list(spec.default) if isinstance(
+                    spec.default, tuple) else spec.default)
+                text = st.text_input(label, value=shown, key=wkey, help=spec.help).strip()
+                if not text:
+                    value = None if spec.nullable else spec.default
+                else:
+                    try:
+                        value = json.loads(text)
+                    except json.JSONDecodeError:
+                        value = text  # e.g. auto without quotes; the registry says what is allowed
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            if value != default:
+                out[name] = value
+    return out

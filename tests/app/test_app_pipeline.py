@@ -181,3 +181,24 @@ def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, 
     assert any("k-means k=6" in i.value for i in at.info)
     cfg = launched_config(at, app_ws)
     assert cfg["clusterer"]["method"] == "kmeans" and cfg["clusterer"]["k"] == 6
+
+
+def test_method_settings_come_from_the_registry_and_reach_the_job(app_ws, app_corpus):
+    """The expander's inputs are the method's parameter schema; a changed value goes into
+    the job's clusterer params, an impossible one is refused with the key named."""
+    at = set_fast(open_page("pages/pipeline.py"))
+    assert at.text_input(key="pipe_params_kmeans_n_init").value == '"auto"'
+    at.text_input(key="pipe_params_kmeans_n_init").set_value("3").run()
+    cfg = launched_config(at, app_ws)
+    assert cfg["clusterer"]["params"] == {"n_init": 3}
+
+    before = len(jobs.get_manager(app_ws).list("pipeline"))
+    at = set_fast(open_page("pages/pipeline.py"))
+    at.text_input(key="pipe_params_kmeans_n_init").set_value("0").run()
+    at.button(key="pipe_launch").click().run()
+    assert any("n_init=0 should be an integer >= 1" in e.value for e in at.error)
+    assert len(jobs.get_manager(app_ws).list("pipeline")) == before  # refused before a job existed
+
+    at = open_page("pages/pipeline.py")
+    at.selectbox(key="pipe_clusterer").set_value("gmm").run()
+    assert at.selectbox(key="pipe_params_gmm_covariance_type").options == ["full", "tied", "diag", "spherical"]
