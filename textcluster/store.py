@@ -24,18 +24,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
+import numbers
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, is_dataclass
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 from textcluster.errors import IdError, StoreError
 
@@ -151,6 +154,318 @@ def kind_of(artifact_id: str) -> str:
     """The artifact kind of a full id (``"emb-..."`` -> ``"embedding"``); :class:`IdError` for
     anything that is not an id (see :func:`check_id`)."""
     return _PREFIX_TO_KIND[check_id(artifact_id).split("-", 1)[0]]
+
+
+# -- typed manifests -----------------------------------------------------------------------
+#
+# One frozen dataclass per artifact kind holds what its stage writes into ``manifest.json``.
+# Writers build one (a misspelled field is a TypeError, a missing required one too, a value of
+# the wrong type a StoreError) and hand it to Workspace.write; readers get one back from
+# Workspace.manifest / Workspace.list and use attributes. ``to_dict`` gives the same JSON keys
+# the stages always wrote; ``from_dict`` reads manifests written by older versions (missing
+# optional keys take their defaults, unknown keys are kept in ``extra``).
+
+#: Field metadata: leave the key out of ``to_dict`` when the value is None (the file never had it).
+_OMIT_NONE = {"omit_none": True}
+#: Fields filled in by :meth:`Workspace.write`; required when a manifest is read back.
+_WRITTEN_BY_STORE = ("id",)
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not get_args(tp) else str(tp).replace("typing.", "")
+
+
+def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value) for ``value`` checked against the annotation ``tp``; numpy scalars become
+    Python numbers and ints become floats where a float is expected (JSON keeps them apart)."""
+    if tp is Any:
+        return True, value
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            ok, v = _conform(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+            return True, bool(value)
+        return False, value
+    if tp is int:
+        return (True, int(value)) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else (False, value)
+    if tp is float:
+        return (True, float(value)) if isinstance(value, numbers.Real) and not isinstance(value, bool) else (False, value)
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            return False, value
+        done = [_conform(v, args[0]) for v in value]
+        if not all(ok for ok, _ in done):
+            return False, value
+        new = [v for _, v in done]
+        return True, value if isinstance(value, list) and all(a is b for a, b in zip(new, value, strict=True)) else new
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            return False, value
+        done = {k: _conform(v, args[1]) for k, v in value.items()}
+        if not all(ok for ok, _ in done.values()):
+            return False, value
+        new = {k: v for k, (_, v) in done.items()}
+        same = isinstance(value, dict) and all(new[k] is value[k] for k in value)
+        return True, value if same else new
+    raise TypeError(f"manifest field type {tp!r} is not supported")  # a bug in a Manifest class
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """The fields every ``manifest.json`` has; one subclass per artifact kind.
+
+    ``id``, ``format_version``, ``created`` and ``parents`` are filled in by
+    :meth:`Workspace.write` (a writer leaves them at their defaults). ``parents`` is None for a
+    manifest written before lineage was recorded (:func:`parents_of` then derives them).
+    ``extra``: keys of the file that this version does not know, kept so that nothing read is
+    lost and ``to_dict`` gives them back.
+    """
+
+    kind: ClassVar[str] = ""
+
+    id: str = ""
+    format_version: int = FORMAT_VERSION
+    created: float = 0.0
+    parents: list[str] | None = field(default=None, metadata=_OMIT_NONE)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            ok, new = _conform(value, hints[f.name])
+            if not ok:
+                where = f" of {self.id}" if self.id else ""
+                raise StoreError(
+                    f"{self.kind} manifest{where}: {f.name}={_shown(value)} should be {_type_name(hints[f.name])}"
+                )
+            if new is not value:
+                object.__setattr__(self, f.name, new)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``manifest.json``: ``kind``, every field (a field marked to be
+        omitted when None is left out then), and the ``extra`` keys."""
+        out = dict(self.extra)
+        out["kind"] = self.kind
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (value is None and f.metadata.get("omit_none")):
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], artifact: str | None = None) -> Self:
+        """The typed manifest of the JSON object ``data`` (as read from ``manifest.json``).
+
+        Keys this version does not know go to ``extra``; a missing optional key takes its
+        default. :class:`StoreError`, naming the artifact (``data["id"]``, else ``artifact``)
+        and the key, when ``data`` is not an object, its ``kind`` is not this class's, a
+        required key is missing, or a value has the wrong type.
+        """
+        name = artifact or "?"
+        if not isinstance(data, Mapping):
+            raise StoreError(f"manifest of {name} is not a JSON object (got {type(data).__name__})")
+        if isinstance(data.get("id"), str):
+            name = data["id"]
+        if "kind" not in data:
+            raise StoreError(f"manifest of {name} has no 'kind' (a required key)")
+        if data["kind"] != cls.kind:
+            raise StoreError(f"manifest of {name} says kind={_shown(data['kind'])}; expected {cls.kind!r}")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        for key in [*_WRITTEN_BY_STORE, *_required(cls)]:
+            if key not in data:
+                raise StoreError(f"manifest of {cls.kind} {name} has no {key!r} (a required key)")
+        extra = {k: v for k, v in data.items() if k not in known and k != "kind"}
+        return cls(**{k: data[k] for k in known if k in data}, extra=extra)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+@functools.cache
+def _required(cls: type) -> tuple[str, ...]:
+    """Fields without a default: a writer must give them and a reader needs them."""
+    return tuple(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusManifest(Manifest):
+    """``corpus/<id>/manifest.json``: the ingest report, the spec, and where the bytes came from.
+
+    kept: documents in ``docs.parquet`` (rows ``0..kept-1``); rows_read / rejected / duplicates /
+    rejections (the first 1,000, ``{"row", "reason"}``) / text_fields / format / encoding /
+    notes: the :class:`~textcluster.ingest.corpus.IngestReport`; source: the input's file name;
+    sha256: of its bytes; spec: ``CorpusSpec.to_dict()``; columns: of ``docs.parquet``;
+    n_docs: the same as ``kept``.
+    """
+
+    kind: ClassVar[str] = "corpus"
+
+    kept: int
+    rows_read: int = 0
+    rejected: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    text_fields: list[str] = field(default_factory=list)
+    format: str = ""
+    encoding: str = ""
+    notes: list[str] = field(default_factory=list)
+    source: str = ""
+    sha256: str = ""
+    spec: dict[str, Any] | None = None
+    columns: list[str] = field(default_factory=list)
+    n_docs: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingManifest(Manifest):
+    """``embedding/<id>/manifest.json``: the matrix's shape and how it was made.
+
+    n x dim: the shape of ``embeddings.npy``; corpus_id: the corpus embedded; encoder: the
+    encoder's name; encoder_config: ``EncoderConfig.to_dict()``; model_fingerprint: what
+    identifies the weights; model: the encoder's resolved settings; dtype; normalized (L2);
+    truncated: texts cut at the model's length; seconds: compute time; device: where it ran
+    (comma-separated when several); files: role -> file name.
+    """
+
+    kind: ClassVar[str] = "embedding"
+
+    n: int
+    dim: int
+    corpus_id: str | None = None
+    encoder: str = ""
+    encoder_config: dict[str, Any] | None = None
+    model_fingerprint: str = ""
+    model: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    normalized: bool | None = None
+    truncated: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunManifest(Manifest):
+    """``run/<id>/manifest.json``: every setting of a clustering run and what it found.
+
+    embedding_id (and corpus_id): the input; n x dim: its shape; reducer / clusterer: the
+    configs' ``to_dict()``; k: clusters found; noise: share of rows labelled -1. The rest:
+    space_dim (the clusterer's space), k_centers, noise_before_assign, clusterer_params (as
+    validated), seed, assign_mode (``centroid`` | ``model`` | ``knn``), can_mark_noise, fit_rows,
+    projection (``{"method", "cached"}``), data_center_distance (written or skipped), metrics
+    (named scores), metrics_space (the space they were computed in, when recorded), timings
+    (seconds by step), versions (library versions), notes, backend, peak_rss_bytes, history
+    (self-training curves, when any), encoder / encoder_config (copied from the embedding).
+    parent_run: the run this one was derived from (None when computed from an embedding).
+    """
+
+    kind: ClassVar[str] = "run"
+
+    embedding_id: str
+    n: int
+    dim: int
+    k: int
+    noise: float
+    reducer: dict[str, Any]
+    clusterer: dict[str, Any]
+    parent_run: str | None = None
+    corpus_id: str | None = None
+    encoder: str | None = None
+    encoder_config: dict[str, Any] | None = None
+    space_dim: int | None = None
+    k_centers: int | None = None
+    noise_before_assign: float | None = None
+    clusterer_params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    assign_mode: str = "centroid"
+    can_mark_noise: bool = False
+    fit_rows: int | None = None
+    projection: dict[str, Any] = field(default_factory=dict)
+    data_center_distance: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics_space: str | None = field(default=None, metadata=_OMIT_NONE)
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    backend: str | None = None
+    peak_rss_bytes: int | None = field(default=None, metadata=_OMIT_NONE)
+    history: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptionManifest(Manifest):
+    """``description/<id>/manifest.json``: how ``clusters.json`` was made.
+
+    run_id (and corpus_id): what was described; top_n keywords and examples per cluster;
+    max_docs: rows the keywords were counted on; llm: the LLM settings (never the key) or None;
+    n_clusters: clusters described (noise included).
+    """
+
+    kind: ClassVar[str] = "description"
+
+    run_id: str
+    corpus_id: str | None = None
+    top_n: int = 10
+    examples: int = 5
+    max_docs: int = 200_000
+    llm: dict[str, Any] | None = None
+    n_clusters: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleManifest(Manifest):
+    """``sample/<id>/manifest.json``: the rows ``sample.parquet`` holds and the policy behind them.
+
+    run_id (and embedding_id, corpus_id): what was sampled; n: rows drawn; policy:
+    ``SamplingPolicy.to_dict()`` with cluster labels resolved to ids; requested_policy: the policy
+    as asked, when it named clusters otherwise; available: rows the policy could draw from;
+    per_cluster: cluster id (as text) -> rows drawn.
+    """
+
+    kind: ClassVar[str] = "sample"
+
+    run_id: str
+    n: int
+    policy: dict[str, Any]
+    embedding_id: str | None = None
+    corpus_id: str | None = None
+    requested_policy: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    available: int | None = None
+    per_cluster: dict[str, int] = field(default_factory=dict)
+
+
+#: Artifact kind -> its manifest class (exports are files outside the workspace: no manifest).
+MANIFEST_TYPES: dict[str, type[Manifest]] = {
+    cls.kind: cls for cls in (CorpusManifest, EmbeddingManifest, RunManifest, DescriptionManifest, SampleManifest)
+}
+
+
+def manifest_type(kind: str) -> type[Manifest]:
+    """The manifest class of an artifact kind; :class:`StoreError` for a kind without one."""
+    if kind not in MANIFEST_TYPES:
+        if kind in KINDS:
+            raise StoreError(f"{kind} artifacts have no manifest in the workspace")
+        raise StoreError(f"unknown artifact kind {kind!r}; known: {sorted(KINDS)}")
+    return MANIFEST_TYPES[kind]
+
+
+def manifest_from_dict(data: Mapping[str, Any], artifact_id: str) -> Manifest:
+    """The typed manifest of artifact ``artifact_id`` from its JSON object: the class is the one of
+    the id's kind, and a file whose ``kind`` disagrees with the id's prefix is a :class:`StoreError`."""
+    return manifest_type(kind_of(artifact_id)).from_dict(data, artifact_id)
 
 
 #: Where an old manifest (written before ``parents`` was recorded) names its parent, nearest first.
