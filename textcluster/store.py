@@ -5,7 +5,10 @@ clustering run, a sample, ...) lives in ``<root>/<kind>/<artifact_id>/`` and
 holds plain files (Parquet, ``.npy``, JSON) plus a ``manifest.json``. The
 manifest is written last, and the whole folder is built in a temporary folder
 and renamed into place, so a killed process never leaves a half-written
-artifact that looks complete.
+artifact that looks complete. Manifests are typed: one frozen dataclass per kind
+(:class:`CorpusManifest`, :class:`EmbeddingManifest`, :class:`RunManifest`,
+:class:`DescriptionManifest`, :class:`SampleManifest`) that writers build and
+:meth:`Workspace.manifest` / :meth:`Workspace.list` return.
 
 Artifact ids are ``<prefix>-<16 hex digits>`` where the digits are a hash of
 the kind, the parent id, the canonical JSON of the stage config and
@@ -36,7 +39,7 @@ import tempfile
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
@@ -479,75 +482,68 @@ _LEGACY_PARENT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def parents_of(manifest: dict[str, Any]) -> list[str]:
-    """The ids an artifact was derived from, read from its manifest.
+def parents_of(manifest: Manifest | Mapping[str, Any]) -> list[str]:
+    """The ids an artifact was derived from, read from its manifest (typed, or its raw JSON dict).
 
-    ``manifest["parents"]`` when recorded; for older manifests, derived from the
-    nearest of their ``corpus_id`` / ``embedding_id`` / ``run_id`` keys (plus
-    ``parent_run`` for a run). Entries that are not ids are skipped (and logged).
+    ``parents`` when recorded; for older manifests, derived from the nearest of their
+    ``corpus_id`` / ``embedding_id`` / ``run_id`` keys (plus ``parent_run`` for a run).
+    Entries that are not ids are skipped (and logged).
     """
-    raw = manifest.get("parents")
+    if isinstance(manifest, Mapping):
+        get = manifest.get
+    else:
+        def get(key: str) -> Any:
+            return getattr(manifest, key, None)
+
+    raw = get("parents")
     if not isinstance(raw, list):
         raw = []
-        for key in _LEGACY_PARENT_KEYS.get(str(manifest.get("kind")), ()):
-            if manifest.get(key):
-                raw.append(manifest[key])
+        for key in _LEGACY_PARENT_KEYS.get(str(get("kind")), ()):
+            if get(key):
+                raw.append(get(key))
                 break
-        if manifest.get("parent_run"):
-            raw.append(manifest["parent_run"])
+        if get("parent_run"):
+            raw.append(get("parent_run"))
     out: list[str] = []
     for p in raw:
         if is_id(p) and p not in out:
             out.append(p)
         elif not is_id(p):
-            logger.warning("manifest of %s names a parent that is not an id: %s", manifest.get("id"), _shown(p))
+            logger.warning("manifest of %s names a parent that is not an id: %s", get("id"), _shown(p))
     return out
 
 
-def label_of(manifest: dict[str, Any]) -> str:
+def label_of(manifest: Manifest) -> str:
     """A short human label of an artifact from its manifest (no id): the corpus's file name and
     size, the encoder and matrix shape, the run's method and k, the sample's size and policy."""
-    kind = manifest.get("kind")
+    m = manifest
     bits: list[str] = []
-    if kind == "corpus":
-        src = manifest.get("source") or manifest.get("source_name") or manifest.get("file_name")
-        if src:
-            bits.append(str(src).replace("\\", "/").rsplit("/", 1)[-1])
-        n = manifest.get("kept", manifest.get("n_docs"))
-        if isinstance(n, int):
-            bits.append(f"{n:,} docs")
-    elif kind == "embedding":
-        if manifest.get("encoder"):
-            bits.append(str(manifest["encoder"]))
-        n, dim = manifest.get("n"), manifest.get("dim")
-        if isinstance(n, int) and isinstance(dim, int):
-            bits.append(f"{n:,} × {dim}")
-    elif kind == "run":
-        clu = manifest.get("clusterer") if isinstance(manifest.get("clusterer"), dict) else {}
-        red = manifest.get("reducer") if isinstance(manifest.get("reducer"), dict) else {}
-        how = str(clu.get("method") or "")
-        if red.get("method") and red["method"] != "none" and how:
-            how = f"{red['method']} → {how}"
+    if isinstance(m, CorpusManifest):
+        if m.source:
+            bits.append(m.source.replace("\\", "/").rsplit("/", 1)[-1])
+        bits.append(f"{m.kept:,} docs")
+    elif isinstance(m, EmbeddingManifest):
+        if m.encoder:
+            bits.append(m.encoder)
+        bits.append(f"{m.n:,} × {m.dim}")
+    elif isinstance(m, RunManifest):
+        how = str(m.clusterer.get("method") or "")
+        if m.reducer.get("method") and m.reducer["method"] != "none" and how:
+            how = f"{m.reducer['method']} → {how}"
         if how:
             bits.append(how)
-        k = manifest.get("k", clu.get("k"))
-        if k is not None:
-            bits.append(f"k={k}")
-        if manifest.get("parent_run"):
-            bits.append(f"from {manifest['parent_run']}")
-    elif kind == "description":
-        if manifest.get("n_clusters") is not None:
-            bits.append(f"{manifest['n_clusters']} clusters described")
-        if manifest.get("llm"):
+        bits.append(f"k={m.k}")
+        if m.parent_run:
+            bits.append(f"from {m.parent_run}")
+    elif isinstance(m, DescriptionManifest):
+        if m.n_clusters is not None:
+            bits.append(f"{m.n_clusters} clusters described")
+        if m.llm:
             bits.append("LLM labels")
-    elif kind == "sample":
-        if isinstance(manifest.get("n"), int):
-            bits.append(f"{manifest['n']:,} rows")
-        pol = manifest.get("policy") if isinstance(manifest.get("policy"), dict) else {}
-        if pol.get("allocation"):
-            bits.append(f"{pol['allocation']}/{pol.get('within', '?')}")
-    elif manifest.get("file"):
-        bits.append(str(manifest["file"]))
+    elif isinstance(m, SampleManifest):
+        bits.append(f"{m.n:,} rows")
+        if m.policy.get("allocation"):
+            bits.append(f"{m.policy['allocation']}/{m.policy.get('within', '?')}")
     return " · ".join(bits)
 
 
@@ -602,19 +598,24 @@ class Workspace:
         """True when the artifact is complete (its manifest is in place)."""
         return (self.path(artifact_id) / "manifest.json").is_file()
 
-    def manifest(self, artifact_id: str) -> dict[str, Any]:
-        """The manifest of a complete artifact; :class:`StoreError` if missing."""
+    def manifest(self, artifact_id: str) -> Manifest:
+        """The typed manifest of a complete artifact (a :class:`RunManifest` for a ``run-`` id, ...).
+
+        :class:`StoreError` when the artifact is missing, its file is unreadable, its ``kind``
+        disagrees with the id's prefix, or a required key is missing (see :meth:`Manifest.from_dict`).
+        """
         p = self.path(artifact_id) / "manifest.json"
         if not p.is_file():
-            known = [m["id"] for m in self.list(kind_of(artifact_id))][:20]
+            known = [m.id for m in self.list(kind_of(artifact_id))][:20]
             raise StoreError(
                 f"no {kind_of(artifact_id)} {artifact_id!r} in workspace {str(self.root)!r}"
                 + (f"; known: {', '.join(known)}" if known else "")
             )
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise StoreError(f"manifest of {artifact_id!r} is unreadable: {e}") from e
+        return manifest_from_dict(data, artifact_id)
 
     def file(self, artifact_id: str, name: str) -> Path:
         """Path of one file of a complete artifact; :class:`StoreError` if the artifact or file is missing."""
@@ -624,10 +625,11 @@ class Workspace:
             raise StoreError(f"artifact {artifact_id!r} has no file {name!r}")
         return p
 
-    def list(self, kind: str) -> list[dict[str, Any]]:
-        """Manifests of all complete artifacts of a kind, newest first."""
-        if kind not in KINDS:
-            raise StoreError(f"unknown artifact kind {kind!r}; known: {sorted(KINDS)}")
+    def list(self, kind: str) -> list[Manifest]:
+        """Typed manifests of all complete artifacts of a kind, newest first.
+
+        A manifest that cannot be read or typed (see :meth:`manifest`) is skipped and logged."""
+        cls = manifest_type(kind)
         out = []
         d = self.root / kind
         if d.is_dir():
@@ -635,17 +637,17 @@ class Workspace:
                 m = sub / "manifest.json"
                 if m.is_file():
                     try:
-                        out.append(json.loads(m.read_text(encoding="utf-8")))
-                    except (OSError, json.JSONDecodeError):
-                        logger.warning("skipping unreadable manifest %s", m)
-        out.sort(key=lambda m: m.get("created", 0), reverse=True)
+                        out.append(cls.from_dict(json.loads(m.read_text(encoding="utf-8")), sub.name))
+                    except (OSError, json.JSONDecodeError, StoreError) as e:
+                        logger.warning("skipping manifest %s: %s", m, e)
+        out.sort(key=lambda m: m.created, reverse=True)
         return out
 
     # -- writing -----------------------------------------------------------
     def write(
         self,
         artifact_id: str,
-        manifest: dict[str, Any],
+        manifest: Manifest | Callable[[], Manifest],
         writer: Callable[[Path], None] | None = None,
         *,
         parents: Iterable[str] | None = None,
@@ -653,9 +655,12 @@ class Workspace:
     ) -> Path:
         """Build an artifact atomically and return its folder.
 
+        ``manifest``: the typed manifest of the id's kind (a :class:`RunManifest` for a
+        ``run-`` id, ...), or a function without arguments returning one, called after
+        ``writer`` (for values known only once the files are written: timings, peak memory).
         ``writer(tmp_dir)`` writes the artifact's files into a temporary folder
         on the same file system; then ``manifest.json`` is written (with ``id``,
-        ``kind``, ``created`` and ``format_version`` added) and the folder is
+        ``kind``, ``created`` and ``format_version`` set) and the folder is
         renamed into place. If another process finished the same artifact
         first, its copy is kept and this one discarded.
 
@@ -666,6 +671,7 @@ class Workspace:
         from, recorded as ``parent_run`` (None when it was not) and added to ``parents``.
         None for ``parents`` records nothing; readers then derive the parents from the
         manifest's ``corpus_id`` / ``embedding_id`` / ``run_id`` (see :func:`parents_of`).
+        :class:`StoreError` when the manifest is not of the id's kind.
         """
         kind = kind_of(artifact_id)
         lineage: dict[str, Any] = {}
@@ -680,6 +686,8 @@ class Workspace:
             lineage["parents"] = plist
         if kind == "run":
             lineage["parent_run"] = parent_run
+        if isinstance(manifest, Manifest) or not callable(manifest):
+            self._check_manifest(artifact_id, manifest)  # before any work is done
         final = self.path(artifact_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp_root = self.root / "tmp"
@@ -688,14 +696,10 @@ class Workspace:
         try:
             if writer is not None:
                 writer(tmp)
-            full = {
-                "id": artifact_id,
-                "kind": kind,
-                "format_version": FORMAT_VERSION,
-                "created": time.time(),
-                **manifest,
-                **lineage,
-            }
+            m = manifest if isinstance(manifest, Manifest) else manifest()
+            self._check_manifest(artifact_id, m)
+            m = replace(m, id=artifact_id, format_version=FORMAT_VERSION, created=time.time(), **lineage)
+            full = m.to_dict()
             write_json_atomic(tmp / "manifest.json", full)
             _fsync_dir(tmp)
             # Shared: writers do not block each other, only a concurrent remove().
@@ -723,6 +727,15 @@ class Workspace:
         shutil.rmtree(self.root / "partial" / artifact_id, ignore_errors=True)
         return final
 
+    @staticmethod
+    def _check_manifest(artifact_id: str, manifest: Any) -> None:
+        want = manifest_type(kind_of(artifact_id))
+        if not isinstance(manifest, want):
+            got = type(manifest).__name__
+            raise StoreError(
+                f"{artifact_id} is {_a(want.kind)}: its manifest should be a {want.__name__}, got {got}"
+            )
+
     # -- lineage -----------------------------------------------------------
     def parents(self, artifact_id: str) -> list[str]:
         """The ids ``artifact_id`` was derived from (empty for a corpus); see :func:`parents_of`."""
@@ -732,12 +745,12 @@ class Workspace:
         """Every complete artifact's id -> the ids derived directly from it (sorted), from one
         read of all manifests."""
         out: dict[str, list[str]] = {}
-        for kind in KINDS:
+        for kind in MANIFEST_TYPES:
             for m in self.list(kind):
-                if not is_id(m.get("id")):
+                if not is_id(m.id):
                     continue
                 for p in parents_of(m):
-                    out.setdefault(p, []).append(m["id"])
+                    out.setdefault(p, []).append(m.id)
         return {k: sorted(v) for k, v in out.items()}
 
     def dependents(self, artifact_id: str) -> list[str]:
@@ -776,9 +789,9 @@ class Workspace:
         while todo:
             aid = todo.pop(0)
             m = self.manifest(aid)
-            if m.get("kind", kind_of(aid)) == "corpus":
+            if m.kind == "corpus":
                 return aid
-            cid = m.get("corpus_id")
+            cid = getattr(m, "corpus_id", None)
             if is_id(cid, "corpus"):
                 return str(cid)
             seen.add(aid)

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from textcluster.store import Workspace
+from textcluster.store import Manifest, Workspace
 
 #: Above this many points the scatter draws a stratified subset per cluster.
 MAX_SCATTER_POINTS = 50_000
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def manifest(root: str, artifact_id: str) -> dict[str, Any]:
-    """The manifest of an artifact."""
+def manifest(root: str, artifact_id: str) -> Manifest:
+    """The typed manifest of an artifact (a frozen dataclass: ``st.cache_data`` pickles it)."""
     return Workspace(root).manifest(artifact_id)
 
 
@@ -101,6 +101,5 @@ def unsupervised_scores(root: str, run_id: str) -> dict[str, float | None]:
     ws = Workspace(root)
     m = ws.manifest(run_id)
     pred = np.load(ws.file(run_id, "labels.npy"))
-    eid = m.get("embedding_id")
-    X = np.load(ws.file(eid, "embeddings.npy"), mmap_mode="r")
-    return metrics.unsupervised(X, pred, seed=int((m.get("clusterer") or {}).get("seed", 0) or 0))
+    X = np.load(ws.file(m.embedding_id, "embeddings.npy"), mmap_mode="r")
+    return metrics.unsupervised(X, pred, seed=int(m.clusterer.get("seed", 0) or 0))
