@@ -35,7 +35,7 @@ NOISE_WORDS = ["random", "stuff", "misc", "whatever", "thing", "various", "odd"]
 
 
 #: The required fields of each kind's manifest, at empty values (no parent named).
-_REQUIRED: dict[str, dict] = {
+REQUIRED_FIELDS: dict[str, dict] = {
     "corpus": {"kept": 0},
     "embedding": {"n": 0, "dim": 0},
     "run": {"embedding_id": "", "n": 0, "dim": 0, "k": 0, "noise": 0.0, "reducer": {}, "clusterer": {}},
@@ -47,7 +47,7 @@ _REQUIRED: dict[str, dict] = {
 def blank(kind: str, **fields) -> Manifest:
     """A manifest of ``kind`` with only its required fields (empty) plus ``fields``: for tests of
     the store that need an artifact, not its content."""
-    return MANIFEST_TYPES[kind](**{**_REQUIRED[kind], **fields})
+    return MANIFEST_TYPES[kind](**{**REQUIRED_FIELDS[kind], **fields})
 
 
 @dataclass
