@@ -193,7 +193,7 @@ def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is type(None):
         return value is None, value
     if tp is bool:
-        if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+        if isinstance(value, bool) or (getattr(value, "shape", None) == () and value.dtype.kind == "b"):
             return True, bool(value)
         return False, value
     if tp is int:
