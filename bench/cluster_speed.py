@@ -128,14 +128,14 @@ def stage_memory(workdir: Path, xp: Path, n: int, k: int, threads: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import shutil
 
-    from textcluster.store import Workspace, make_id
+    from textcluster.store import EmbeddingManifest, Workspace, make_id
 
     ws = Workspace(workdir / f"ws_{n}_{k}")
     shutil.rmtree(ws.root / "run", ignore_errors=True)  # measure a fresh run, not a cache hit
     shutil.rmtree(ws.root / "cache", ignore_errors=True)
     eid = make_id("embedding", f"synthetic-{n}-{k}", {"bench": "cluster_speed"})
     if not ws.exists(eid):
-        ws.write(eid, {"corpus_id": None, "n": n, "dim": DIM}, lambda d: shutil.copyfile(xp, d / "embeddings.npy"))
+        ws.write(eid, EmbeddingManifest(n=n, dim=DIM), lambda d: shutil.copyfile(xp, d / "embeddings.npy"))
     return child(STAGE, [str(ws.root), eid, str(ROOT), str(k)], threads, None) or {}
 
 

@@ -53,7 +53,7 @@ def main() -> None:
     from textcluster.config import EncoderConfig
     from textcluster.embed.encoders.transformer import bundled_minilm_path
     from textcluster.embed.engine import embed, encode_texts, load_embeddings
-    from textcluster.store import Workspace, make_id
+    from textcluster.store import CorpusManifest, Workspace, make_id
 
     torch.set_num_threads(args.threads)
     if not DATASETS.is_dir():
@@ -99,7 +99,7 @@ def main() -> None:
                     ws = Workspace(tmp)
                     cid = make_id("corpus", f"bench-{set_name}-{zlib.crc32(str(n).encode())}", {})
                     df = pd.DataFrame({"doc_id": np.arange(n), "row": np.arange(1, n + 1), "text": texts})
-                    ws.write(cid, {"kept": n}, lambda d, df=df: df.to_parquet(d / "docs.parquet"))
+                    ws.write(cid, CorpusManifest(kept=n), lambda d, df=df: df.to_parquet(d / "docs.parquet"))
                     cfg = EncoderConfig(name=name, device="cpu")
                     res, w, c = timed(lambda ws=ws, cid=cid, cfg=cfg: embed(ws, cid, cfg))
                     vectors[name] = np.array(load_embeddings(ws, res.embedding_id))

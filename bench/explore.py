@@ -31,7 +31,7 @@ def build(ws_root: Path, rows: int, diverse_rows: int) -> dict[str, str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from textcluster.store import Workspace, make_id
+    from textcluster.store import CorpusManifest, EmbeddingManifest, RunManifest, Workspace, make_id
 
     ws = Workspace(ws_root)
     ids_file = ws_root / "bench_ids.json"
@@ -45,7 +45,7 @@ def build(ws_root: Path, rows: int, diverse_rows: int) -> dict[str, str]:
         words = np.array(WORDS)
         texts = [" ".join(words[(labels[i] + rng.integers(0, 5, 6)) % len(words)]) + f" doc {i}" for i in range(n)]
         cid = make_id("corpus", f"bench-{name}-{n}", {})
-        ws.write(cid, {"sha256": f"bench-{name}", "source": f"{name}.csv", "kept": n},
+        ws.write(cid, CorpusManifest(sha256=f"bench-{name}", source=f"{name}.csv", kept=n),
                  lambda d, texts=texts, n=n: pq.write_table(pa.table({
                      "doc_id": np.arange(n, dtype=np.int64), "row": np.arange(1, n + 1, dtype=np.int64),
                      "text": texts, "group": (np.arange(n) % 7).astype(np.int64)}), d / "docs.parquet"))
@@ -58,7 +58,7 @@ def build(ws_root: Path, rows: int, diverse_rows: int) -> dict[str, str]:
                 mm[a:b] = np.random.default_rng(a).normal(size=(b - a, dim)).astype(np.float32)
             mm.flush()
 
-        ws.write(eid, {"corpus_id": cid, "encoder": "bench", "model_fingerprint": "bench", "dim": dim, "n": n}, w_emb)
+        ws.write(eid, EmbeddingManifest(corpus_id=cid, encoder="bench", model_fingerprint="bench", dim=dim, n=n), w_emb)
         rid = make_id("run", eid, {"k": k})
 
         def w_run(d: Path, labels: np.ndarray = labels, n: int = n) -> None:
@@ -66,8 +66,9 @@ def build(ws_root: Path, rows: int, diverse_rows: int) -> dict[str, str]:
             np.save(d / "distances.npy", rng.random(n, dtype=np.float32))
             np.save(d / "coords2d.npy", rng.random((n, 2), dtype=np.float32))
 
-        ws.write(rid, {"corpus_id": cid, "embedding_id": eid, "reducer": {"method": "none"},
-                       "clusterer": {"method": "kmeans", "k": k, "seed": 0}, "seed": 0}, w_run)
+        ws.write(rid, RunManifest(corpus_id=cid, embedding_id=eid, n=n, dim=dim, k=k, noise=0.0,
+                                  reducer={"method": "none"}, clusterer={"method": "kmeans", "k": k, "seed": 0},
+                                  seed=0), w_run)
         out[name] = rid
     ids_file.write_text(json.dumps(out))
     return out

@@ -109,7 +109,7 @@ def main() -> None:
         from textcluster.ingest.corpus import load_docs
 
         m = ws.manifest(eid)
-        docs.write_text("\n".join(t.replace("\n", " ") for t in load_docs(ws, m["corpus_id"], ["text"])["text"]), encoding="utf-8")
+        docs.write_text("\n".join(t.replace("\n", " ") for t in load_docs(ws, m.corpus_id, ["text"])["text"]), encoding="utf-8")
         emb_path = ws.root / "inputs" / "stackoverflow_emb.npy"
         import numpy as np
 

@@ -64,8 +64,7 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Documents", f"{n:,}")
 m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
-clu = run_m.get("clusterer") or {}
-m4.metric("Method", str(clu.get("method", "–")) if isinstance(clu, dict) else "–")
+m4.metric("Method", str(run_m.clusterer.get("method", "–")))
 
 tab_map, tab_clusters, tab_dist, tab_search = st.tabs(
     ["Map", "Clusters", "Centre distances", "Search"]

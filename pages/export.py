@@ -91,17 +91,17 @@ st.caption("Every document with its cluster, distance to the centre, 2-D positio
 with guard("run export"):
     downloads("export_dl_run", "Run", run_id=run_id)
 
-samples = [m for m in ws.list("sample") if m.get("run_id") == run_id]
+samples = [m for m in ws.list("sample") if m.run_id == run_id]
 if samples:
     st.subheader("Samples")
-    ids = [m["id"] for m in samples]
+    ids = [m.id for m in samples]
     cur = st.session_state.get(state.SAMPLE)
     sid = st.selectbox(
         "Sample",
         ids,
         index=ids.index(cur) if cur in ids else 0,
         key="export_sample",
-        format_func=lambda i: f"{i} · {next(m for m in samples if m['id'] == i).get('size', '?')} rows",
+        format_func=lambda i: f"{i} · {next(m for m in samples if m.id == i).n:,} rows",
     )
     with guard("sample export"):
         downloads("export_dl_sample", "Sample", sample_id=sid)

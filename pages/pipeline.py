@@ -27,7 +27,7 @@ corpus_id = pick_corpus("pipeline_corpus")
 if corpus_id is None:
     st.stop()
 corpus_m = cached.manifest(str(ws.root), corpus_id)
-n_docs = int(corpus_m.get("n_docs") or corpus_m.get("kept") or 0)
+n_docs = corpus_m.n_docs or corpus_m.kept
 
 # -- settings --------------------------------------------------------------------
 defaults_enc, defaults_red, defaults_clu = EncoderConfig(), ReducerConfig(), ClustererConfig()
@@ -208,11 +208,11 @@ if run_id and ws.exists(run_id):
         run_m = cached.manifest(str(ws.root), run_id)
         st.success(f"Run `{run_id}` is ready.", icon=":material/check_circle:")
         st.page_link("pages/explore.py", label="Explore the clusters", icon=":material/arrow_forward:")
-        timings = run_m.get("timings") or run_m.get("seconds")
-        if isinstance(timings, dict) and timings:
+        timings = run_m.timings
+        if timings:
             st.caption("Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if isinstance(v, int | float)))
-        history = run_m.get("history")
-        if isinstance(history, dict) and history:
+        history = run_m.history
+        if history:
             st.subheader("Self-training curves")
             training_curves(history)
 

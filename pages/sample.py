@@ -110,7 +110,7 @@ if st.button("Draw sample", type="primary", key="sample_draw"):
         st.toast(f"Sample {res.sample_id}: {res.n:,} rows" + (" (from the cache)" if res.cached else ""))
 
 sid = st.session_state.get(state.SAMPLE)
-if sid and ws.exists(sid) and cached.manifest(root, sid).get("run_id") == run_id:
+if sid and ws.exists(sid) and cached.manifest(root, sid).run_id == run_id:
     with guard("sample"):
         res = sampling.load_sample(ws, sid)
         docs = cached.docs(root, cached.corpus_of(root, run_id), ("doc_id", "text"))

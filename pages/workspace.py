@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from textcluster.store import is_id, kind_of, label_of, parents_of
+from textcluster.store import Manifest, is_id, kind_of, label_of, parents_of
 from ui import state
 from ui.widgets import guard
 
@@ -30,22 +30,22 @@ st.caption(
 if DONE in st.session_state:
     st.success(st.session_state.pop(DONE), icon=":material/delete:")
 
-manifests: dict[str, dict] = {}
+manifests: dict[str, Manifest] = {}
 with guard("workspace"):
     for kind, title in KIND_TITLES.items():
         ms = ws.list(kind)
-        manifests.update({m["id"]: m for m in ms if is_id(m.get("id"), kind)})
+        manifests.update({m.id: m for m in ms if is_id(m.id, kind)})
         st.subheader(f"{title} ({len(ms)})")
         if not ms:
             st.caption("None yet.")
             continue
         table = pd.DataFrame(
             {
-                "id": [m["id"] for m in ms],
+                "id": [m.id for m in ms],
                 "what": [label_of(m) for m in ms],
                 "from": [", ".join(parents_of(m)) for m in ms],
                 "created": [
-                    dt.datetime.fromtimestamp(m.get("created") or 0).strftime("%Y-%m-%d %H:%M") for m in ms
+                    dt.datetime.fromtimestamp(m.created).strftime("%Y-%m-%d %H:%M") for m in ms
                 ],
             }
         )
@@ -58,7 +58,7 @@ if not manifests:
 
 
 def _name(aid: str) -> str:
-    m = manifests.get(aid, {})
+    m = manifests.get(aid)
     label = label_of(m) if m else ""
     return f"{kind_of(aid)} · {aid}" + (f" · {label}" if label else "")
 

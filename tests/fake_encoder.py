@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from textcluster.config import EncoderConfig
-from textcluster.store import Workspace, make_id
+from textcluster.store import CorpusManifest, Workspace, make_id
 
 
 class FakeEncoder:
@@ -73,5 +73,5 @@ def make_corpus(ws: Workspace, texts) -> str:
                       "row": np.arange(1, len(texts) + 1, dtype=np.int64), "text": list(texts)}
                      ).to_parquet(tmp / "docs.parquet")
 
-    ws.write(cid, {"kept": len(texts)}, writer)
+    ws.write(cid, CorpusManifest(kept=len(texts)), writer)
     return cid

@@ -14,7 +14,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textcluster.store import Workspace, make_id
+from textcluster.store import (
+    MANIFEST_TYPES,
+    CorpusManifest,
+    EmbeddingManifest,
+    Manifest,
+    RunManifest,
+    Workspace,
+    make_id,
+)
 
 TOPICS = [
     ["football", "goal", "match", "team", "league", "striker", "referee"],
@@ -24,6 +32,22 @@ TOPICS = [
     ["guitar", "concert", "album", "song", "drummer", "melody", "chorus"],
 ]
 NOISE_WORDS = ["random", "stuff", "misc", "whatever", "thing", "various", "odd"]
+
+
+#: The required fields of each kind's manifest, at empty values (no parent named).
+REQUIRED_FIELDS: dict[str, dict] = {
+    "corpus": {"kept": 0},
+    "embedding": {"n": 0, "dim": 0},
+    "run": {"embedding_id": "", "n": 0, "dim": 0, "k": 0, "noise": 0.0, "reducer": {}, "clusterer": {}},
+    "description": {"run_id": ""},
+    "sample": {"run_id": "", "n": 0, "policy": {}},
+}
+
+
+def blank(kind: str, **fields) -> Manifest:
+    """A manifest of ``kind`` with only its required fields (empty) plus ``fields``: for tests of
+    the store that need an artifact, not its content."""
+    return MANIFEST_TYPES[kind](**{**REQUIRED_FIELDS[kind], **fields})
 
 
 @dataclass
@@ -93,16 +117,17 @@ def make_run(
         pq.write_table(pa.table({"row": pa.array([], pa.int64()), "reason": pa.array([], pa.string())}),
                        d / "rejections.parquet")
 
-    ws.write(corpus_id, {"sha256": sha, "source": "fake.csv", "format": "csv", "kept": n,
-                         "spec": {"text_fields": ["text"]}}, w_corpus)
+    ws.write(corpus_id, CorpusManifest(sha256=sha, source="fake.csv", format="csv", kept=n,
+                                       spec={"text_fields": ["text"]}), w_corpus)
 
     embedding_id = make_id("embedding", corpus_id, {"name": "fake", "dim": dim})
 
     def w_emb(d: Path) -> None:
         np.save(d / "embeddings.npy", emb)
 
-    ws.write(embedding_id, {"corpus_id": corpus_id, "encoder": "fake", "encoder_config": {"name": "fake", "normalize": False},
-                            "model_fingerprint": "fake-fp-123", "n": n, "dim": dim}, w_emb)
+    ws.write(embedding_id, EmbeddingManifest(corpus_id=corpus_id, encoder="fake",
+                                             encoder_config={"name": "fake", "normalize": False},
+                                             model_fingerprint="fake-fp-123", n=n, dim=dim), w_emb)
 
     run_id = make_id("run", embedding_id, {"k": k, "seed": seed, "reducer": reducer})
     dcd = np.sqrt(((emb[:, None, :] - centers[None]) ** 2).sum(-1)).astype(np.float32)
@@ -124,8 +149,9 @@ def make_run(
             d / "clusters.parquet",
         )
 
-    ws.write(run_id, {"corpus_id": corpus_id, "embedding_id": embedding_id,
-                      "reducer": {"method": reducer, "dims": dim},
-                      "clusterer": {"method": "kmeans", "k": k, "seed": seed},
-                      "seed": seed, "n": n, "k": k, **(run_manifest or {})}, w_run)
+    ws.write(run_id, RunManifest(corpus_id=corpus_id, embedding_id=embedding_id,
+                                 reducer={"method": reducer, "dims": dim},
+                                 clusterer={"method": "kmeans", "k": k, "seed": seed},
+                                 seed=seed, n=n, dim=dim, k=k, noise=float(np.mean(labels < 0)),
+                                 **(run_manifest or {})), w_run)
     return FakeRun(corpus_id, embedding_id, run_id, labels, emb, texts, sha)

@@ -53,8 +53,8 @@ def test_cluster_smooth_reducer(ws_emb, capsys) -> None:
                           "--projection", "pca", "--json", "--workspace", str(root)])
     assert data["metrics"]["acc"] > 0.95
     m = Workspace(root).manifest(data["run_id"])
-    assert m["reducer"]["method"] == "smooth" and m["reducer"]["smooth_neighbors"] == 5
-    assert m["assign_mode"] == "knn"
+    assert m.reducer["method"] == "smooth" and m.reducer["smooth_neighbors"] == 5
+    assert m.assign_mode == "knn"
 
 
 def test_impossible_k_exits_2_naming_the_value(ws_emb, capsys) -> None:

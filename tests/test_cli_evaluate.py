@@ -20,7 +20,10 @@ def env(tmp_path):
 
 
 def _run(capsys, ws, *argv):
-    code = main([*argv, "--workspace", str(ws.root)])
+    try:
+        code = main([*argv, "--workspace", str(ws.root)])
+    except SystemExit as e:  # argparse refuses a bad argument (an id of the wrong kind)
+        code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -84,7 +87,7 @@ def test_evaluate_without_a_label_column(env, capsys):
     ("argv", "message"),
     [
         (["run-0000000000000000"], "error: no run 'run-0000000000000000'"),
-        (["CORPUS"], "is not a run (its kind is 'corpus')"),
+        (["CORPUS"], "is a corpus id; expected a run id"),
         (["RUN", "--max-side", "0"], "error: max_side=0 should be an integer >= 1"),
         (["RUN", "--label-field", "topic"],
          "error: label field 'topic' is not a column of corpus CORPUS; "

@@ -83,8 +83,8 @@ def test_docs_parquet_dtypes_follow_the_contract(tmp_path, ws):
     rej = pq.read_schema(ws.file(rep.corpus_id, "rejections.parquet"))
     assert rej.names == ["row", "reason"] and rej.field("row").type == pa.int64()
     m = ws.manifest(rep.corpus_id)
-    assert m["kind"] == "corpus" and m["source"] == "a.csv" and len(m["sha256"]) == 64
-    assert m["spec"]["text_fields"] == ["text"] and m["kept"] == rep.kept
+    assert m.kind == "corpus" and m.source == "a.csv" and len(m.sha256) == 64
+    assert m.spec["text_fields"] == ["text"] and m.kept == rep.kept
 
 
 def test_tsv_has_no_quoting(tmp_path, ws):

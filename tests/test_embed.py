@@ -185,7 +185,7 @@ def test_float16_storage_and_mmap(ws, fake):
     assert x.dtype == np.float16 and isinstance(x, np.memmap)
     np.testing.assert_allclose(x, fake_matrix(TEXTS), atol=1e-3)
     m = ws.manifest(res.embedding_id)
-    assert (m["n"], m["dim"], m["dtype"], m["corpus_id"], m["model_fingerprint"]) == (
+    assert (m.n, m.dim, m.dtype, m.corpus_id, m.model_fingerprint) == (
         len(TEXTS), 4, "float16", cid, "fake-v1")
 
 

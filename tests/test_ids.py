@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakes_run import make_run
+from fakes_run import blank, make_run
 
 from textcluster.cli import main
 from textcluster.errors import IdError, StoreError
@@ -79,9 +79,9 @@ def test_workspace_paths_reject_hostile_ids_and_create_nothing(tmp_path, bad):
         with pytest.raises(IdError, match="is not an"):
             call(bad)
     with pytest.raises(IdError):
-        ws.write(bad, {})
+        ws.write(bad, blank("run"))
     with pytest.raises(IdError):
-        ws.write("run-0123456789abcdef", {}, parents=[bad])
+        ws.write("run-0123456789abcdef", blank("run"), parents=[bad])
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created, inside or outside
 
 

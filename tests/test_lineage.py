@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes_run import make_run
+from fakes_run import blank, make_run
 
 from textcluster.cluster import runs
 from textcluster.config import (
@@ -54,12 +54,12 @@ def chain(_chain, tmp_path):
 def test_every_stage_records_its_parents(chain):
     ws, ids = chain
     m = {k: ws.manifest(v) for k, v in ids.items()}
-    assert m["corpus"]["parents"] == []
-    assert m["embedding"]["parents"] == [ids["corpus"]]
-    assert m["run"]["parents"] == [ids["embedding"]] and m["run"]["parent_run"] is None
-    assert m["description"]["parents"] == [ids["run"]]
-    assert m["sample"]["parents"] == [ids["run"]]
-    assert "parent_run" not in m["embedding"]  # a run-only field
+    assert m["corpus"].parents == []
+    assert m["embedding"].parents == [ids["corpus"]]
+    assert m["run"].parents == [ids["embedding"]] and m["run"].parent_run is None
+    assert m["description"].parents == [ids["run"]]
+    assert m["sample"].parents == [ids["run"]]
+    assert "parent_run" not in m["embedding"].to_dict()  # a run-only field
     assert ws.parents(ids["sample"]) == [ids["run"]] and ws.parents(ids["corpus"]) == []
 
 
@@ -70,7 +70,7 @@ def test_k_independent_caches_live_under_their_embedding(chain):
     assert list((cache / ids["embedding"] / "projection").glob("*.npy"))
     # A second run of the same embedding (another k) takes the projection from that cache.
     r2 = runs.cluster(ws, ids["embedding"], ReducerConfig(projection="pca"), ClustererConfig(k=2))
-    assert ws.manifest(r2.run_id)["projection"]["cached"] is True
+    assert ws.manifest(r2.run_id).projection["cached"] is True
 
 
 def test_dependents_are_transitive_children_first(chain):
@@ -148,20 +148,20 @@ def test_removal_plan_labels(chain):
 def test_write_checks_and_records_parents(tmp_path):
     ws = Workspace(tmp_path)
     cid = make_id("corpus", "a", {})
-    ws.write(cid, {}, parents=[])
+    ws.write(cid, blank("corpus"), parents=[])
     eid = make_id("embedding", cid, {})
-    ws.write(eid, {"corpus_id": cid}, parents=[cid])
+    ws.write(eid, blank("embedding", corpus_id=cid), parents=[cid])
     r1 = make_id("run", eid, {"k": 2})
-    ws.write(r1, {}, parents=[eid])
+    ws.write(r1, blank("run"), parents=[eid])
     r2 = make_id("run", eid, {"edit": "merge 0 1"})
-    ws.write(r2, {}, parents=[eid], parent_run=r1)
-    assert ws.manifest(r2)["parent_run"] == r1 and ws.parents(r2) == [eid, r1]
+    ws.write(r2, blank("run"), parents=[eid], parent_run=r1)
+    assert ws.manifest(r2).parent_run == r1 and ws.parents(r2) == [eid, r1]
     assert ws.dependents(r1) == [r2]
     assert ws.dependents(cid) == [r2, r1, eid]  # r2 derives from r1: it goes first
     with pytest.raises(StoreError, match="parent_run='run-.*' is for runs only"):
-        ws.write(make_id("sample", r1, {}), {}, parents=[r1], parent_run=r1)
+        ws.write(make_id("sample", r1, {}), blank("sample"), parents=[r1], parent_run=r1)
     with pytest.raises(StoreError, match="cannot be its own parent"):
-        ws.write(make_id("run", eid, {"k": 9}), {}, parents=[make_id("run", eid, {"k": 9})])
+        ws.write(make_id("run", eid, {"k": 9}), blank("run"), parents=[make_id("run", eid, {"k": 9})])
     assert ws.remove(r1) == [r2, r1]
 
 
@@ -170,7 +170,7 @@ def test_write_fails_when_a_parent_is_gone(tmp_path):
     cid = make_id("corpus", "a", {})
     eid = make_id("embedding", cid, {})
     with pytest.raises(StoreError, match=f"cannot write {eid}: its parent {cid} is not in workspace"):
-        ws.write(eid, {}, lambda d: (d / "x.npy").write_bytes(b"x"), parents=[cid])
+        ws.write(eid, blank("embedding"), lambda d: (d / "x.npy").write_bytes(b"x"), parents=[cid])
     assert not ws.exists(eid) and list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -178,7 +178,7 @@ def test_a_write_waits_for_a_removal_then_sees_its_parent_gone(tmp_path, monkeyp
     """remove() holds the workspace lock exclusively; a child's write renames under it shared."""
     ws = Workspace(tmp_path)
     cid = make_id("corpus", "a", {})
-    ws.write(cid, {}, parents=[])
+    ws.write(cid, blank("corpus"), parents=[])
     eid = make_id("embedding", cid, {})
     started, errors = threading.Event(), []
     real = Workspace._remove_tree
@@ -193,7 +193,7 @@ def test_a_write_waits_for_a_removal_then_sees_its_parent_gone(tmp_path, monkeyp
     t.start()
     started.wait(5)
     try:
-        ws.write(eid, {}, parents=[cid])
+        ws.write(eid, blank("embedding"), parents=[cid])
     except StoreError as e:
         errors.append(str(e))
     t.join()
@@ -207,7 +207,7 @@ def test_a_write_waits_for_a_removal_then_sees_its_parent_gone(tmp_path, monkeyp
 def test_old_manifests_derive_parents_from_their_id_keys(tmp_path):
     ws = Workspace(tmp_path)
     fr = make_run(ws)  # writes corpus, embedding and run without parents=
-    assert "parents" not in ws.manifest(fr.run_id)
+    assert ws.manifest(fr.run_id).parents is None and "parents" not in ws.manifest(fr.run_id).to_dict()
     assert ws.parents(fr.embedding_id) == [fr.corpus_id]
     assert ws.parents(fr.run_id) == [fr.embedding_id]
     assert ws.parents(fr.corpus_id) == []
@@ -222,16 +222,16 @@ def test_old_manifests_derive_parents_from_their_id_keys(tmp_path):
 def test_corpus_of_without_corpus_id_follows_parents(tmp_path):
     ws = Workspace(tmp_path)
     cid = make_id("corpus", "a", {})
-    ws.write(cid, {}, parents=[])
+    ws.write(cid, blank("corpus"), parents=[])
     eid = make_id("embedding", cid, {})
-    ws.write(eid, {}, parents=[cid])
+    ws.write(eid, blank("embedding"), parents=[cid])
     rid = make_id("run", eid, {})
-    ws.write(rid, {}, parents=[eid])
+    ws.write(rid, blank("run"), parents=[eid])
     did = make_id("description", rid, {})
-    ws.write(did, {}, parents=[rid])
+    ws.write(did, blank("description"), parents=[rid])
     assert ws.corpus_of(did) == cid
     orphan = make_id("run", None, {})
-    ws.write(orphan, {})
+    ws.write(orphan, blank("run"))  # names no embedding and records no parents
     with pytest.raises(StoreError, match=f"cannot find the corpus of run {orphan}"):
         ws.corpus_of(orphan)
 
@@ -239,8 +239,8 @@ def test_corpus_of_without_corpus_id_follows_parents(tmp_path):
 def test_dependents_survive_a_cycle_in_tampered_manifests(tmp_path):
     ws = Workspace(tmp_path)
     a, b = make_id("run", "x", {}), make_id("run", "y", {})
-    ws.write(a, {})
-    ws.write(b, {})
+    ws.write(a, blank("run"))
+    ws.write(b, blank("run"))
     for me, other in ((a, b), (b, a)):
         p = ws.path(me) / "manifest.json"
         m = json.loads(p.read_text())

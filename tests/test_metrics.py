@@ -244,7 +244,7 @@ def test_evaluate_run_names_the_columns_of_a_missing_label_field(fake) -> None:
 
 def test_evaluate_run_refuses_other_ids_and_bad_settings(fake) -> None:
     ws, fr = fake
-    with pytest.raises(StoreError, match="is not a run .its kind is 'corpus'"):
+    with pytest.raises(StoreError, match="is a corpus id; expected a run id"):
         evaluate_run(ws, fr.corpus_id)
     with pytest.raises(StoreError, match="no run 'run-0000000000000000'"):
         evaluate_run(ws, "run-0000000000000000")

@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.errors import ConfigError
-from textcluster.store import Workspace, make_id
+from textcluster.store import CorpusManifest, EmbeddingManifest, Workspace, make_id
 
 
 def write_embedding(ws: Workspace, X: np.ndarray, labels: list[str] | None = None, tag: str = "t") -> str:
@@ -33,9 +33,9 @@ def write_embedding(ws: Workspace, X: np.ndarray, labels: list[str] | None = Non
             cols["label"] = pa.array(labels, pa.string())
         pq.write_table(pa.table(cols), d / "docs.parquet")
 
-    ws.write(corpus_id, {"kept": n}, w_corpus)
+    ws.write(corpus_id, CorpusManifest(kept=n), w_corpus)
     eid = make_id("embedding", corpus_id, {"tag": tag})
-    ws.write(eid, {"corpus_id": corpus_id, "n": n, "dim": X.shape[1]}, lambda d: np.save(d / "embeddings.npy", X))
+    ws.write(eid, EmbeddingManifest(corpus_id=corpus_id, n=n, dim=X.shape[1]), lambda d: np.save(d / "embeddings.npy", X))
     return eid
 
 
@@ -147,7 +147,7 @@ def test_smooth_run_clusters_the_smoothed_space_and_assigns_by_knn(blob_ws) -> N
     res = runs.cluster(ws, eid, ReducerConfig(method="smooth", smooth_neighbors=7, projection="pca"),
                        ClustererConfig(k=4, seed=0))
     m = ws.manifest(res.run_id)
-    assert m["assign_mode"] == "knn" and m["reducer"]["method"] == "smooth" and m["space_dim"] == 16
+    assert m.assign_mode == "knn" and m.reducer["method"] == "smooth" and m.space_dim == 16
     # the centres live in the smoothed space (member means of neighbor_smooth(X, 7))
     Z = neighbor_smooth(X, 7)
     labels = np.load(ws.path(res.run_id) / "labels.npy")
@@ -286,10 +286,10 @@ def test_pca_run_scores_label_free_in_the_embedding_space(blob_ws) -> None:
     res = runs.cluster(ws, eid, ReducerConfig(method="pca", dims=2, projection="pca"), ClustererConfig(k=4, seed=3))
     m = ws.manifest(res.run_id)
     labels = np.load(ws.file(res.run_id, "labels.npy"))
-    assert m["metrics_space"] == "embedding"
-    assert m["metrics"]["silhouette"] == embedding_scores(X, labels, seed=3)["silhouette"]
-    assert evaluate_run(ws, res.run_id).diagnostics == {k: m["metrics"][k] for k in (
+    assert m.metrics_space == "embedding"
+    assert m.metrics["silhouette"] == embedding_scores(X, labels, seed=3)["silhouette"]
+    assert evaluate_run(ws, res.run_id).diagnostics == {k: m.metrics[k] for k in (
         "silhouette", "davies_bouldin", "size_cv", "size_min_share", "size_max_share", "noise")}
     state = {p.stem: np.load(p) for p in (ws.path(res.run_id) / "reducer").glob("*.npy")}
     in_pca = unsupervised(PCAReducer.from_state(state).transform(X), labels, seed=3)["silhouette"]
-    assert abs(in_pca - m["metrics"]["silhouette"]) > 0.05  # the two spaces do disagree here
+    assert abs(in_pca - m.metrics["silhouette"]) > 0.05  # the two spaces do disagree here

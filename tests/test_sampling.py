@@ -198,7 +198,7 @@ def test_sample_is_stored_exact_and_reproducible(ws):
     # every drawn row really belongs to the cluster it is filed under
     assert all(fr.labels[d] == c for d, c in zip(t.column("doc_id").to_pylist(), t.column("cluster").to_pylist(), strict=True))
     m = ws.manifest(r.sample_id)
-    assert m["policy"]["size"] == 25 and m["run_id"] == fr.run_id
+    assert m.policy["size"] == 25 and m.run_id == fr.run_id
     again = sample(ws, fr.run_id, pol)
     assert again.cached and again.sample_id == r.sample_id
     ws.delete(r.sample_id)
@@ -265,7 +265,7 @@ def test_same_clusters_by_label_id_or_order_are_one_sample(ws):
     assert by_label.sample_id == by_id.sample_id and by_label.cached
     assert by_label.doc_ids.tolist() == by_id.doc_ids.tolist()
     m = ws.manifest(by_id.sample_id)
-    assert m["policy"]["clusters"] == [1, 2] and m["requested_policy"]["clusters"] == [2, 1]
+    assert m.policy["clusters"] == [1, 2] and m.requested_policy["clusters"] == [2, 1]
     excl = sample(ws, fr.run_id, SamplingPolicy(size=12, exclude_clusters=(label1,)))
     assert excl.sample_id == sample(ws, fr.run_id, SamplingPolicy(size=12, exclude_clusters=(1,))).sample_id
     with pytest.raises(ConfigError, match="neither a cluster id nor the label"):

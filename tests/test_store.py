@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes_run import blank
 
 from textcluster import store
 from textcluster.errors import StoreError
@@ -97,12 +98,12 @@ def test_write_then_read_back(tmp_path):
     ws = Workspace(tmp_path)
     aid = make_id("corpus", "abc", {})
     assert not ws.exists(aid)
-    folder = ws.write(aid, {"rows": 3}, _writer("hello"))
+    folder = ws.write(aid, blank("corpus", kept=3), _writer("hello"))
     assert folder == tmp_path / "corpus" / aid
     assert ws.exists(aid)
     m = ws.manifest(aid)
-    assert m["id"] == aid and m["kind"] == "corpus" and m["rows"] == 3
-    assert m["format_version"] == store.FORMAT_VERSION and m["created"] <= time.time()
+    assert m.id == aid and m.kind == "corpus" and m.kept == 3
+    assert m.format_version == store.FORMAT_VERSION and m.created <= time.time()
     assert ws.file(aid, "data.txt").read_text() == "hello"
     with pytest.raises(StoreError, match="has no file 'nope.txt'"):
         ws.file(aid, "nope.txt")
@@ -118,7 +119,7 @@ def test_failed_writer_leaves_nothing(tmp_path):
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError, match="killed"):
-        ws.write(aid, {}, bad)
+        ws.write(aid, blank("corpus"), bad)
     assert not ws.exists(aid) and not ws.path(aid).exists()
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -126,9 +127,9 @@ def test_failed_writer_leaves_nothing(tmp_path):
 def test_first_complete_copy_wins(tmp_path):
     ws = Workspace(tmp_path)
     aid = make_id("run", "emb-1", {"k": 2})
-    ws.write(aid, {"who": "first"}, _writer("1"))
-    ws.write(aid, {"who": "second"}, _writer("2"))
-    assert ws.manifest(aid)["who"] == "first" and ws.file(aid, "data.txt").read_text() == "1"
+    ws.write(aid, blank("run", k=1), _writer("1"))
+    ws.write(aid, blank("run", k=2), _writer("2"))
+    assert ws.manifest(aid).k == 1 and ws.file(aid, "data.txt").read_text() == "1"
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -138,7 +139,7 @@ def test_incomplete_folder_is_replaced(tmp_path):
     ws.path(aid).mkdir(parents=True)
     (ws.path(aid) / "junk.npy").write_text("left by a crash")
     assert not ws.exists(aid)
-    ws.write(aid, {}, _writer("ok"))
+    ws.write(aid, blank("run"), _writer("ok"))
     assert ws.exists(aid) and not (ws.path(aid) / "junk.npy").exists()
 
 
@@ -148,7 +149,7 @@ def test_partial_dir_survives_until_write(tmp_path):
     p = ws.partial_dir(aid)
     (p / "chunk-0.npy").write_text("x")
     assert ws.partial_dir(aid) == p and (p / "chunk-0.npy").exists()
-    ws.write(aid, {})
+    ws.write(aid, blank("embedding"))
     assert not p.exists()
 
 
@@ -156,7 +157,7 @@ def test_missing_and_unreadable_manifests(tmp_path):
     ws = Workspace(tmp_path)
     a = make_id("corpus", "a", {})
     b = make_id("corpus", "b", {})
-    ws.write(a, {})
+    ws.write(a, blank("corpus"))
     with pytest.raises(StoreError, match=rf"no corpus '{b}' in workspace .*known: {a}"):
         ws.manifest(b)
     (ws.path(a) / "manifest.json").write_text("{broken")
@@ -171,9 +172,9 @@ def test_list_is_newest_first_and_delete(tmp_path):
     ws = Workspace(tmp_path)
     ids = [make_id("sample", "run-1", {"i": i}) for i in range(3)]
     for i in ids:
-        ws.write(i, {})
+        ws.write(i, blank("sample"))
         time.sleep(0.01)
-    assert [m["id"] for m in ws.list("sample")] == ids[::-1]
+    assert [m.id for m in ws.list("sample")] == ids[::-1]
     ws.delete(ids[0])
     assert not ws.exists(ids[0]) and len(ws.list("sample")) == 2
 

@@ -5,7 +5,10 @@ clustering run, a sample, ...) lives in ``<root>/<kind>/<artifact_id>/`` and
 holds plain files (Parquet, ``.npy``, JSON) plus a ``manifest.json``. The
 manifest is written last, and the whole folder is built in a temporary folder
 and renamed into place, so a killed process never leaves a half-written
-artifact that looks complete.
+artifact that looks complete. Manifests are typed: one frozen dataclass per kind
+(:class:`CorpusManifest`, :class:`EmbeddingManifest`, :class:`RunManifest`,
+:class:`DescriptionManifest`, :class:`SampleManifest`) that writers build and
+:meth:`Workspace.manifest` / :meth:`Workspace.list` return.
 
 Artifact ids are ``<prefix>-<16 hex digits>`` where the digits are a hash of
 the kind, the parent id, the canonical JSON of the stage config and
@@ -24,18 +27,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
+import numbers
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, is_dataclass
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 from textcluster.errors import IdError, StoreError
 
@@ -153,6 +159,318 @@ def kind_of(artifact_id: str) -> str:
     return _PREFIX_TO_KIND[check_id(artifact_id).split("-", 1)[0]]
 
 
+# -- typed manifests -----------------------------------------------------------------------
+#
+# One frozen dataclass per artifact kind holds what its stage writes into ``manifest.json``.
+# Writers build one (a misspelled field is a TypeError, a missing required one too, a value of
+# the wrong type a StoreError) and hand it to Workspace.write; readers get one back from
+# Workspace.manifest / Workspace.list and use attributes. ``to_dict`` gives the same JSON keys
+# the stages always wrote; ``from_dict`` reads manifests written by older versions (missing
+# optional keys take their defaults, unknown keys are kept in ``extra``).
+
+#: Field metadata: leave the key out of ``to_dict`` when the value is None (the file never had it).
+_OMIT_NONE = {"omit_none": True}
+#: Fields filled in by :meth:`Workspace.write`; required when a manifest is read back.
+_WRITTEN_BY_STORE = ("id",)
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not get_args(tp) else str(tp).replace("typing.", "")
+
+
+def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value) for ``value`` checked against the annotation ``tp``; numpy scalars become
+    Python numbers and ints become floats where a float is expected (JSON keeps them apart)."""
+    if tp is Any:
+        return True, value
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            ok, v = _conform(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        if isinstance(value, bool) or (getattr(value, "shape", None) == () and value.dtype.kind == "b"):
+            return True, bool(value)
+        return False, value
+    if tp is int:
+        return (True, int(value)) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else (False, value)
+    if tp is float:
+        return (True, float(value)) if isinstance(value, numbers.Real) and not isinstance(value, bool) else (False, value)
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            return False, value
+        done = [_conform(v, args[0]) for v in value]
+        if not all(ok for ok, _ in done):
+            return False, value
+        new = [v for _, v in done]
+        return True, value if isinstance(value, list) and all(a is b for a, b in zip(new, value, strict=True)) else new
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            return False, value
+        done = {k: _conform(v, args[1]) for k, v in value.items()}
+        if not all(ok for ok, _ in done.values()):
+            return False, value
+        new = {k: v for k, (_, v) in done.items()}
+        same = isinstance(value, dict) and all(new[k] is value[k] for k in value)
+        return True, value if same else new
+    raise TypeError(f"manifest field type {tp!r} is not supported")  # a bug in a Manifest class
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """The fields every ``manifest.json`` has; one subclass per artifact kind.
+
+    ``id``, ``format_version``, ``created`` and ``parents`` are filled in by
+    :meth:`Workspace.write` (a writer leaves them at their defaults). ``parents`` is None for a
+    manifest written before lineage was recorded (:func:`parents_of` then derives them).
+    ``extra``: keys of the file that this version does not know, kept so that nothing read is
+    lost and ``to_dict`` gives them back.
+    """
+
+    kind: ClassVar[str] = ""
+
+    id: str = ""
+    format_version: int = FORMAT_VERSION
+    created: float = 0.0
+    parents: list[str] | None = field(default=None, metadata=_OMIT_NONE)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            ok, new = _conform(value, hints[f.name])
+            if not ok:
+                where = f" of {self.id}" if self.id else ""
+                raise StoreError(
+                    f"{self.kind} manifest{where}: {f.name}={_shown(value)} should be {_type_name(hints[f.name])}"
+                )
+            if new is not value:
+                object.__setattr__(self, f.name, new)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``manifest.json``: ``kind``, every field (a field marked to be
+        omitted when None is left out then), and the ``extra`` keys."""
+        out = dict(self.extra)
+        out["kind"] = self.kind
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (value is None and f.metadata.get("omit_none")):
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], artifact: str | None = None) -> Self:
+        """The typed manifest of the JSON object ``data`` (as read from ``manifest.json``).
+
+        Keys this version does not know go to ``extra``; a missing optional key takes its
+        default. :class:`StoreError`, naming the artifact (``data["id"]``, else ``artifact``)
+        and the key, when ``data`` is not an object, its ``kind`` is not this class's, a
+        required key is missing, or a value has the wrong type.
+        """
+        name = artifact or "?"
+        if not isinstance(data, Mapping):
+            raise StoreError(f"manifest of {name} is not a JSON object (got {type(data).__name__})")
+        if isinstance(data.get("id"), str):
+            name = data["id"]
+        if "kind" not in data:
+            raise StoreError(f"manifest of {name} has no 'kind' (a required key)")
+        if data["kind"] != cls.kind:
+            raise StoreError(f"manifest of {name} says kind={_shown(data['kind'])}; expected {cls.kind!r}")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        for key in [*_WRITTEN_BY_STORE, *_required(cls)]:
+            if key not in data:
+                raise StoreError(f"manifest of {cls.kind} {name} has no {key!r} (a required key)")
+        extra = {k: v for k, v in data.items() if k not in known and k != "kind"}
+        return cls(**{k: data[k] for k in known if k in data}, extra=extra)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+@functools.cache
+def _required(cls: type) -> tuple[str, ...]:
+    """Fields without a default: a writer must give them and a reader needs them."""
+    return tuple(f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusManifest(Manifest):
+    """``corpus/<id>/manifest.json``: the ingest report, the spec, and where the bytes came from.
+
+    kept: documents in ``docs.parquet`` (rows ``0..kept-1``); rows_read / rejected / duplicates /
+    rejections (the first 1,000, ``{"row", "reason"}``) / text_fields / format / encoding /
+    notes: the :class:`~textcluster.ingest.corpus.IngestReport`; source: the input's file name;
+    sha256: of its bytes; spec: ``CorpusSpec.to_dict()``; columns: of ``docs.parquet``;
+    n_docs: the same as ``kept``.
+    """
+
+    kind: ClassVar[str] = "corpus"
+
+    kept: int
+    rows_read: int = 0
+    rejected: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    text_fields: list[str] = field(default_factory=list)
+    format: str = ""
+    encoding: str = ""
+    notes: list[str] = field(default_factory=list)
+    source: str = ""
+    sha256: str = ""
+    spec: dict[str, Any] | None = None
+    columns: list[str] = field(default_factory=list)
+    n_docs: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingManifest(Manifest):
+    """``embedding/<id>/manifest.json``: the matrix's shape and how it was made.
+
+    n x dim: the shape of ``embeddings.npy``; corpus_id: the corpus embedded; encoder: the
+    encoder's name; encoder_config: ``EncoderConfig.to_dict()``; model_fingerprint: what
+    identifies the weights; model: the encoder's resolved settings; dtype; normalized (L2);
+    truncated: texts cut at the model's length; seconds: compute time; device: where it ran
+    (comma-separated when several); files: role -> file name.
+    """
+
+    kind: ClassVar[str] = "embedding"
+
+    n: int
+    dim: int
+    corpus_id: str | None = None
+    encoder: str = ""
+    encoder_config: dict[str, Any] | None = None
+    model_fingerprint: str = ""
+    model: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    normalized: bool | None = None
+    truncated: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunManifest(Manifest):
+    """``run/<id>/manifest.json``: every setting of a clustering run and what it found.
+
+    embedding_id (and corpus_id): the input; n x dim: its shape; reducer / clusterer: the
+    configs' ``to_dict()``; k: clusters found; noise: share of rows labelled -1. The rest:
+    space_dim (the clusterer's space), k_centers, noise_before_assign, clusterer_params (as
+    validated), seed, assign_mode (``centroid`` | ``model`` | ``knn``), can_mark_noise, fit_rows,
+    projection (``{"method", "cached"}``), data_center_distance (written or skipped), metrics
+    (named scores), metrics_space (the space they were computed in, when recorded), timings
+    (seconds by step), versions (library versions), notes, backend, peak_rss_bytes, history
+    (self-training curves, when any), encoder / encoder_config (copied from the embedding).
+    parent_run: the run this one was derived from (None when computed from an embedding).
+    """
+
+    kind: ClassVar[str] = "run"
+
+    embedding_id: str
+    n: int
+    dim: int
+    k: int
+    noise: float
+    reducer: dict[str, Any]
+    clusterer: dict[str, Any]
+    parent_run: str | None = None
+    corpus_id: str | None = None
+    encoder: str | None = None
+    encoder_config: dict[str, Any] | None = None
+    space_dim: int | None = None
+    k_centers: int | None = None
+    noise_before_assign: float | None = None
+    clusterer_params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    assign_mode: str = "centroid"
+    can_mark_noise: bool = False
+    fit_rows: int | None = None
+    projection: dict[str, Any] = field(default_factory=dict)
+    data_center_distance: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics_space: str | None = field(default=None, metadata=_OMIT_NONE)
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    backend: str | None = None
+    peak_rss_bytes: int | None = field(default=None, metadata=_OMIT_NONE)
+    history: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptionManifest(Manifest):
+    """``description/<id>/manifest.json``: how ``clusters.json`` was made.
+
+    run_id (and corpus_id): what was described; top_n keywords and examples per cluster;
+    max_docs: rows the keywords were counted on; llm: the LLM settings (never the key) or None;
+    n_clusters: clusters described (noise included).
+    """
+
+    kind: ClassVar[str] = "description"
+
+    run_id: str
+    corpus_id: str | None = None
+    top_n: int = 10
+    examples: int = 5
+    max_docs: int = 200_000
+    llm: dict[str, Any] | None = None
+    n_clusters: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleManifest(Manifest):
+    """``sample/<id>/manifest.json``: the rows ``sample.parquet`` holds and the policy behind them.
+
+    run_id (and embedding_id, corpus_id): what was sampled; n: rows drawn; policy:
+    ``SamplingPolicy.to_dict()`` with cluster labels resolved to ids; requested_policy: the policy
+    as asked, when it named clusters otherwise; available: rows the policy could draw from;
+    per_cluster: cluster id (as text) -> rows drawn.
+    """
+
+    kind: ClassVar[str] = "sample"
+
+    run_id: str
+    n: int
+    policy: dict[str, Any]
+    embedding_id: str | None = None
+    corpus_id: str | None = None
+    requested_policy: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    available: int | None = None
+    per_cluster: dict[str, int] = field(default_factory=dict)
+
+
+#: Artifact kind -> its manifest class (exports are files outside the workspace: no manifest).
+MANIFEST_TYPES: dict[str, type[Manifest]] = {
+    cls.kind: cls for cls in (CorpusManifest, EmbeddingManifest, RunManifest, DescriptionManifest, SampleManifest)
+}
+
+
+def manifest_type(kind: str) -> type[Manifest]:
+    """The manifest class of an artifact kind; :class:`StoreError` for a kind without one."""
+    if kind not in MANIFEST_TYPES:
+        if kind in KINDS:
+            raise StoreError(f"{kind} artifacts have no manifest in the workspace")
+        raise StoreError(f"unknown artifact kind {kind!r}; known: {sorted(KINDS)}")
+    return MANIFEST_TYPES[kind]
+
+
+def manifest_from_dict(data: Mapping[str, Any], artifact_id: str) -> Manifest:
+    """The typed manifest of artifact ``artifact_id`` from its JSON object: the class is the one of
+    the id's kind, and a file whose ``kind`` disagrees with the id's prefix is a :class:`StoreError`."""
+    return manifest_type(kind_of(artifact_id)).from_dict(data, artifact_id)
+
+
 #: Where an old manifest (written before ``parents`` was recorded) names its parent, nearest first.
 _LEGACY_PARENT_KEYS: dict[str, tuple[str, ...]] = {
     "corpus": (),
@@ -164,75 +482,68 @@ _LEGACY_PARENT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def parents_of(manifest: dict[str, Any]) -> list[str]:
-    """The ids an artifact was derived from, read from its manifest.
+def parents_of(manifest: Manifest | Mapping[str, Any]) -> list[str]:
+    """The ids an artifact was derived from, read from its manifest (typed, or its raw JSON dict).
 
-    ``manifest["parents"]`` when recorded; for older manifests, derived from the
-    nearest of their ``corpus_id`` / ``embedding_id`` / ``run_id`` keys (plus
-    ``parent_run`` for a run). Entries that are not ids are skipped (and logged).
+    ``parents`` when recorded; for older manifests, derived from the nearest of their
+    ``corpus_id`` / ``embedding_id`` / ``run_id`` keys (plus ``parent_run`` for a run).
+    Entries that are not ids are skipped (and logged).
     """
-    raw = manifest.get("parents")
+    if isinstance(manifest, Mapping):
+        get = manifest.get
+    else:
+        def get(key: str) -> Any:
+            return getattr(manifest, key, None)
+
+    raw = get("parents")
     if not isinstance(raw, list):
         raw = []
-        for key in _LEGACY_PARENT_KEYS.get(str(manifest.get("kind")), ()):
-            if manifest.get(key):
-                raw.append(manifest[key])
+        for key in _LEGACY_PARENT_KEYS.get(str(get("kind")), ()):
+            if get(key):
+                raw.append(get(key))
                 break
-        if manifest.get("parent_run"):
-            raw.append(manifest["parent_run"])
+        if get("parent_run"):
+            raw.append(get("parent_run"))
     out: list[str] = []
     for p in raw:
         if is_id(p) and p not in out:
             out.append(p)
         elif not is_id(p):
-            logger.warning("manifest of %s names a parent that is not an id: %s", manifest.get("id"), _shown(p))
+            logger.warning("manifest of %s names a parent that is not an id: %s", get("id"), _shown(p))
     return out
 
 
-def label_of(manifest: dict[str, Any]) -> str:
+def label_of(manifest: Manifest) -> str:
     """A short human label of an artifact from its manifest (no id): the corpus's file name and
     size, the encoder and matrix shape, the run's method and k, the sample's size and policy."""
-    kind = manifest.get("kind")
+    m = manifest
     bits: list[str] = []
-    if kind == "corpus":
-        src = manifest.get("source") or manifest.get("source_name") or manifest.get("file_name")
-        if src:
-            bits.append(str(src).replace("\\", "/").rsplit("/", 1)[-1])
-        n = manifest.get("kept", manifest.get("n_docs"))
-        if isinstance(n, int):
-            bits.append(f"{n:,} docs")
-    elif kind == "embedding":
-        if manifest.get("encoder"):
-            bits.append(str(manifest["encoder"]))
-        n, dim = manifest.get("n"), manifest.get("dim")
-        if isinstance(n, int) and isinstance(dim, int):
-            bits.append(f"{n:,} × {dim}")
-    elif kind == "run":
-        clu = manifest.get("clusterer") if isinstance(manifest.get("clusterer"), dict) else {}
-        red = manifest.get("reducer") if isinstance(manifest.get("reducer"), dict) else {}
-        how = str(clu.get("method") or "")
-        if red.get("method") and red["method"] != "none" and how:
-            how = f"{red['method']} → {how}"
+    if isinstance(m, CorpusManifest):
+        if m.source:
+            bits.append(m.source.replace("\\", "/").rsplit("/", 1)[-1])
+        bits.append(f"{m.kept:,} docs")
+    elif isinstance(m, EmbeddingManifest):
+        if m.encoder:
+            bits.append(m.encoder)
+        bits.append(f"{m.n:,} × {m.dim}")
+    elif isinstance(m, RunManifest):
+        how = str(m.clusterer.get("method") or "")
+        if m.reducer.get("method") and m.reducer["method"] != "none" and how:
+            how = f"{m.reducer['method']} → {how}"
         if how:
             bits.append(how)
-        k = manifest.get("k", clu.get("k"))
-        if k is not None:
-            bits.append(f"k={k}")
-        if manifest.get("parent_run"):
-            bits.append(f"from {manifest['parent_run']}")
-    elif kind == "description":
-        if manifest.get("n_clusters") is not None:
-            bits.append(f"{manifest['n_clusters']} clusters described")
-        if manifest.get("llm"):
+        bits.append(f"k={m.k}")
+        if m.parent_run:
+            bits.append(f"from {m.parent_run}")
+    elif isinstance(m, DescriptionManifest):
+        if m.n_clusters is not None:
+            bits.append(f"{m.n_clusters} clusters described")
+        if m.llm:
             bits.append("LLM labels")
-    elif kind == "sample":
-        if isinstance(manifest.get("n"), int):
-            bits.append(f"{manifest['n']:,} rows")
-        pol = manifest.get("policy") if isinstance(manifest.get("policy"), dict) else {}
-        if pol.get("allocation"):
-            bits.append(f"{pol['allocation']}/{pol.get('within', '?')}")
-    elif manifest.get("file"):
-        bits.append(str(manifest["file"]))
+    elif isinstance(m, SampleManifest):
+        bits.append(f"{m.n:,} rows")
+        if m.policy.get("allocation"):
+            bits.append(f"{m.policy['allocation']}/{m.policy.get('within', '?')}")
     return " · ".join(bits)
 
 
@@ -287,19 +598,24 @@ class Workspace:
         """True when the artifact is complete (its manifest is in place)."""
         return (self.path(artifact_id) / "manifest.json").is_file()
 
-    def manifest(self, artifact_id: str) -> dict[str, Any]:
-        """The manifest of a complete artifact; :class:`StoreError` if missing."""
+    def manifest(self, artifact_id: str) -> Manifest:
+        """The typed manifest of a complete artifact (a :class:`RunManifest` for a ``run-`` id, ...).
+
+        :class:`StoreError` when the artifact is missing, its file is unreadable, its ``kind``
+        disagrees with the id's prefix, or a required key is missing (see :meth:`Manifest.from_dict`).
+        """
         p = self.path(artifact_id) / "manifest.json"
         if not p.is_file():
-            known = [m["id"] for m in self.list(kind_of(artifact_id))][:20]
+            known = [m.id for m in self.list(kind_of(artifact_id))][:20]
             raise StoreError(
                 f"no {kind_of(artifact_id)} {artifact_id!r} in workspace {str(self.root)!r}"
                 + (f"; known: {', '.join(known)}" if known else "")
             )
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise StoreError(f"manifest of {artifact_id!r} is unreadable: {e}") from e
+        return manifest_from_dict(data, artifact_id)
 
     def file(self, artifact_id: str, name: str) -> Path:
         """Path of one file of a complete artifact; :class:`StoreError` if the artifact or file is missing."""
@@ -309,10 +625,11 @@ class Workspace:
             raise StoreError(f"artifact {artifact_id!r} has no file {name!r}")
         return p
 
-    def list(self, kind: str) -> list[dict[str, Any]]:
-        """Manifests of all complete artifacts of a kind, newest first."""
-        if kind not in KINDS:
-            raise StoreError(f"unknown artifact kind {kind!r}; known: {sorted(KINDS)}")
+    def list(self, kind: str) -> list[Manifest]:
+        """Typed manifests of all complete artifacts of a kind, newest first.
+
+        A manifest that cannot be read or typed (see :meth:`manifest`) is skipped and logged."""
+        cls = manifest_type(kind)
         out = []
         d = self.root / kind
         if d.is_dir():
@@ -320,17 +637,17 @@ class Workspace:
                 m = sub / "manifest.json"
                 if m.is_file():
                     try:
-                        out.append(json.loads(m.read_text(encoding="utf-8")))
-                    except (OSError, json.JSONDecodeError):
-                        logger.warning("skipping unreadable manifest %s", m)
-        out.sort(key=lambda m: m.get("created", 0), reverse=True)
+                        out.append(cls.from_dict(json.loads(m.read_text(encoding="utf-8")), sub.name))
+                    except (OSError, json.JSONDecodeError, StoreError) as e:
+                        logger.warning("skipping manifest %s: %s", m, e)
+        out.sort(key=lambda m: m.created, reverse=True)
         return out
 
     # -- writing -----------------------------------------------------------
     def write(
         self,
         artifact_id: str,
-        manifest: dict[str, Any],
+        manifest: Manifest | Callable[[], Manifest],
         writer: Callable[[Path], None] | None = None,
         *,
         parents: Iterable[str] | None = None,
@@ -338,9 +655,12 @@ class Workspace:
     ) -> Path:
         """Build an artifact atomically and return its folder.
 
+        ``manifest``: the typed manifest of the id's kind (a :class:`RunManifest` for a
+        ``run-`` id, ...), or a function without arguments returning one, called after
+        ``writer`` (for values known only once the files are written: timings, peak memory).
         ``writer(tmp_dir)`` writes the artifact's files into a temporary folder
         on the same file system; then ``manifest.json`` is written (with ``id``,
-        ``kind``, ``created`` and ``format_version`` added) and the folder is
+        ``kind``, ``created`` and ``format_version`` set) and the folder is
         renamed into place. If another process finished the same artifact
         first, its copy is kept and this one discarded.
 
@@ -351,6 +671,7 @@ class Workspace:
         from, recorded as ``parent_run`` (None when it was not) and added to ``parents``.
         None for ``parents`` records nothing; readers then derive the parents from the
         manifest's ``corpus_id`` / ``embedding_id`` / ``run_id`` (see :func:`parents_of`).
+        :class:`StoreError` when the manifest is not of the id's kind.
         """
         kind = kind_of(artifact_id)
         lineage: dict[str, Any] = {}
@@ -365,6 +686,8 @@ class Workspace:
             lineage["parents"] = plist
         if kind == "run":
             lineage["parent_run"] = parent_run
+        if isinstance(manifest, Manifest) or not callable(manifest):
+            self._check_manifest(artifact_id, manifest)  # before any work is done
         final = self.path(artifact_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp_root = self.root / "tmp"
@@ -373,14 +696,10 @@ class Workspace:
         try:
             if writer is not None:
                 writer(tmp)
-            full = {
-                "id": artifact_id,
-                "kind": kind,
-                "format_version": FORMAT_VERSION,
-                "created": time.time(),
-                **manifest,
-                **lineage,
-            }
+            m = manifest if isinstance(manifest, Manifest) else manifest()
+            self._check_manifest(artifact_id, m)
+            m = replace(m, id=artifact_id, format_version=FORMAT_VERSION, created=time.time(), **lineage)
+            full = m.to_dict()
             write_json_atomic(tmp / "manifest.json", full)
             _fsync_dir(tmp)
             # Shared: writers do not block each other, only a concurrent remove().
@@ -408,6 +727,15 @@ class Workspace:
         shutil.rmtree(self.root / "partial" / artifact_id, ignore_errors=True)
         return final
 
+    @staticmethod
+    def _check_manifest(artifact_id: str, manifest: Any) -> None:
+        want = manifest_type(kind_of(artifact_id))
+        if not isinstance(manifest, want):
+            got = type(manifest).__name__
+            raise StoreError(
+                f"{artifact_id} is {_a(want.kind)}: its manifest should be a {want.__name__}, got {got}"
+            )
+
     # -- lineage -----------------------------------------------------------
     def parents(self, artifact_id: str) -> list[str]:
         """The ids ``artifact_id`` was derived from (empty for a corpus); see :func:`parents_of`."""
@@ -417,12 +745,12 @@ class Workspace:
         """Every complete artifact's id -> the ids derived directly from it (sorted), from one
         read of all manifests."""
         out: dict[str, list[str]] = {}
-        for kind in KINDS:
+        for kind in MANIFEST_TYPES:
             for m in self.list(kind):
-                if not is_id(m.get("id")):
+                if not is_id(m.id):
                     continue
                 for p in parents_of(m):
-                    out.setdefault(p, []).append(m["id"])
+                    out.setdefault(p, []).append(m.id)
         return {k: sorted(v) for k, v in out.items()}
 
     def dependents(self, artifact_id: str) -> list[str]:
@@ -461,9 +789,9 @@ class Workspace:
         while todo:
             aid = todo.pop(0)
             m = self.manifest(aid)
-            if m.get("kind", kind_of(aid)) == "corpus":
+            if m.kind == "corpus":
                 return aid
-            cid = m.get("corpus_id")
+            cid = getattr(m, "corpus_id", None)
             if is_id(cid, "corpus"):
                 return str(cid)
             seen.add(aid)

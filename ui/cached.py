@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from textcluster.store import Workspace
+from textcluster.store import Manifest, Workspace
 
 #: Above this many points the scatter draws a stratified subset per cluster.
 MAX_SCATTER_POINTS = 50_000
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def manifest(root: str, artifact_id: str) -> dict[str, Any]:
-    """The manifest of an artifact."""
+def manifest(root: str, artifact_id: str) -> Manifest:
+    """The typed manifest of an artifact (a frozen dataclass: ``st.cache_data`` pickles it)."""
     return Workspace(root).manifest(artifact_id)
 
 

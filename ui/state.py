@@ -39,8 +39,8 @@ def manager() -> jobs.JobManager:
 
 def _newest(kind: str, **match: Any) -> str | None:
     for m in workspace().list(kind):
-        if all(m.get(k) == v for k, v in match.items()):
-            return m["id"]
+        if all(getattr(m, k, None) == v for k, v in match.items()):
+            return m.id
     return None
 
 

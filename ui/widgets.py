@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from textcluster.jobs import FINISHED, error_message
+from textcluster.store import CorpusManifest, RunManifest
 from ui import state
 
 logger = logging.getLogger(__name__)
@@ -72,30 +73,25 @@ def display_path(path: Any, cwd: Any = None, home: Any = None) -> str:
     return str(p)
 
 
-def corpus_label(m: dict[str, Any]) -> str:
+def corpus_label(m: CorpusManifest) -> str:
     """A corpus manifest as one line: id, source file, kept rows."""
-    src = m.get("source_name") or m.get("source") or m.get("file_name") or ""
-    kept = (m.get("report") or {}).get("kept", m.get("kept", m.get("n")))
-    bits = [m["id"]]
-    if src:
-        bits.append(str(src).rsplit("/", 1)[-1])
-    if kept is not None:
-        bits.append(f"{kept:,} docs")
+    bits = [m.id]
+    if m.source:
+        bits.append(m.source.rsplit("/", 1)[-1])
+    bits.append(f"{m.kept:,} docs")
     return " · ".join(bits)
 
 
-def run_label(m: dict[str, Any]) -> str:
+def run_label(m: RunManifest) -> str:
     """A run manifest as one line: id, reducer (when there is one) and method, clusters.
 
     ``run-... · umap 5-d ×5 → kmeans · 20 clusters`` for a UMAP-ensemble run."""
-    clu = m.get("clusterer") or {}
-    method = clu.get("method") if isinstance(clu, dict) else None
-    red = m.get("reducer") or {}
-    k = m.get("n_clusters", m.get("k"))
-    bits = [m["id"]]
+    method = m.clusterer.get("method")
+    red = m.reducer
+    bits = [m.id]
     if method:
         how = str(method)
-        rmethod = red.get("method") if isinstance(red, dict) else None
+        rmethod = red.get("method")
         if rmethod and rmethod != "none":
             r = str(rmethod)
             if rmethod in ("pca", "umap"):
@@ -104,8 +100,7 @@ def run_label(m: dict[str, Any]) -> str:
                 r += f" ×{red['runs']}"
             how = f"{r} → {how}"
         bits.append(how)
-    if k is not None:
-        bits.append(f"{k} clusters")
+    bits.append(f"{m.k} clusters")
     return " · ".join(bits)
 
 
@@ -115,8 +110,8 @@ def _pick(kind: str, title: str, empty: str, label, current, set_current, key: s
     if not manifests:
         st.info(empty, icon=":material/info:")
         return None
-    ids = [m["id"] for m in manifests]
-    labels = {m["id"]: label(m) for m in manifests}
+    ids = [m.id for m in manifests]
+    labels = {m.id: label(m) for m in manifests}
     cur = current()
     chosen = st.selectbox(title, ids, index=ids.index(cur) if cur in ids else 0, format_func=labels.get, key=key)
     if chosen:

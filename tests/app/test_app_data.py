@@ -39,14 +39,14 @@ def test_upload_preview_ingest_and_report(app_ws, topic_csv):
     at.run()
     assert_clean(at)
     [m] = app_ws.list("corpus")
-    assert snap["result"]["corpus_id"] == m["id"]
-    report = corpus.load_report(app_ws, m["id"])
+    assert snap["result"]["corpus_id"] == m.id
+    report = corpus.load_report(app_ws, m.id)
     assert report.kept == 60 and report.rejected == 1
     metrics = {x.label: x.value for x in at.metric}
     assert metrics["Kept"] == "60" and metrics["Rejected"] == "1"
     assert at.dataframe[-1].value["row"].tolist() == [61]
     assert at.download_button(key="data_rejections_download") is not None
-    docs = corpus.load_docs(app_ws, m["id"])
+    docs = corpus.load_docs(app_ws, m.id)
     assert {"source_id", "label"} <= set(docs.columns)
 
 

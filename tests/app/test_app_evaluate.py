@@ -30,7 +30,7 @@ def test_with_labels(app_ws, app_run):
 
 
 def test_label_field_is_chosen_among_the_corpus_columns(app_ws, app_run):
-    cid = app_ws.manifest(app_run)["corpus_id"]
+    cid = app_ws.manifest(app_run).corpus_id
     at = open_page("pages/evaluate.py")
     box = at.selectbox(key=f"evaluate_label_field_{cid}")
     assert box.value == "label" and box.options == ["source_id", "label", "is_duplicate"]
@@ -45,11 +45,11 @@ def test_label_field_is_chosen_among_the_corpus_columns(app_ws, app_run):
 def test_pca_run_shows_one_silhouette_everywhere(app_ws, app_run, capsys):
     # Issue 14's bug: the manifest said one silhouette (after the reducer), the page another
     # (on the embedding). Now the manifest, evaluate_run, the page and the CLI agree.
-    eid = app_ws.manifest(app_run)["embedding_id"]
+    eid = app_ws.manifest(app_run).embedding_id
     res = runs.cluster(app_ws, eid, ReducerConfig(method="pca", dims=2, projection="pca"), ClustererConfig(k=3))
     manifest = app_ws.manifest(res.run_id)
-    stored = manifest["metrics"]["silhouette"]
-    assert manifest["metrics_space"] == "embedding"
+    stored = manifest.metrics["silhouette"]
+    assert manifest.metrics_space == "embedding"
     assert evaluate_run(app_ws, res.run_id).diagnostics["silhouette"] == stored
 
     at = open_page("pages/evaluate.py")

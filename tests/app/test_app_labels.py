@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from textcluster.store import RunManifest
 from ui.widgets import run_label
+
+
+def _run(**fields) -> RunManifest:
+    return RunManifest(**{"embedding_id": "emb-1", "n": 100, "dim": 5, "noise": 0.0, **fields})
 
 
 def test_run_label_names_the_reducer_and_the_umap_ensemble() -> None:
     base = {"id": "run-1", "clusterer": {"method": "kmeans"}, "k": 20}
-    assert run_label({**base, "reducer": {"method": "none", "dims": 5, "runs": 1}}) == "run-1 · kmeans · 20 clusters"
-    assert run_label({**base, "reducer": {"method": "umap", "dims": 5, "runs": 5}}) == "run-1 · umap 5-d ×5 → kmeans · 20 clusters"
-    assert run_label({**base, "reducer": {"method": "smooth", "dims": 5}}) == "run-1 · smooth → kmeans · 20 clusters"
-    assert run_label({"id": "run-2"}) == "run-2"
+    assert run_label(_run(**base, reducer={"method": "none", "dims": 5, "runs": 1})) == "run-1 · kmeans · 20 clusters"
+    assert run_label(_run(**base, reducer={"method": "umap", "dims": 5, "runs": 5})) == "run-1 · umap 5-d ×5 → kmeans · 20 clusters"
+    assert run_label(_run(**base, reducer={"method": "smooth", "dims": 5})) == "run-1 · smooth → kmeans · 20 clusters"
+    assert run_label(_run(id="run-2", clusterer={}, reducer={}, k=3)) == "run-2 · 3 clusters"
 
 
 def test_display_path_is_relative_or_home_based(tmp_path) -> None:

@@ -21,7 +21,7 @@ def test_quota_preview_and_draw(app_ws, app_run):
     assert len(table) == 12 and table["doc_id"].is_unique
     assert table["cluster"].value_counts().tolist() == [4, 4, 4]
     sid = at.session_state[state.SAMPLE]
-    assert app_ws.exists(sid) and app_ws.manifest(sid)["run_id"] == app_run
+    assert app_ws.exists(sid) and app_ws.manifest(sid).run_id == app_run
 
 
 def test_only_some_clusters(app_ws, app_run):

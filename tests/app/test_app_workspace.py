@@ -28,14 +28,14 @@ def test_lists_artifacts_by_kind_with_labels(app_ws, app_run):
     assert tables["corpus"]["what"].tolist() == ["topics.csv · 60 docs"]
     run = tables["run"]
     assert run["id"].tolist() == [app_run] and run["what"].tolist() == ["kmeans · k=3"]
-    assert run["from"].tolist() == [app_ws.manifest(app_run)["embedding_id"]]
+    assert run["from"].tolist() == [app_ws.manifest(app_run).embedding_id]
     assert [s.value for s in at.subheader][:5] == [
         "Corpora (1)", "Embeddings (1)", "Clustering runs (1)", "Descriptions (1)", "Samples (0)"]
 
 
 def test_delete_shows_dependents_then_removes_after_confirming(app_ws, app_run):
     cid = app_ws.corpus_of(app_run)
-    eid = app_ws.manifest(app_run)["embedding_id"]
+    eid = app_ws.manifest(app_run).embedding_id
     (did,) = app_ws.dependents(app_run)
     at = open_page("pages/workspace.py")
     at.session_state[state.RUN] = app_run  # the run is current in this session

@@ -93,9 +93,10 @@ def _common_parser() -> argparse.ArgumentParser:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one "error:" line, exit 2
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
+    def error(self, message: str) -> None:
+        """A usage mistake is one ``error:`` line (with where to find the usage), exit code 2."""
+        text = " ".join(message.split())
+        print(f"error: {text} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 

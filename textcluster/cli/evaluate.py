@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from textcluster.cli import artifact_id
 from textcluster.cluster.evaluate import (
     DEFAULT_LABEL_FIELD,
     MAX_CONTINGENCY_SIDE,
@@ -23,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "sample; size spread; noise share: the numbers the run manifest holds) and the cluster-by-label "
         "table. Reads the run; writes nothing.",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="id of a run (run-...)")
+    p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"), help="id of a run (run-...)")
     p.add_argument("--label-field", metavar="F", default=None,
                    help=f"corpus column to score against: any column of its docs.parquet "
                    f"(default: {DEFAULT_LABEL_FIELD!r} when the corpus has it)")

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from textcluster.embed.engine import load_embeddings
 from textcluster.errors import ConfigError, StoreError
-from textcluster.store import Workspace
+from textcluster.store import RunManifest, Workspace, check_id
 
 logger = logging.getLogger(__name__)
 
@@ -364,14 +364,14 @@ class RunEvaluation:
         }
 
 
-def stored_scores(manifest: dict[str, Any]) -> dict[str, float | None] | None:
+def stored_scores(manifest: RunManifest) -> dict[str, float | None] | None:
     """The label-free scores a run manifest holds in :data:`METRICS_SPACE`, or None.
 
     None for runs written before the scores moved to that space (their ``metrics`` were
     computed after the reducer and carry no ``metrics_space``).
     """
-    metrics = manifest.get("metrics") or {}
-    if manifest.get("metrics_space") != METRICS_SPACE or not all(key in metrics for key in LABEL_FREE_KEYS):
+    metrics = manifest.metrics or {}
+    if manifest.metrics_space != METRICS_SPACE or not all(key in metrics for key in LABEL_FREE_KEYS):
         return None
     return {key: metrics[key] for key in LABEL_FREE_KEYS}
 
@@ -398,10 +398,8 @@ def evaluate_run(
     have (listing its columns) or a bad ``max_side``.
     """
     _check_int("max_side", max_side, 1)
-    m = ws.manifest(run_id)
-    if m.get("kind") != "run":
-        raise StoreError(f"{run_id!r} is not a run (its kind is {m.get('kind')!r})")
-    corpus_id = m.get("corpus_id")
+    m = ws.manifest(check_id(run_id, "run"))
+    corpus_id = m.corpus_id
     pred = np.load(ws.file(run_id, "labels.npy"))
     ref = reference_labels(ws, corpus_id, pred.shape[0], label_field)
     field = label_field if label_field is not None else (DEFAULT_LABEL_FIELD if ref is not None else None)
@@ -412,8 +410,8 @@ def evaluate_run(
         table = contingency(truth, pred[has], max_side=max_side)
     diagnostics = stored_scores(m)
     if diagnostics is None:
-        seed = int((m.get("clusterer") or {}).get("seed", 0) or 0)
-        diagnostics = embedding_scores(load_embeddings(ws, m["embedding_id"], mmap=True), pred, seed=seed)
+        seed = int((m.clusterer or {}).get("seed", 0) or 0)
+        diagnostics = embedding_scores(load_embeddings(ws, m.embedding_id, mmap=True), pred, seed=seed)
     sizes = np.bincount(pred[pred >= 0]) if (pred >= 0).any() else np.zeros(0, dtype=np.int64)
     sizes = np.sort(sizes[sizes > 0])[::-1]
     return RunEvaluation(

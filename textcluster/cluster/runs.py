@@ -27,7 +27,7 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,14 @@ from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.embed.engine import encode_texts, load_embeddings
 from textcluster.errors import ConfigError, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
-from textcluster.store import Workspace, canonical_json, make_id, save_npy_atomic
+from textcluster.store import (
+    RunManifest,
+    Workspace,
+    canonical_json,
+    check_id,
+    make_id,
+    save_npy_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,21 +161,19 @@ def _cached_array(path: Path, compute: Any) -> tuple[np.ndarray, bool]:
 
 def load_run(ws: Workspace, run_id: str) -> RunResult:
     """The :class:`RunResult` of a saved run (``cached=True``)."""
-    m = ws.manifest(run_id)
-    if m.get("kind") != "run":
-        raise StoreError(f"{run_id!r} is not a run (its kind is {m.get('kind')!r})")
+    m = ws.manifest(check_id(run_id, "run"))
     return RunResult(
         run_id=run_id,
-        embedding_id=m["embedding_id"],
-        corpus_id=m.get("corpus_id"),
-        n=m["n"],
-        k=m["k"],
-        noise=m["noise"],
-        metrics=m.get("metrics", {}),
-        timings=m.get("timings", {}),
+        embedding_id=m.embedding_id,
+        corpus_id=m.corpus_id,
+        n=m.n,
+        k=m.k,
+        noise=m.noise,
+        metrics=m.metrics,
+        timings=m.timings,
         cached=True,
         path=str(ws.path(run_id)),
-        notes=m.get("notes", []),
+        notes=m.notes,
     )
 
 
@@ -328,7 +333,7 @@ def _compute(
     red.check_reducer(reducer, n, dim)
     check_clusterer(clusterer, n)
     info = get_clusterer(clusterer.method)
-    corpus_id = emb_manifest.get("corpus_id")
+    corpus_id = emb_manifest.corpus_id
     timings["load"] = time.perf_counter() - t
     meter = Meter("cluster", 4, progress, estimate=False)
     check_cancel(cancel, "cluster")
@@ -409,46 +414,47 @@ def _compute(
 
     timings["total"] = time.perf_counter() - t_all  # updated below with the write
     noise = float(np.mean(labels < 0))
-    manifest: dict[str, Any] = {
-        "corpus_id": corpus_id,
-        "embedding_id": embedding_id,
-        "encoder": emb_manifest.get("encoder"),
-        "encoder_config": emb_manifest.get("encoder_config"),
-        "n": n,
-        "dim": dim,
-        "space_dim": int(Z.shape[1]),
-        "k": found,
-        "k_centers": k,
-        "noise": noise,
-        "noise_before_assign": out.noise_before_assign,
-        "reducer": reducer.to_dict(),
-        "clusterer": clusterer.to_dict(),
-        "clusterer_params": check_params(clusterer),
-        "seed": clusterer.seed,
-        "assign_mode": "knn" if reducer.method in KNN_REDUCERS else info.assign,
-        "can_mark_noise": info.can_mark_noise,
-        "fit_rows": fit_rows(n, clusterer),
-        "projection": {"method": pmethod, "cached": phit},
-        "data_center_distance": bool(write_dcd),
-        "metrics": metrics,
-        "metrics_space": met.METRICS_SPACE,
-        "timings": timings,
-        "versions": _versions(),
-        "notes": notes,
-        "backend": getattr(out.model, "backend_", None),
-    }
-    if out.history is not None:
-        manifest["history"] = out.history
+    manifest = RunManifest(
+        corpus_id=corpus_id,
+        embedding_id=embedding_id,
+        encoder=emb_manifest.encoder or None,
+        encoder_config=emb_manifest.encoder_config,
+        n=n,
+        dim=dim,
+        space_dim=int(Z.shape[1]),
+        k=found,
+        k_centers=k,
+        noise=noise,
+        noise_before_assign=out.noise_before_assign,
+        reducer=reducer.to_dict(),
+        clusterer=clusterer.to_dict(),
+        clusterer_params=check_params(clusterer),
+        seed=clusterer.seed,
+        assign_mode="knn" if reducer.method in KNN_REDUCERS else info.assign,
+        can_mark_noise=info.can_mark_noise,
+        fit_rows=fit_rows(n, clusterer),
+        projection={"method": pmethod, "cached": phit},
+        data_center_distance=bool(write_dcd),
+        metrics=metrics,
+        metrics_space=met.METRICS_SPACE,
+        timings=timings,
+        versions=_versions(),
+        notes=notes,
+        backend=getattr(out.model, "backend_", None),
+        history=out.history,
+    )
 
     def write_then_time(d: Path) -> None:
-        # Workspace.write serialises the manifest after the files, so the file-writing time,
-        # the total and the peak memory go into the one manifest write.
         writer(d)
         timings["write"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t_all
-        manifest["peak_rss_bytes"] = _peak_rss_bytes()
 
-    ws.write(run_id, manifest, write_then_time, parents=[embedding_id])
+    def final_manifest() -> RunManifest:
+        # Workspace.write asks for the manifest after the files are written, so the
+        # file-writing time, the total and the peak memory go into the one manifest write.
+        return replace(manifest, timings=dict(timings), peak_rss_bytes=_peak_rss_bytes())
+
+    ws.write(run_id, final_manifest, write_then_time, parents=[embedding_id])
     meter.update(4, "done")
     return RunResult(
         run_id=run_id,
@@ -495,15 +501,15 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     row identical to one of the run's rows gets that row's label.
     """
     t0 = time.perf_counter()
-    m = ws.manifest(run_id)
+    m = ws.manifest(check_id(run_id, "run"))
     V = np.ascontiguousarray(V, dtype=np.float32)
-    if V.ndim != 2 or V.shape[1] != m["dim"]:
-        raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={m['dim']}")
-    mode = m.get("assign_mode", "centroid")
+    if V.ndim != 2 or V.shape[1] != m.dim:
+        raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={m.dim}")
+    mode = m.assign_mode
     if V.shape[0] == 0:
         return AssignResult(run_id, np.zeros(0, np.int32), np.zeros(0, np.float32), mode, 0.0)
     if mode == "knn":
-        X = _load_embeddings(ws, m["embedding_id"])
+        X = _load_embeddings(ws, m.embedding_id)
         run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
         labels, dist = knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
         # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
@@ -519,7 +525,7 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
         return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
     Z = V
     rdir = ws.path(run_id) / "reducer"
-    if m["reducer"]["method"] == "pca":
+    if m.reducer.get("method") == "pca":
         state = {p.stem: np.load(p) for p in rdir.glob("*.npy")}
         Z = red.PCAReducer.from_state(state).transform(V)
     centers = np.load(ws.file(run_id, "centers.npy"))
@@ -534,8 +540,8 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
 
 def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
     """The encoder config the run's embedding was made with (from the embedding manifest)."""
-    m = ws.manifest(run_id)
-    enc = m.get("encoder_config") or ws.manifest(m["embedding_id"]).get("encoder_config")
+    m = ws.manifest(check_id(run_id, "run"))
+    enc = m.encoder_config or ws.manifest(m.embedding_id).encoder_config
     if not isinstance(enc, dict):
         raise StoreError(f"run {run_id} does not record its encoder config; cannot embed new texts")
     return EncoderConfig.from_dict(enc)
@@ -551,9 +557,9 @@ def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | 
     if not texts:
         raise ConfigError("no texts to assign (got an empty list)")
     t0 = time.perf_counter()
-    m = ws.manifest(run_id)
+    m = ws.manifest(check_id(run_id, "run"))
     V = encode_texts(
-        list(texts), encoder_config_of(ws, run_id), progress=progress, ws=ws, embedding_id=m["embedding_id"]
+        list(texts), encoder_config_of(ws, run_id), progress=progress, ws=ws, embedding_id=m.embedding_id
     )
     res = assign_vectors(ws, run_id, np.asarray(V, dtype=np.float32))
     res.seconds = time.perf_counter() - t0

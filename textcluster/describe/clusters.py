@@ -29,7 +29,7 @@ import numpy as np
 
 from textcluster.describe.allocation import waterfill
 from textcluster.errors import ConfigError, StoreError
-from textcluster.store import Workspace, make_id
+from textcluster.store import DescriptionManifest, RunManifest, Workspace, check_id, make_id
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ def member_distances(
         if 0 <= cluster < dcd.shape[1]:
             return np.asarray(dcd[members, cluster], dtype=np.float64)
     if emb is None:
-        m = ws.manifest(run_id)
-        eid = m.get("embedding_id")
+        eid = ws.manifest(check_id(run_id, "run")).embedding_id
         if not eid or not ws.exists(eid):
             raise StoreError(
                 f"run {run_id} has no distances.npy and its embedding {eid!r} is not in the workspace"
@@ -176,7 +175,7 @@ def member_distances(
         emb = np.load(ws.file(eid, "embeddings.npy"), mmap_mode="r")
     x = np.asarray(emb[members], dtype=np.float64)
     centre = None
-    if _reducer_method(ws.manifest(run_id)) in ("none", None) and (d / "centers.npy").is_file():
+    if _reducer_method(ws.manifest(check_id(run_id, "run"))) in ("none", None) and (d / "centers.npy").is_file():
         centers = np.load(d / "centers.npy", mmap_mode="r")
         if 0 <= cluster < centers.shape[0] and centers.shape[1] == x.shape[1]:
             centre = np.asarray(centers[cluster], dtype=np.float64)
@@ -185,11 +184,8 @@ def member_distances(
     return np.sqrt(((x - centre) ** 2).sum(axis=1))
 
 
-def _reducer_method(run_manifest: dict[str, Any]) -> str | None:
-    r = run_manifest.get("reducer")
-    if isinstance(r, dict):
-        return r.get("method")
-    return r if isinstance(r, str) else None
+def _reducer_method(run_manifest: RunManifest) -> str | None:
+    return run_manifest.reducer.get("method")
 
 
 # -- the stage ---------------------------------------------------------------
@@ -248,7 +244,7 @@ def _compute(
 
     meter = Meter("describe", 2, progress, estimate=False)
     meter.update(0, "counting keywords")
-    run_m = ws.manifest(run_id)
+    run_m = ws.manifest(check_id(run_id, "run"))
     labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))
     corpus_id = ws.corpus_of(run_id)
     texts_all = _texts(ws, corpus_id)
@@ -274,7 +270,7 @@ def _compute(
         if c != NOISE and examples > 0:
             members = np.sort(order[s : s + n]).astype(np.int64)
             if emb is None and not (ws.path(run_id) / "distances.npy").is_file():
-                eid = run_m.get("embedding_id")
+                eid = run_m.embedding_id
                 if eid and ws.exists(eid):
                     emb = np.load(ws.file(eid, "embeddings.npy"), mmap_mode="r")
             dist = member_distances(ws, run_id, members, c, emb)
@@ -311,15 +307,15 @@ def _compute(
             json.dumps(desc.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8"
         )
 
-    manifest = {
-        "run_id": run_id,
-        "corpus_id": corpus_id,
-        "top_n": top_n,
-        "examples": examples,
-        "max_docs": max_docs,
-        "llm": llm.to_manifest() if llm is not None else None,
-        "n_clusters": len(clusters),
-    }
+    manifest = DescriptionManifest(
+        run_id=run_id,
+        corpus_id=corpus_id,
+        top_n=top_n,
+        examples=examples,
+        max_docs=max_docs,
+        llm=llm.to_manifest() if llm is not None else None,
+        n_clusters=len(clusters),
+    )
     ws.write(did, manifest, write, parents=[run_id])
     meter.update(2)
     return desc
@@ -339,9 +335,9 @@ def load_description(ws: Workspace, description_id: str) -> Description:
 def latest_description(ws: Workspace, run_id: str) -> Description | None:
     """The newest stored description of ``run_id``, or None."""
     for m in ws.list("description"):
-        if m.get("run_id") == run_id:
+        if m.run_id == run_id:
             try:
-                return load_description(ws, m["id"])
+                return load_description(ws, m.id)
             except StoreError:
                 continue
     return None

@@ -33,7 +33,7 @@ from textcluster.config import SamplingPolicy
 from textcluster.describe.allocation import waterfill
 from textcluster.describe.clusters import load_description, member_distances
 from textcluster.errors import ConfigError, StoreError
-from textcluster.store import Workspace, make_id
+from textcluster.store import RunManifest, SampleManifest, Workspace, check_id, make_id
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +163,10 @@ def load_labels(ws: Workspace, run_id: str) -> np.ndarray:
 def _labels_map(ws: Workspace, run_id: str) -> dict[str, int]:
     """Cluster label (lower case) -> cluster id, from the run's newest description."""
     for m in ws.list("description"):
-        if m.get("run_id") != run_id:
+        if m.run_id != run_id:
             continue
         try:
-            d = load_description(ws, m["id"])
+            d = load_description(ws, m.id)
         except StoreError:
             continue
         return {c.label.lower(): c.cluster for c in d.clusters if c.label}
@@ -348,7 +348,7 @@ def _draw(
 ) -> SampleResult:
     from textcluster.progress import Meter
 
-    run_m = ws.manifest(run_id)
+    run_m = ws.manifest(check_id(run_id, "run"))
     labels = np.asarray(load_labels(ws, run_id))
     sizes = _group_sizes(labels, policy, ws, run_id)
     q = quotas(sizes, policy.size, policy.allocation, policy.noise, policy.noise_quota)
@@ -387,16 +387,16 @@ def _draw(
         )
         pq.write_table(t, d / "sample.parquet")
 
-    manifest = {
-        "run_id": run_id,
-        "embedding_id": run_m.get("embedding_id"),
-        "corpus_id": run_m.get("corpus_id"),
-        "policy": policy.to_dict(),
-        **({"requested_policy": requested.to_dict()} if requested is not None and requested != policy else {}),
-        "n": int(len(doc_ids)),
-        "available": int(sum(sizes.values())),
-        "per_cluster": {str(c): int(v) for c, v in q.items()},
-    }
+    manifest = SampleManifest(
+        run_id=run_id,
+        embedding_id=run_m.embedding_id,
+        corpus_id=run_m.corpus_id,
+        policy=policy.to_dict(),
+        requested_policy=requested.to_dict() if requested is not None and requested != policy else None,
+        n=int(len(doc_ids)),
+        available=int(sum(sizes.values())),
+        per_cluster={str(c): int(v) for c, v in q.items()},
+    )
     path = ws.write(sid, manifest, write, parents=[run_id])
     logger.info("sample %s: %d rows from %d groups", sid, len(doc_ids), len(q))
     return SampleResult(sid, run_id, int(len(doc_ids)), {int(c): int(v) for c, v in q.items()}, doc_ids, path)
@@ -406,17 +406,17 @@ def load_sample(ws: Workspace, sample_id: str, cached: bool = False) -> SampleRe
     """A stored sample (its doc ids in file order and per-cluster counts)."""
     import pyarrow.parquet as pq
 
-    m = ws.manifest(sample_id)
+    m = ws.manifest(check_id(sample_id, "sample"))
     t = pq.read_table(ws.file(sample_id, "sample.parquet"), columns=["doc_id"])
-    per = {int(k): int(v) for k, v in m.get("per_cluster", {}).items()}
+    per = {int(k): int(v) for k, v in m.per_cluster.items()}
     return SampleResult(
-        sample_id, m.get("run_id", ""), int(m.get("n", t.num_rows)), per,
+        sample_id, m.run_id, m.n, per,
         t.column("doc_id").to_numpy(), ws.path(sample_id), cached,
     )
 
 
-def _embedding_of(ws: Workspace, run_id: str, run_m: dict[str, Any], required: bool) -> Any:
-    eid = run_m.get("embedding_id")
+def _embedding_of(ws: Workspace, run_id: str, run_m: RunManifest, required: bool) -> Any:
+    eid = run_m.embedding_id
     if not eid or not ws.exists(eid):
         if required:
             raise StoreError(f"run {run_id} names no embedding in this workspace (embedding_id={eid!r})")

@@ -34,7 +34,13 @@ from textcluster.embed.encoders.base import Encoder
 from textcluster.embed.encoders.registry import get_encoder, parse_name
 from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
 from textcluster.progress import Meter, ProgressFn, check_cancel
-from textcluster.store import Workspace, make_id, save_npy_atomic, write_json_atomic
+from textcluster.store import (
+    EmbeddingManifest,
+    Workspace,
+    make_id,
+    save_npy_atomic,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -300,8 +306,8 @@ def _load_partial(partial: Path, start: int, end: int) -> _Partial | None:
 def _cached_result(ws: Workspace, eid: str, t0: float) -> EmbedResult:
     m = ws.manifest(eid)
     return EmbedResult(
-        eid, int(m["n"]), int(m["dim"]), time.perf_counter() - t0, True, int(m.get("truncated", 0)),
-        str(m.get("device", "")), str(m.get("encoder", "")), ws.path(eid) / EMBEDDINGS_FILE,
+        eid, m.n, m.dim, time.perf_counter() - t0, True, m.truncated,
+        m.device, m.encoder, ws.path(eid) / EMBEDDINGS_FILE,
     )
 
 
@@ -424,25 +430,25 @@ def _compute(
         if encoder.needs_fit:
             encoder.save_state(tmp)  # type: ignore[attr-defined]
 
-    manifest = {
-        "corpus_id": corpus_id,
-        "encoder": cfg.name,
-        "encoder_config": cfg.to_dict(),
-        "model_fingerprint": fingerprint,
-        "model": encoder.describe(),
-        "n": n,
-        "dim": dim,
-        "dtype": cfg.dtype,
-        "normalized": cfg.normalize,
-        "truncated": truncated_total,
-        "seconds": round(compute_seconds, 3),
-        "device": ",".join(devices),
-        "files": {"embeddings": EMBEDDINGS_FILE},
-    }
+    manifest = EmbeddingManifest(
+        corpus_id=corpus_id,
+        encoder=cfg.name,
+        encoder_config=cfg.to_dict(),
+        model_fingerprint=fingerprint,
+        model=encoder.describe(),
+        n=n,
+        dim=dim,
+        dtype=cfg.dtype,
+        normalized=cfg.normalize,
+        truncated=truncated_total,
+        seconds=round(compute_seconds, 3),
+        device=",".join(devices),
+        files={"embeddings": EMBEDDINGS_FILE},
+    )
     meter.update(n, "writing")
     path = ws.write(eid, manifest, writer, parents=[corpus_id])
     return EmbedResult(eid, n, dim, time.perf_counter() - t0, False, truncated_total,
-                       manifest["device"], cfg.name, path / EMBEDDINGS_FILE)
+                       manifest.device, cfg.name, path / EMBEDDINGS_FILE)
 
 
 def load_embeddings(ws: Workspace, embedding_id: str, mmap: bool = True) -> np.ndarray:
@@ -453,7 +459,10 @@ def load_embeddings(ws: Workspace, embedding_id: str, mmap: bool = True) -> np.n
 
 def encoder_config_of(ws: Workspace, embedding_id: str) -> EncoderConfig:
     """The :class:`EncoderConfig` an embedding artifact was made with (to encode new texts alike)."""
-    return EncoderConfig.from_dict(ws.manifest(embedding_id)["encoder_config"])
+    enc = ws.manifest(embedding_id).encoder_config
+    if enc is None:
+        raise StoreError(f"embedding {embedding_id} does not record its encoder config")
+    return EncoderConfig.from_dict(enc)
 
 
 def encode_texts(

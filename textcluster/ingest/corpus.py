@@ -32,7 +32,7 @@ from textcluster.config import CorpusSpec
 from textcluster.errors import ConfigError, CorpusError, StoreError
 from textcluster.ingest import fieldpath, readers
 from textcluster.progress import Meter, ProgressFn, check_cancel
-from textcluster.store import Workspace, file_sha256, make_id
+from textcluster.store import CorpusManifest, Workspace, file_sha256, make_id
 
 if TYPE_CHECKING:
     import threading
@@ -655,12 +655,12 @@ def _undecodable(path: Path, e: readers.Undecodable) -> CorpusError:
     )
 
 
-def _report_from_manifest(m: dict[str, Any], cached: bool) -> IngestReport:
+def _report_from_manifest(m: CorpusManifest, cached: bool) -> IngestReport:
     return IngestReport(
-        corpus_id=m["id"], rows_read=m["rows_read"], kept=m["kept"], rejected=m["rejected"],
-        rejections=m["rejections"], duplicates=m["duplicates"], text_fields=m["text_fields"],
-        format=m["format"], encoding=m["encoding"], notes=m["notes"], cached=cached,
-        source=m.get("source", ""), sha256=m.get("sha256", ""),
+        corpus_id=m.id, rows_read=m.rows_read, kept=m.kept, rejected=m.rejected,
+        rejections=list(m.rejections), duplicates=m.duplicates, text_fields=list(m.text_fields),
+        format=m.format, encoding=m.encoding, notes=list(m.notes), cached=cached,
+        source=m.source, sha256=m.sha256,
     )
 
 
@@ -739,8 +739,10 @@ def _ingest_into(
         rejections=counts["rejections"], duplicates=counts["duplicates"], text_fields=p1.text_fields,
         format=p1.format, encoding=p1.encoding, notes=p1.notes, cached=False, source=path.name, sha256=sha,
     )
-    manifest = {k: v for k, v in report.to_dict().items() if k not in ("corpus_id", "cached")}
-    manifest.update(spec=spec.to_dict(), columns=counts["columns"], n_docs=counts["kept"])
+    manifest = CorpusManifest(
+        **{k: v for k, v in report.to_dict().items() if k not in ("corpus_id", "cached")},
+        spec=spec.to_dict(), columns=counts["columns"], n_docs=counts["kept"],
+    )
 
     def move(dest: Path) -> None:
         for f in out.iterdir():

@@ -74,7 +74,7 @@ def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None =
     """The (scope run id, SELECT) that exports a run or a sample."""
     if sample_id is not None:
         sid = check_id(sample_id, "sample")
-        rid = ws.manifest(sid).get("run_id")
+        rid = ws.manifest(sid).run_id
         if not rid:
             raise ConfigError(f"sample {sid} names no run_id in its manifest")
         return rid, (
@@ -153,31 +153,28 @@ def lineage(ws: Workspace, run_id: str) -> dict[str, Any]:
     fingerprint) and run (reducer, clusterer, seed) settings, read from the manifests."""
     rm = ws.manifest(check_id(run_id, "run"))
     out: dict[str, Any] = {"run_id": run_id}
-    eid = rm.get("embedding_id")
-    em = ws.manifest(eid) if eid and ws.exists(eid) else {}
+    eid = rm.embedding_id
+    em = ws.manifest(eid) if eid and ws.exists(eid) else None
     cid = ws.corpus_of(run_id)
-    cm = ws.manifest(cid) if ws.exists(cid) else {}
+    cm = ws.manifest(cid) if ws.exists(cid) else None
     out["corpus"] = {
         "corpus_id": cid,
-        "sha256": cm.get("sha256"),
-        "source": cm.get("source") or cm.get("source_file") or cm.get("file"),
-        "rows": cm.get("kept"),
+        "sha256": (cm.sha256 or None) if cm else None,
+        "source": (cm.source or None) if cm else None,
+        "rows": cm.kept if cm else None,
     }
     out["embedding"] = {
         "embedding_id": eid,
-        "encoder": em.get("encoder"),
-        "encoder_config": em.get("encoder_config"),
-        "model": em.get("model"),
-        "model_fingerprint": em.get("model_fingerprint") or em.get("fingerprint"),
-        "dim": em.get("dim"),
+        "encoder": (em.encoder or None) if em else None,
+        "encoder_config": em.encoder_config if em else None,
+        "model": (em.model or None) if em else None,
+        "model_fingerprint": (em.model_fingerprint or None) if em else None,
+        "dim": em.dim if em else None,
     }
-    out["reducer"] = rm.get("reducer")
-    out["clusterer"] = rm.get("clusterer")
-    seed = rm.get("seed")
-    if seed is None and isinstance(rm.get("clusterer"), dict):
-        seed = rm["clusterer"].get("seed")
-    out["seed"] = seed
-    out["parameters"] = rm.get("params") or rm.get("parameters")
+    out["reducer"] = rm.reducer
+    out["clusterer"] = rm.clusterer
+    out["seed"] = rm.seed if rm.seed is not None else rm.clusterer.get("seed")
+    out["parameters"] = rm.clusterer_params or None
     return out
 
 
@@ -210,16 +207,14 @@ def provenance(
         "sampling_policy": None,
     }
     if sample_id is not None:
-        sm = ws.manifest(sample_id)
-        rec["sampling_policy"] = sm.get("policy")
-        rec["run_id"] = run_id = sm.get("run_id")
+        sm = ws.manifest(check_id(sample_id, "sample"))
+        rec["sampling_policy"] = sm.policy
+        rec["run_id"] = run_id = sm.run_id
     if run_id is not None:
         rec.update({k: v for k, v in lineage(ws, run_id).items() if k != "run_id"})
     else:
-        rec["runs"] = [lineage(ws, m["id"]) for m in ws.list("run")]
-        rec["corpora"] = [
-            {"corpus_id": m["id"], "sha256": m.get("sha256")} for m in ws.list("corpus")
-        ]
+        rec["runs"] = [lineage(ws, m.id) for m in ws.list("run")]
+        rec["corpora"] = [{"corpus_id": m.id, "sha256": m.sha256 or None} for m in ws.list("corpus")]
     return rec
 
 

@@ -92,14 +92,14 @@ class Session:
 def _corpora(ws: Workspace, run_id: str | None) -> list[str]:
     if run_id is not None:
         return [ws.corpus_of(run_id)]
-    return sorted(m["id"] for m in ws.list("corpus"))
+    return sorted(m.id for m in ws.list("corpus"))
 
 
 def _runs(ws: Workspace, run_id: str | None) -> list[str]:
     if run_id is not None:
         ws.manifest(run_id)
         return [run_id]
-    return sorted(m["id"] for m in ws.list("run"))
+    return sorted(m.id for m in ws.list("run"))
 
 
 def _npy(path: Any) -> np.ndarray | None:
@@ -170,12 +170,12 @@ def _samples_source(ws: Workspace, run_id: str | None) -> tuple[Any, list[tuple[
 
     files, owners = [], []
     for m in ws.list("sample"):
-        if run_id is not None and m.get("run_id") != run_id:
+        if run_id is not None and m.run_id != run_id:
             continue
-        p = ws.path(m["id"]) / "sample.parquet"
+        p = ws.path(m.id) / "sample.parquet"
         if p.is_file():
             files.append(str(p))
-            owners.append((m["id"], m.get("run_id", "")))
+            owners.append((m.id, m.run_id))
     schema = pa.schema(
         [("sample_id", pa.string()), ("doc_id", pa.int64()), ("cluster", pa.int32()), ("rank", pa.int32())]
     )
