@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from textcluster.errors import ConfigError
+from textcluster.store import canonical_json
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -219,7 +220,6 @@ class ClustererConfig(_Config):
     params: dict[str, Any] = field(default_factory=dict)
 
     def __hash__(self) -> int:  # params is a dict; hash the canonical form
-        from textcluster.store import canonical_json
 
         return hash(canonical_json(self.to_dict()))
 

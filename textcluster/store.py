@@ -43,6 +43,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass,
 from pathlib import Path
 from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
+
 from textcluster.errors import IdError, StoreError
 
 logger = logging.getLogger(__name__)
@@ -949,7 +951,6 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 
 def save_npy_atomic(path: str | os.PathLike[str], array: Any) -> None:
     """Write ``array`` as ``.npy`` (no pickle) to ``path`` through :func:`atomic_path`."""
-    import numpy as np
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array, allow_pickle=False)

@@ -18,9 +18,19 @@ from typing import Any
 
 from textcluster.cli import artifact_id
 from textcluster.cluster.registry import CLUSTERERS
-from textcluster.cluster.runs import validate_run
-from textcluster.config import RECIPES, REDUCERS, ClustererConfig, ReducerConfig, recipe
+from textcluster.cluster.runs import assign, cluster, validate_run
+from textcluster.config import (
+    RECIPES,
+    REDUCERS,
+    ClustererConfig,
+    CorpusSpec,
+    EncoderConfig,
+    ReducerConfig,
+    recipe,
+)
 from textcluster.errors import ConfigError
+from textcluster.ingest.corpus import ingest, load_docs
+from textcluster.pipeline import run_pipeline
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -154,7 +164,6 @@ def _summary(data: dict[str, Any]) -> str:
 
 def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Run the cluster stage; returns (JSON data, human text)."""
-    from textcluster.cluster.runs import cluster
 
     reducer, clusterer = configs_from_args(args)
     res = cluster(ws, args.embedding_id, reducer, clusterer, progress=ui.progress())
@@ -164,8 +173,6 @@ def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str
 
 def handle_run(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Ingest, embed and cluster FILE; returns (JSON data, human text)."""
-    from textcluster.config import CorpusSpec, EncoderConfig
-    from textcluster.pipeline import run_pipeline
 
     reducer, clusterer = configs_from_args(args)
     spec = CorpusSpec(text_fields=tuple(args.text_field), label_field=args.label_field, id_field=args.id_field)
@@ -177,11 +184,8 @@ def handle_run(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, An
 
 def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Label the texts of FILE with a saved run; returns (JSON data, human text)."""
-    import pandas as pd
+    import pandas as pd  # lazily: importing pandas takes ~0.8 s, paid by the CLI's start otherwise
 
-    from textcluster.cluster.runs import assign
-    from textcluster.config import CorpusSpec
-    from textcluster.ingest.corpus import ingest, load_docs
 
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
     rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())

@@ -13,6 +13,9 @@ from typing import Any
 
 from textcluster.cli import artifact_id
 from textcluster.config import EncoderConfig
+from textcluster.embed.encoders import available_encoders
+from textcluster.embed.engine import embed
+from textcluster.errors import ConfigError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -63,8 +66,6 @@ def config_from_args(args: argparse.Namespace) -> EncoderConfig:
 
 def handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Run the embed stage; returns (JSON data, human text)."""
-    from textcluster.embed.encoders import available_encoders
-    from textcluster.errors import ConfigError
 
     if args.list_encoders:
         infos = available_encoders()
@@ -73,7 +74,6 @@ def handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], 
         return data, "\n".join(f"{i.name:<{width}}  {i.help}" for i in infos)
     if not args.corpus_id:
         raise ConfigError("CORPUS_ID is missing; run `textcluster ingest FILE` first, or pass --list-encoders")
-    from textcluster.embed.engine import embed
 
     cfg = config_from_args(args)
     res = embed(ws, args.corpus_id, cfg, progress=ui.progress())

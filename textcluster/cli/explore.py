@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import pyarrow.dataset as ds
+
 from textcluster.cli import artifact_id
+from textcluster.config import SamplingPolicy
+from textcluster.describe.clusters import describe
+from textcluster.describe.llm import LLMSettings
+from textcluster.describe.sampling import plan, sample
 from textcluster.errors import ConfigError
+from textcluster.query.export import export
+from textcluster.query.sql import is_truncated, query
 
 PREVIEW_ROWS = 20
 
@@ -76,11 +84,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _describe(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
-    from textcluster.describe.clusters import describe
 
     llm = None
     if args.llm != "off":
-        from textcluster.describe.llm import LLMSettings
 
         llm = LLMSettings.from_env(mode=args.llm, base_url=args.llm_base_url, model=args.llm_model,
                                    local_model=args.llm_local_model, timeout=args.llm_timeout)
@@ -103,7 +109,6 @@ def _describe(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any
 def _texts_of(ws: Any, run_id: str, doc_ids: list[int]) -> dict[int, str]:
     if not doc_ids:
         return {}
-    import pyarrow.dataset as ds
 
     t = ds.dataset(str(ws.file(ws.corpus_of(run_id), "docs.parquet"))).to_table(
         columns=["doc_id", "text"], filter=ds.field("doc_id").isin(doc_ids)
@@ -146,8 +151,6 @@ def parse_noise(s: str) -> tuple[str, float]:
 
 
 def _sample(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
-    from textcluster.config import SamplingPolicy
-    from textcluster.describe.sampling import plan, sample
 
     noise, quota = parse_noise(args.noise)
     policy = SamplingPolicy(
@@ -175,7 +178,6 @@ def _quota_lines(q: dict[int, int]) -> str:
 
 
 def _query(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
-    from textcluster.query.sql import is_truncated, query
 
     t = query(ws, args.sql, limit=args.limit, timeout=args.timeout, run_id=args.scope)
     trunc = is_truncated(t)
@@ -188,7 +190,6 @@ def _query(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], 
 
 
 def _export(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
-    from textcluster.query.export import export
 
     r = export(ws, args.out, args.format, run_id=args.run, sample_id=args.sample, sql=args.sql,
                timeout=args.timeout)

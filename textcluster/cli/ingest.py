@@ -12,6 +12,7 @@ from typing import Any
 
 from textcluster.config import CorpusSpec
 from textcluster.errors import ConfigError
+from textcluster.ingest import corpus
 from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, extensions_by_format
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -84,7 +85,6 @@ def spec_from_args(args: argparse.Namespace) -> CorpusSpec:
 
 def handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Run ingest (or list fields) and return (report dict, human text)."""
-    from textcluster.ingest import corpus
 
     spec = spec_from_args(args)
     if args.list_fields:

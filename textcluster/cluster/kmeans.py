@@ -12,7 +12,6 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from scipy import sparse
 
 from textcluster.cluster.distances import CHUNK_ROWS, assign_sq, nearest_center
 from textcluster.cluster.protocol import ClustererInfo, Param
@@ -81,6 +80,9 @@ def lloyd(
     (labels, squared distances) of the final centres when the last pass computed them
     (strict convergence), else None)``.
     """
+    from scipy import (
+        sparse,  # lazily: importing scipy's solvers takes ~0.3-0.7 s, paid by the CLI's start otherwise
+    )
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, _ = X.shape
     xx = np.einsum("ij,ij->i", X, X)

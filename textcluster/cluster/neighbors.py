@@ -13,13 +13,15 @@ of a saved run).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from scipy import sparse
 
 from textcluster.cluster.distances import CHUNK_ROWS
 from textcluster.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 Metric = Literal["euclidean", "cosine"]
 #: Query rows per block in the numpy fallback (block memory: this x reference chunk floats).
@@ -149,6 +151,9 @@ def knn_indices(X: np.ndarray, n_neighbors: int) -> np.ndarray:
 
 def knn_graph(X: np.ndarray, n_neighbors: int = 10) -> sparse.csr_matrix:
     """Sparse (n, n) CSR connectivity: row i has ones at its ``n_neighbors`` cosine neighbours."""
+    from scipy import (
+        sparse,  # lazily: importing scipy's solvers takes ~0.3-0.7 s, paid by the CLI's start otherwise
+    )
     idx = knn_indices(X, n_neighbors)[:, 1:]
     n = idx.shape[0]
     rows = np.repeat(np.arange(n), idx.shape[1])

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from textcluster.describe.allocation import waterfill
+from textcluster.describe.llm import label_clusters
 from textcluster.errors import ConfigError, StoreError
+from textcluster.progress import Meter, check_cancel
 from textcluster.store import DescriptionManifest, RunManifest, Workspace, check_id, make_id
 
 logger = logging.getLogger(__name__)
@@ -93,7 +96,9 @@ def ctfidf_keywords(
     words removed, tokens of two or more word characters. A label whose texts
     hold no usable term gets an empty list.
     """
-    from scipy import sparse
+    from scipy import (
+        sparse,  # lazily: importing scipy's solvers takes ~0.3-0.7 s, paid by the CLI's start otherwise
+    )
     from sklearn.feature_extraction.text import CountVectorizer
 
     labels = np.asarray(labels)
@@ -240,7 +245,6 @@ def _compute(
     ws: Workspace, run_id: str, did: str, top_n: int, examples: int, max_docs: int, llm: Any,
     progress: Any, cancel: Any,
 ) -> Description:
-    from textcluster.progress import Meter, check_cancel
 
     meter = Meter("describe", 2, progress, estimate=False)
     meter.update(0, "counting keywords")
@@ -285,7 +289,6 @@ def _compute(
         )
 
     if llm is not None:
-        from textcluster.describe.llm import label_clusters
 
         prompts = {
             cd.cluster: [texts_all[i] for i in cd.nearest] for cd in clusters if cd.cluster != NOISE
@@ -344,7 +347,6 @@ def latest_description(ws: Workspace, run_id: str) -> Description | None:
 
 
 def _texts(ws: Workspace, corpus_id: str) -> list[str]:
-    import pyarrow.parquet as pq
 
     t = pq.read_table(ws.file(corpus_id, "docs.parquet"), columns=["doc_id", "text"])
     ids = t.column("doc_id").to_numpy()

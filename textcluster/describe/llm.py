@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from textcluster.errors import ConfigError, TextclusterError
+from textcluster.progress import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +352,6 @@ def label_clusters(
     cluster (timeout, HTTP error, malformed reply) is recorded in its label with
     ``ok=False`` and the others go on.
     """
-    from textcluster.progress import Meter
 
     client = client or make_client(settings)
     meter = Meter("llm", len(examples), progress)

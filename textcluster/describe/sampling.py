@@ -23,16 +23,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from textcluster.config import SamplingPolicy
 from textcluster.describe.allocation import waterfill
 from textcluster.describe.clusters import load_description, member_distances
 from textcluster.errors import ConfigError, StoreError
+from textcluster.progress import Meter
 from textcluster.store import RunManifest, SampleManifest, Workspace, check_id, make_id
 
 logger = logging.getLogger(__name__)
@@ -336,7 +339,6 @@ def canonical_policy(ws: Workspace, run_id: str, policy: SamplingPolicy) -> Samp
     The same rows asked for by label (``"card arrival"``), by id (``12``) or in another
     order get the same sample id. Raises :class:`ConfigError` for an unknown label.
     """
-    from dataclasses import replace
 
     clusters = None if policy.clusters is None else resolve_clusters(ws, run_id, tuple(policy.clusters))
     exclude = resolve_clusters(ws, run_id, tuple(policy.exclude_clusters)) if policy.exclude_clusters else ()
@@ -346,7 +348,6 @@ def canonical_policy(ws: Workspace, run_id: str, policy: SamplingPolicy) -> Samp
 def _draw(
     ws: Workspace, run_id: str, policy: SamplingPolicy, sid: str, progress: Any, requested: SamplingPolicy | None = None
 ) -> SampleResult:
-    from textcluster.progress import Meter
 
     run_m = ws.manifest(check_id(run_id, "run"))
     labels = np.asarray(load_labels(ws, run_id))
@@ -374,8 +375,6 @@ def _draw(
     ranks = np.concatenate(rank_parts) if rank_parts else np.zeros(0, np.int32)
 
     def write(d: Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         t = pa.table(
             {
@@ -404,7 +403,6 @@ def _draw(
 
 def load_sample(ws: Workspace, sample_id: str, cached: bool = False) -> SampleResult:
     """A stored sample (its doc ids in file order and per-cluster counts)."""
-    import pyarrow.parquet as pq
 
     m = ws.manifest(check_id(sample_id, "sample"))
     t = pq.read_table(ws.file(sample_id, "sample.parquet"), columns=["doc_id"])

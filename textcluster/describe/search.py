@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from textcluster.errors import ConfigError
 
@@ -50,8 +52,6 @@ def search_texts(texts: Sequence[str | None] | Any, query: str, limit: int = DEF
     missing text (None) never matches. ``query``: a literal word or phrase, not empty.
     ``limit``: the most ids returned, >= 1 (default 500).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if not isinstance(query, str):
         raise ConfigError(f"query should be a string, got {type(query).__name__} {query!r}")

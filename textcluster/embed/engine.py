@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from textcluster.config import EncoderConfig
+from textcluster.embed.devices import configure_torch_threads, empty_cache, is_oom, resolve_device
 from textcluster.embed.encoders.base import Encoder
 from textcluster.embed.encoders.registry import get_encoder, parse_name
 from textcluster.errors import ConfigError, EncoderError, JobCancelled, StoreError
@@ -142,7 +144,6 @@ def plan_batches(
 
 def _encode_batch_safely(encoder: Encoder, texts: list[str], device: str, state: dict[str, int]) -> np.ndarray:
     """encode_batch, halving the batch on GPU out-of-memory; ``state['cap']`` remembers the halving."""
-    from textcluster.embed.devices import empty_cache, is_oom
 
     cap = state.get("cap")
     if cap is not None and len(texts) > cap:
@@ -243,7 +244,6 @@ def _finish(vectors: np.ndarray, cfg: EncoderConfig, encoder: Encoder) -> np.nda
 
 def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
     """Resolve the device, set torch threads on CPU, load the model; returns the device."""
-    from textcluster.embed.devices import configure_torch_threads, resolve_device
 
     device = "cpu" if encoder.needs_fit else resolve_device(cfg.device)
     if device == "cpu" and not encoder.needs_fit:
@@ -258,7 +258,6 @@ def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
 # -- the stage ---------------------------------------------------------------
 
 def _read_texts(ws: Workspace, corpus_id: str) -> list[str]:
-    import pyarrow.parquet as pq
 
     path = ws.file(corpus_id, "docs.parquet")
     try:

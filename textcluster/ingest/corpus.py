@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from textcluster.config import CorpusSpec
 from textcluster.errors import ConfigError, CorpusError, StoreError
@@ -294,7 +297,6 @@ def _text_hash(text: str) -> bytes:
 
 def _py_to_arrow(values: list[Any], typ: Any = None) -> pa.Array:
     """An Arrow array of ``values``; mixed types or invalid strings fall back to cleaned strings."""
-    import pyarrow as pa
 
     try:
         return pa.array(values, typ)
@@ -400,8 +402,6 @@ class _Collector:
             self._flush_rejections()
 
     def flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if self._row:
             cols: dict[str, Any] = {
@@ -425,8 +425,6 @@ class _Collector:
         self._flush_rejections()
 
     def _flush_rejections(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if self._rej:
             rows, reasons = zip(*self._rej, strict=True)
@@ -524,7 +522,6 @@ def _read_rows(
 
 
 def _unified_schema(col: _Collector) -> pa.Schema:
-    import pyarrow as pa
 
     types: dict[str, set[Any]] = {}
     for _, schema in col.parts:
@@ -553,7 +550,6 @@ def _unified_schema(col: _Collector) -> pa.Schema:
 
 
 def _cast(arr: Any, typ: Any) -> Any:
-    import pyarrow as pa
 
     if arr.type == typ:
         return arr
@@ -565,9 +561,6 @@ def _cast(arr: Any, typ: Any) -> Any:
 
 def _finish(p1: _Pass1, spec: CorpusSpec, out: Path, name: str) -> dict[str, Any]:
     """Write docs.parquet and rejections.parquet into ``out``; return the counts."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     col = p1.collector
     if p1.rows_read == 0:
@@ -811,7 +804,7 @@ def preview(path: str | Path, spec: CorpusSpec | None = None, n: int = 20) -> pd
     nested values are shown as JSON strings. Malformed rows are left out
     (ingest lists them with reasons).
     """
-    import pandas as pd
+    import pandas as pd  # lazily: importing pandas takes ~0.8 s, paid by the CLI's start otherwise
 
     spec = (spec or CorpusSpec()).validate()
     path = Path(path)
@@ -832,7 +825,6 @@ def load_docs(ws: Workspace, corpus_id: str, columns: list[str] | None = None) -
     ``columns``: a subset to read (e.g. ``["doc_id", "text"]``); None reads all.
     Raises :class:`StoreError` for an unknown corpus or column.
     """
-    import pyarrow.parquet as pq
 
     p = ws.file(corpus_id, "docs.parquet")
     if columns is not None:
@@ -845,7 +837,6 @@ def load_docs(ws: Workspace, corpus_id: str, columns: list[str] | None = None) -
 
 def load_rejections(ws: Workspace, corpus_id: str) -> pd.DataFrame:
     """``rejections.parquet`` of a corpus: columns ``row`` (int64) and ``reason`` (str), by row."""
-    import pyarrow.parquet as pq
 
     return pq.read_table(ws.file(corpus_id, "rejections.parquet")).to_pandas()
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pyarrow.parquet as pq
+
 from textcluster.errors import CorpusError
 
 #: The one table of readable files: extension -> format. Any of them may also end in
@@ -450,7 +452,6 @@ def parquet_source(
     path: Path, gz: bool, max_rows: int, max_bytes: int, tmpdir: Path, notes: list[str], batch_rows: int
 ) -> Source:
     """Open a Parquet file (gunzipped into ``tmpdir`` first when gzipped) and stream its rows."""
-    import pyarrow.parquet as pq
 
     name = path.name
     src = open_bytes(path, gz, max_bytes, notes)

@@ -32,7 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+import textcluster
+from textcluster.describe.clusters import latest_description
 from textcluster.errors import ConfigError, QueryError
+from textcluster.query.sql import iter_batches
 from textcluster.store import Workspace, atomic_path, check_id, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -65,7 +74,6 @@ def _one_source(run_id: str | None, sample_id: str | None, sql: str | None) -> s
 
 
 def _has_label(ws: Workspace, run_id: str) -> bool:
-    from textcluster.describe.clusters import latest_description
 
     return latest_description(ws, run_id) is not None
 
@@ -101,11 +109,7 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
     files by ``doc_id`` (and the label from the newest description), so memory
     stays at one batch however big the run. Rows keep the corpus order (doc_id).
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.dataset as ds
 
-    from textcluster.describe.clusters import latest_description
 
     d = ws.path(check_id(run_id, "run"))
     labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
@@ -191,7 +195,6 @@ def provenance(
 
     For SQL without ``run_id``, ``runs`` lists the lineage of every run in the workspace.
     """
-    import textcluster
 
     source = _one_source(run_id if not sql else None, sample_id, sql)
     rec: dict[str, Any] = {
@@ -242,9 +245,6 @@ def _jsonable(v: Any) -> Any:
 def _write_stream(
     stream: Iterator[Any], path: Path, fmt: str, prov: dict[str, Any], path_name: str
 ) -> tuple[int, list[str]]:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
 
     schema = next(stream)
     rows = 0
@@ -279,7 +279,6 @@ def _write_stream(
 
 
 def _csv_schema(schema: Any) -> Any:
-    import pyarrow as pa
 
     fields = [
         pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema
@@ -289,7 +288,6 @@ def _csv_schema(schema: Any) -> Any:
 
 def _csv_batch(batch: Any) -> Any:
     """CSV cannot hold lists/structs: write them as JSON strings."""
-    import pyarrow as pa
 
     cols = []
     for f, col in zip(batch.schema, batch.columns, strict=True):
@@ -330,7 +328,6 @@ def export(
     SQL (None: no limit). Rows stream in batches of ``batch_rows``.
     Raises :class:`QueryError` for refused or failing SQL, :class:`ConfigError` for bad arguments.
     """
-    from textcluster.query.sql import iter_batches
 
     out = Path(out)
     fmt = _format_of(out, fmt)
@@ -380,7 +377,6 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     if side.is_file():
         return json.loads(side.read_text(encoding="utf-8"))
     if p.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
 
         meta = pq.read_metadata(p).metadata or {}
         if PROVENANCE_KEY in meta:

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
 
+from textcluster.describe.clusters import latest_description
 from textcluster.errors import QueryError
 from textcluster.store import Workspace, check_id
 
@@ -107,7 +110,6 @@ def _npy(path: Any) -> np.ndarray | None:
 
 
 def _assignments_table(ws: Workspace, run_id: str) -> Any:
-    import pyarrow as pa
 
     d = ws.path(run_id)
     labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
@@ -132,9 +134,7 @@ def _assignments_table(ws: Workspace, run_id: str) -> Any:
 
 
 def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
-    import pyarrow as pa
 
-    from textcluster.describe.clusters import latest_description
 
     cols: dict[str, list[Any]] = {k: [] for k in ("run_id", "cluster", "size", "share", "label", "keywords")}
     for rid in runs:
@@ -165,8 +165,6 @@ def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
 
 
 def _samples_source(ws: Workspace, run_id: str | None) -> tuple[Any, list[tuple[str, str]]]:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
 
     files, owners = [], []
     for m in ws.list("sample"):
@@ -193,8 +191,6 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
     :mod:`textcluster.query.export` uses it too).
     """
     import duckdb
-    import pyarrow as pa
-    import pyarrow.dataset as ds
 
     if run_id is not None:
         check_id(run_id, "run")
@@ -297,7 +293,6 @@ def check_sql(sql: str) -> str:
 
 def _with_timeout(con: Any, timeout: float | None, fn: Callable[[], T]) -> T:
     import duckdb
-    import pyarrow as pa
 
     fired = threading.Event()
 

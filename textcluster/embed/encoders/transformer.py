@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textcluster.embed.devices import torch_dtype
 from textcluster.embed.encoders.base import cached_model, fingerprint_path, resolve_model_path
 from textcluster.errors import EncoderError
 
@@ -89,7 +90,6 @@ class SentenceTransformerEncoder(_TorchEncoder):
     def load(self, device: str) -> None:
         import torch
 
-        from textcluster.embed.devices import torch_dtype
 
         dtype = torch_dtype(device)
 
@@ -165,7 +165,6 @@ class HFEncoder(_TorchEncoder):
     """
 
     def load(self, device: str) -> None:
-        from textcluster.embed.devices import torch_dtype
 
         dtype = torch_dtype(device)
 
