@@ -7,7 +7,8 @@
 Set ``demo`` (the README's): the bundled demo corpus (Banking77, 10,003 texts) with the
 default pipeline (MiniLM, UMAP map) and k=77, one cluster per intent: demo_data.png,
 demo_pipeline.png, demo_explore.png, demo_explore_clusters.png, demo_evaluate.png. Minutes on
-a CPU (about ten on a busy 2-core machine: the MiniLM embedding and the UMAP compile).
+a CPU (316 s on the 2-core development machine at a load of 3: the MiniLM embedding and the
+UMAP compile).
 
 Set ``pages``: the browser test's tour on a 120-row, 3-topic CSV (upload, tfidf, k-means k=3,
 PCA map, a 30-row sample): data.png, pipeline.png, explore.png, explore_box.png,
