@@ -1,11 +1,12 @@
-# textcluster: `make run` opens the app, `make test` runs the whole suite.
-# Both bootstrap .venv from nothing on a fresh clone.
+# textcluster: `make run` opens the app, `make test` runs the whole suite (what CI runs),
+# `make test-fast` the tests not marked slow (a developer's loop). All bootstrap .venv from
+# nothing on a fresh clone. Timings: docs/ARCHITECTURE.md, section Tests.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test test-fast lint bench venv clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -22,9 +23,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless=true --browser.gatherUsageStats=false
 
+# --durations: the slowest tests are in every CI log, so a test that grows slow is seen.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q --durations=15
+
+# Without the UMAP compile, self-training, model loading, property and browser tests.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -209,6 +209,7 @@ def test_tfidf_embed_then_encode_new_texts_alike(ws):
 
 
 @pytest.mark.model
+@pytest.mark.slow  # loads the bundled MiniLM: seconds
 def test_minilm_matches_sentence_transformers_and_cache_skips_loading(ws, monkeypatch):
     from sentence_transformers import SentenceTransformer
 

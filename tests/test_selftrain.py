@@ -1,4 +1,8 @@
-"""Self-training clusterer: recovers clusters, is seeded, minimises KL, stops as told."""
+"""Self-training clusterer: recovers clusters, is seeded, minimises KL, stops as told.
+
+Every test that trains is marked slow; the fast tier keeps the argument checks, the
+constructor and the kernels.
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,14 @@ def fitted(data):
     return SelfTrainingClusterer(4, seed=3, max_iter=300, update_interval=20, **SMALL).fit(X)
 
 
+@pytest.mark.slow
 def test_recovers_separable_clusters(data, fitted):
     _, y = data
     assert adjusted_rand_score(y, fitted.labels_) > 0.9
     assert fitted.labels_.shape == y.shape and fitted.labels_.dtype == np.int64
 
 
+@pytest.mark.slow
 def test_centers_are_member_means_in_input_space(data, fitted):
     X, _ = data
     assert fitted.cluster_centers_.shape == (4, X.shape[1])
@@ -56,6 +62,7 @@ def test_centers_are_member_means_in_input_space(data, fitted):
     assert (d.argmin(1) == fitted.labels_).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_predict_on_training_rows_equals_labels_exactly(data, fitted):
     X, _ = data
     np.testing.assert_array_equal(fitted.predict(X), fitted.labels_)
@@ -64,6 +71,7 @@ def test_predict_on_training_rows_equals_labels_exactly(data, fitted):
     np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_labels_and_other_seed_runs(data):
     X, _ = data
     kw = dict(max_iter=60, update_interval=20, **SMALL)
@@ -75,6 +83,7 @@ def test_same_seed_same_labels_and_other_seed_runs(data):
     assert c.history_["pretrain_loss"] != a.history_["pretrain_loss"]
 
 
+@pytest.mark.slow
 def test_fit_leaves_global_torch_state_alone(data):
     import torch
 
@@ -88,6 +97,7 @@ def test_fit_leaves_global_torch_state_alone(data):
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_reconstruction_and_kl_losses_decrease():
     # Overlapping blobs so the self-training has something to sharpen.
     X, _ = blobs(n_per=60, spread=1.2, seed=1)
@@ -100,6 +110,7 @@ def test_reconstruction_and_kl_losses_decrease():
     assert h["stop_reason"] == "max_iter" and m.n_iter_ == 200
 
 
+@pytest.mark.slow
 def test_stops_when_labels_settle(data):
     X, _ = data
     m = SelfTrainingClusterer(4, seed=3, max_iter=5000, update_interval=10, tol=0.01, **SMALL).fit(
@@ -111,6 +122,7 @@ def test_stops_when_labels_settle(data):
     assert m.n_iter_ == h["refresh_step"][-1] < 5000
 
 
+@pytest.mark.slow
 def test_max_iter_caps_training(data):
     X, _ = data
     m = SelfTrainingClusterer(4, seed=3, max_iter=25, update_interval=10, tol=0.0, **SMALL).fit(X)
@@ -127,6 +139,7 @@ def test_pretrain_steps_are_capped(data):
     assert len(m.history_["pretrain_loss"]) == 3
 
 
+@pytest.mark.slow
 def test_progress_and_cancel(data):
     import threading
 
@@ -182,6 +195,7 @@ def test_target_distribution_sharpens():
     assert p[0, 0] > q[0, 0] > 0.5 and p[1, 0] > q[1, 0] > 0.5 and p[3, 1] > q[3, 1] > 0.5
 
 
+@pytest.mark.slow
 def test_through_the_clusterer_registry(data):
     """The registry entry passes ClustererConfig.params (JSON: lists) to the class."""
     from textcluster.cluster.fitting import fit_assign
@@ -196,6 +210,7 @@ def test_through_the_clusterer_registry(data):
     assert out.history is None or out.history["stop_reason"] in ("tol", "max_iter")
 
 
+@pytest.mark.slow
 def test_registry_passes_progress_and_cancel(data):
     """fit_assign hands progress and cancel to the self-training clusterer itself."""
     import threading
@@ -217,6 +232,7 @@ def test_registry_passes_progress_and_cancel(data):
         fit_assign(X, ClustererConfig(method="self-training", k=4, params={**params, "max_iter": 10_000}), cancel=ev)
 
 
+@pytest.mark.slow
 def test_graph_ward_init(data):
     from textcluster.cluster.graphward import GraphWardClusterer
 

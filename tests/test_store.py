@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class _Cfg:
 def test_make_id_is_deterministic_and_prefixed():
     a = make_id("embedding", "cor-0123456789abcdef", {"b": 1, "a": [1, 2]})
     assert a == make_id("embedding", "cor-0123456789abcdef", {"a": (1, 2), "b": 1})  # key order, tuple/list
-    assert a.startswith("emb-") and len(a) == 4 + 16 and int(a[4:], 16) >= 0
+    assert re.fullmatch(r"emb-[0-9a-f]{16}", a), a  # the id grammar: prefix, dash, 16 lower-case hex digits
     assert kind_of(a) == "embedding"
 
 

@@ -45,7 +45,8 @@ def test_upload_preview_ingest_and_report(app_ws, topic_csv):
     metrics = {x.label: x.value for x in at.metric}
     assert metrics["Kept"] == "60" and metrics["Rejected"] == "1"
     assert at.dataframe[-1].value["row"].tolist() == [61]
-    assert at.download_button(key="data_rejections_download") is not None
+    dl = at.download_button(key="data_rejections_download")  # a missing button raises KeyError here
+    assert dl.label == "Download rejected rows (CSV)" and dl.proto.url.endswith(".csv")
     docs = corpus.load_docs(app_ws, m.id)
     assert {"source_id", "label"} <= set(docs.columns)
 

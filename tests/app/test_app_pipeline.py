@@ -82,7 +82,14 @@ def test_a_failing_job_is_a_readable_error_and_the_page_stays_up(app_ws, app_cor
     at.run()
     assert not at.exception
     assert at.error and "500" in at.error[0].value and "Traceback" not in at.error[0].value
-    assert at.button(key="pipe_launch") is not None
+    # The page is still usable: with a valid k, the same Launch button starts a job that finishes.
+    launch = at.button(key="pipe_launch")  # a missing button raises KeyError here
+    assert launch.label == "Launch" and not launch.disabled
+    at.number_input(key="pipe_k").set_value(3).run()
+    at.button(key="pipe_launch").click().run()
+    again = jobs.get_manager(app_ws).latest("pipeline")
+    assert again.snapshot()["id"] != snap["id"]
+    assert again.wait(120)["status"] == "done"
 
 
 def test_self_training_curves_are_drawn_from_the_history():

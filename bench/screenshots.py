@@ -1,0 +1,186 @@
+"""Screenshots of the app for the README and docs/img/, taken with Debian chromium via Playwright.
+
+    .venv/bin/python bench/screenshots.py                 # both sets, into docs/img/
+    .venv/bin/python bench/screenshots.py --only demo     # the README's demo_*.png
+    .venv/bin/python bench/screenshots.py --only pages --out /tmp/shots
+
+Set ``demo`` (the README's): the bundled demo corpus (Banking77, 10,003 texts) with the
+default pipeline (MiniLM, UMAP map) and k=77, one cluster per intent: demo_data.png,
+demo_pipeline.png, demo_explore.png, demo_explore_clusters.png, demo_evaluate.png. Minutes on
+a CPU (316 s on the 2-core development machine at a load of 3: the MiniLM embedding and the
+UMAP compile).
+
+Set ``pages``: the browser test's tour on a 120-row, 3-topic CSV (upload, tfidf, k-means k=3,
+PCA map, a 30-row sample): data.png, pipeline.png, explore.png, explore_box.png,
+explore_clusters.png, sample.png, export.png, evaluate.png. About half a minute.
+
+Each set runs `streamlit run app.py` on a fresh temporary workspace, with HOME set to a
+temporary folder so that the sidebar shows the workspace as ``~/workspace``. Needs
+/usr/bin/chromium (``apt-get install -y chromium``). Asserts nothing: the checks are in
+tests/e2e/test_browser.py; a page that does not show what is waited for stops the script with
+Playwright's timeout error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the browser test uses
+
+from pagedriver import choose, goto, snap, wait_idle, write_corpus  # noqa: E402
+
+from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
+
+#: A job on the demo corpus embeds 10,003 texts with MiniLM and compiles UMAP: allow 30 minutes.
+DEMO_JOB_TIMEOUT_MS = 1_800_000
+
+
+def demo_set(page, out: Path, tmp: Path) -> None:
+    """The README screenshots: demo corpus, default pipeline, k=77 (``tmp`` is not needed)."""
+    page.get_by_text("CC BY 4.0").first.wait_for()
+    page.get_by_role("button", name="Ingest").click()
+    page.get_by_text("Ingest report").wait_for()
+    wait_idle(page)
+    snap(page, out / "demo_data.png")
+    goto(page, "Pipeline")
+    k = page.get_by_label("Clusters (k)")
+    k.fill("77")
+    k.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("is ready").wait_for(timeout=DEMO_JOB_TIMEOUT_MS)
+    wait_idle(page)
+    snap(page, out / "demo_pipeline.png")
+    goto(page, "Explore")
+    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+    wait_idle(page)
+    snap(page, out / "demo_explore.png")
+    page.get_by_role("tab", name="Clusters").click()
+    page.get_by_text("Nearest the centre").wait_for()
+    snap(page, out / "demo_explore_clusters.png")
+    goto(page, "Evaluate")
+    page.get_by_text("ACC").first.wait_for()
+    snap(page, out / "demo_evaluate.png")
+
+
+def pages_set(page, out: Path, tmp: Path) -> None:
+    """Every page along the browser test's tour, on a small 3-topic CSV."""
+    data = write_corpus(tmp / "support.csv")
+    page.get_by_text("CC BY 4.0").first.wait_for()
+    page.get_by_text("Upload a file").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
+    page.get_by_role("button", name="Ingest").wait_for()
+    wait_idle(page)
+    choose(page, "Label field (optional, for evaluation only)", "label")
+    wait_idle(page)
+    page.get_by_role("button", name="Ingest").click()
+    page.get_by_text("Ingest report").wait_for()
+    wait_idle(page)
+    snap(page, out / "data.png")
+
+    goto(page, "Pipeline")
+    choose(page, "Encoder", "tfidf")
+    wait_idle(page)
+    choose(page, "2-D map", "pca")
+    wait_idle(page)
+    k = page.get_by_label("Clusters (k)")
+    k.fill("3")
+    k.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("is ready").wait_for(timeout=120_000)
+    wait_idle(page)
+    snap(page, out / "pipeline.png")
+
+    goto(page, "Explore")
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for()
+    page.get_by_text("No box selected").wait_for()
+    snap(page, out / "explore.png")
+    box = chart.locator("canvas, svg").first.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
+    page.mouse.up()
+    page.get_by_text("documents in the box").wait_for()
+    wait_idle(page)
+    snap(page, out / "explore_box.png")
+    page.get_by_role("tab", name="Clusters").click()
+    page.get_by_text("Nearest the centre").wait_for()
+    snap(page, out / "explore_clusters.png")
+
+    goto(page, "Sample")
+    n = page.get_by_label("Sample size (N)")
+    n.fill("30")
+    n.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Draw sample").click()
+    page.get_by_text("30 rows").first.wait_for()
+    wait_idle(page)
+    snap(page, out / "sample.png")
+
+    goto(page, "Export")
+    page.get_by_role("button", name="Sample as CSV").wait_for()
+    snap(page, out / "export.png")
+
+    goto(page, "Evaluate")
+    page.get_by_text("ACC").first.wait_for()
+    snap(page, out / "evaluate.png")
+
+
+#: set name -> (function, viewport height): the README's demo set is shorter than the tour's.
+SETS = {"demo": (demo_set, 1100), "pages": (pages_set, 1600)}
+
+
+def take(name: str, out: Path) -> float:
+    """Run one set against a fresh server; returns its seconds."""
+    from playwright.sync_api import sync_playwright
+
+    fn, height = SETS[name]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"tc-shots-{name}-") as d:
+        tmp = Path(d)
+        env = {
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": "2",
+            "TEXTCLUSTER_NO_WARMUP": "1",
+            "HOME": str(tmp),  # the sidebar then shows the workspace as ~/workspace, not a temp path
+        }
+        with app_server(tmp / "workspace", env=env, log_path=tmp / "streamlit.log") as url, \
+                sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": height}, accept_downloads=True)
+                page.set_default_timeout(60_000)
+                page.goto(url)
+                page.get_by_role("heading", name="Data", exact=True).wait_for()
+                fn(page, out, tmp)
+            finally:
+                browser.close()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=sorted(SETS), help="one set (default: both)")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="folder (default docs/img/)")
+    args = ap.parse_args()
+    if not Path(CHROMIUM).is_file():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in [args.only] if args.only else sorted(SETS):
+        seconds = take(name, args.out)
+        print(f"{name}: screenshots in {args.out} ({seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
