@@ -498,8 +498,12 @@ def export_bytes(
     :func:`provenance` to show it."""
     fmt = _format_of(Path(f"x.{fmt}"), fmt)
     with tempfile.TemporaryDirectory(prefix="textcluster-export-") as d:
-        r = export(ws, Path(d) / f"export.{fmt}", fmt, run_id=run_id, sample_id=sample_id, sql=sql,
-                   timeout=timeout, max_rows=max_rows, max_bytes=max_bytes, raw_csv=raw_csv)
+        try:
+            r = export(ws, Path(d) / f"export.{fmt}", fmt, run_id=run_id, sample_id=sample_id, sql=sql,
+                       timeout=timeout, max_rows=max_rows, max_bytes=max_bytes, raw_csv=raw_csv)
+        except LimitError as e:  # name the limit, not the temporary file
+            base = e.__cause__ if isinstance(e.__cause__, LimitError) else e
+            raise LimitError(f"{base}; the download was not built", base.limit, base.value) from e
         return r.path.read_bytes()
 
 
