@@ -293,3 +293,10 @@ def test_unscoped_sql_export_over_several_runs_is_refused(two, capsys, tmp_path)
     assert code == 0 and len((tmp_path / "q.csv").read_text().splitlines()) == 1 + 3
     r = export(ws, tmp_path / "all.csv", sql="SELECT * FROM clusters", all_runs=True)
     assert r.rows == 5
+
+
+def test_a_bad_limit_in_the_environment_does_not_break_the_import(monkeypatch):
+    monkeypatch.setenv("TEXTCLUSTER_SQL_THREADS", "many")
+    assert sqlmod.env_int("TEXTCLUSTER_SQL_THREADS", 2) == 2
+    monkeypatch.setenv("TEXTCLUSTER_SQL_THREADS", "3")
+    assert sqlmod.env_int("TEXTCLUSTER_SQL_THREADS", 2) == 3

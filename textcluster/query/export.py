@@ -56,6 +56,7 @@ from textcluster.query.sql import (
     check_scope,
     check_sql,
     deadline_of,
+    env_int,
     iter_batches,
     timeout_error,
 )
@@ -74,7 +75,7 @@ EXPORT_MAX_ROWS = 20_000_000
 #: Bytes an export file may reach (checked after each batch).
 EXPORT_MAX_BYTES = 16 * 1024**3
 #: Bytes of a download built in memory by :func:`export_bytes` (``$TEXTCLUSTER_DOWNLOAD_MAX_BYTES``).
-DOWNLOAD_MAX_BYTES = int(os.environ.get("TEXTCLUSTER_DOWNLOAD_MAX_BYTES", "0") or 0) or 512 * 1024**2
+DOWNLOAD_MAX_BYTES = env_int("TEXTCLUSTER_DOWNLOAD_MAX_BYTES", 512 * 1024**2)
 #: A CSV text cell starting with one of these is a formula to a spreadsheet.
 FORMULA_START = r"^[=+\-@\t\r]"
 

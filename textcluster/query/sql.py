@@ -56,8 +56,26 @@ DEFAULT_LIMIT = 1000
 DEFAULT_TIMEOUT = 10.0
 #: DuckDB memory limit of a sandboxed connection (it spills to ``<workspace>/tmp/duckdb`` beyond).
 MEMORY_LIMIT = os.environ.get("TEXTCLUSTER_SQL_MEMORY_LIMIT", "2GB")
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer > 0 from the environment variable ``name``; ``default`` when unset (a bad
+    value is logged and ignored, so that a typo cannot stop the library from importing)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        logger.warning("$%s=%r is not an integer > 0; using %d", name, text, default)
+        return default
+    return value
+
+
 #: DuckDB worker threads of a sandboxed connection (``$TEXTCLUSTER_SQL_THREADS``; default: at most 4).
-THREADS = int(os.environ.get("TEXTCLUSTER_SQL_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+THREADS = env_int("TEXTCLUSTER_SQL_THREADS", min(4, os.cpu_count() or 1))
 #: Longest statement accepted, in UTF-8 bytes; longer ones are refused before parsing.
 MAX_SQL_BYTES = 100_000
 #: Most bytes (Arrow buffers) a :func:`query` result may hold; beyond, it is refused.
