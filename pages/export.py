@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import streamlit as st
 
+from textcluster.errors import TextclusterError
+from textcluster.jobs import error_message
 from textcluster.query import export, sql
 from ui import state
 from ui.widgets import guard, pick_run
+
+logger = logging.getLogger(__name__)
 
 EXAMPLES = {
     "Clusters, largest first": "SELECT cluster, size, share, label, keywords\nFROM clusters\nORDER BY size DESC",
@@ -39,28 +44,65 @@ if run_id is None:
     st.stop()
 
 
+def _size(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MB" if n >= 1024**2 else f"{n / 1024:,.1f} kB"
+
+
 def downloads(key: str, what: str, **source: str) -> None:
-    """Three download buttons (CSV, JSONL, Parquet) and the provenance manifest of one source."""
-    cols = st.columns(4)
-    for col, fmt in zip(cols, ("csv", "jsonl", "parquet"), strict=False):
-        col.download_button(
-            f"{what} as {fmt.upper()}",
-            data=lambda fmt=fmt: export.export_bytes(ws, fmt, **source),
-            file_name=f"{source.get('sample_id') or source.get('run_id') or 'query'}.{fmt}",
-            mime=MIME[fmt],
-            key=f"{key}_{fmt}",
-            icon=":material/download:",
+    """Build one source's file (CSV, JSONL or Parquet) on demand, within the download limits, and
+    offer it with its provenance. The bytes are built before the download button is drawn and kept
+    in session state, so the first click downloads them (a deferred callable could be gone from
+    the server by then: ``MediaFileStorageError: deferred file not found``); a failure is shown."""
+    name = source.get("sample_id") or source.get("run_id") or "query"
+    sig = json.dumps(source, sort_keys=True)
+    slot = f"{key}_built"
+    cols = st.columns([2, 2, 3, 2], vertical_alignment="bottom")
+    fmt = cols[0].selectbox("Format", export.FORMATS, format_func=str.upper, key=f"{key}_fmt")
+    if cols[1].button(f"Prepare {what} as {fmt.upper()}", key=f"{key}_prepare", icon=":material/build:"):
+        st.session_state[slot] = {"sig": sig, "fmt": fmt, "data": None, "error": None}
+        try:
+            with st.spinner(f"Building {what.lower()} as {fmt.upper()}..."):
+                st.session_state[slot]["data"] = export.export_bytes(
+                    ws, fmt, max_bytes=export.DOWNLOAD_MAX_BYTES, **source
+                )
+        except Exception as e:  # shown below, and kept until the next try
+            if not isinstance(e, TextclusterError):
+                logger.exception("building the %s download", what)
+            st.session_state[slot]["error"] = f"{what} download: {error_message(e)}"
+    built = st.session_state.get(slot)
+    if built and built["sig"] == sig and built["fmt"] == fmt:
+        if built["data"] is not None:
+            cols[2].download_button(
+                f"{what} as {fmt.upper()} ({_size(len(built['data']))})",
+                data=built["data"],
+                file_name=f"{name}.{fmt}",
+                mime=MIME[fmt],
+                key=f"{key}_dl",
+                icon=":material/download:",
+                on_click="ignore",
+            )
+        else:
+            st.error(built["error"], icon=":material/error:")
+    with guard(f"{what} provenance"):
+        prov = json.dumps(export.provenance(ws, **source), indent=2, ensure_ascii=False, default=str)
+        cols[3].download_button(
+            "Provenance (JSON)",
+            data=prov,
+            file_name=f"{name}.provenance.json",
+            mime="application/json",
+            key=f"{key}_prov",
+            icon=":material/receipt_long:",
             on_click="ignore",
         )
-    cols[3].download_button(
-        "Provenance (JSON)",
-        data=lambda: json.dumps(export.provenance(ws, **source), indent=2, ensure_ascii=False, default=str),
-        file_name=f"{source.get('sample_id') or source.get('run_id') or 'query'}.provenance.json",
-        mime="application/json",
-        key=f"{key}_prov",
-        icon=":material/receipt_long:",
-        on_click="ignore",
-    )
+
+
+LIMITS = (
+    f"Downloads are built in memory and stop at {_size(export.DOWNLOAD_MAX_BYTES)}, "
+    f"{export.EXPORT_MAX_ROWS:,} rows or {export.EXPORT_TIMEOUT:g} s (`$TEXTCLUSTER_DOWNLOAD_MAX_BYTES`); "
+    "for bigger files use `textcluster export` (`--max-bytes`, `--max-rows`, `--timeout`). "
+    "In CSV, a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` "
+    "so that a spreadsheet shows it as text."
+)
 
 
 # -- SQL -------------------------------------------------------------------------
@@ -70,6 +112,7 @@ st.caption(
     "scoped to the chosen run. Files, network and settings are out of reach; "
     f"queries stop after {sql.DEFAULT_TIMEOUT:g} s."
 )
+st.caption(LIMITS)
 example = st.selectbox("Example queries", list(EXAMPLES), key="export_example")
 if st.session_state.get("export_example_loaded") != example:
     st.session_state["export_sql"] = EXAMPLES[example]

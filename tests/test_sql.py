@@ -9,8 +9,9 @@ from fakes_run import make_run
 from textcluster.config import SamplingPolicy
 from textcluster.describe.clusters import describe
 from textcluster.describe.sampling import sample
-from textcluster.errors import QueryError
-from textcluster.query.sql import check_sql, connect, is_truncated, query
+from textcluster.errors import ConfigError, QueryError
+from textcluster.query.sql import check_sql, connect, is_truncated
+from textcluster.query.sql import query as _query
 from textcluster.store import Workspace
 
 
@@ -25,6 +26,12 @@ def env(tmp_path_factory):
     secret = root / "secret.csv"
     secret.write_text("password\nhunter2\n")
     return ws, fr, fr2, smp, secret
+
+
+def query(ws, sql, **kw):
+    """This workspace holds two runs: unscoped queries ask for all of them."""
+    kw.setdefault("all_runs", kw.get("run_id") is None)
+    return _query(ws, sql, **kw)
 
 
 def test_views_have_the_documented_columns(env):
@@ -53,7 +60,8 @@ ORDINARY = [
     "SELECT a.cluster, count(*) AS n FROM assignments a JOIN docs d USING (doc_id, corpus_id) GROUP BY a.cluster",
     "WITH big AS (SELECT * FROM clusters WHERE size > 5) SELECT label, size FROM big ORDER BY size DESC",
     "SELECT doc_id, cluster, row_number() OVER (PARTITION BY cluster ORDER BY distance) AS r FROM assignments",
-    "SELECT s.rank, d.text, c.label FROM samples s JOIN docs d USING (doc_id) JOIN clusters c USING (run_id, cluster)",
+    # over all runs, docs has run_id too: join it with (doc_id, run_id)
+    "SELECT s.rank, d.text, c.label FROM samples s JOIN docs d USING (doc_id, run_id) JOIN clusters c USING (run_id, cluster)",
     "FROM clusters SELECT cluster, keywords[1] AS top",
     "SELECT unnest(keywords) AS kw, count(*) FROM clusters GROUP BY kw",
     "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) t(x, y)",
@@ -195,7 +203,7 @@ def test_bad_limits(env):
     ws, *_ = env
     with pytest.raises(QueryError, match="limit=-1"):
         query(ws, "SELECT 1", limit=-1)
-    with pytest.raises(QueryError, match="timeout=0"):
+    with pytest.raises(ConfigError, match="timeout=0"):  # a setting, not a query, is wrong
         query(ws, "SELECT 1", timeout=0)
 
 

@@ -33,8 +33,24 @@ class IdError(StoreError, ValueError):
     (names the text received and the grammar: ``<prefix>-<16 lowercase hex digits>``)."""
 
 
+class OutputPathError(StoreError, ValueError):
+    """A user-given output path resolves inside the workspace (names the path and the workspace)."""
+
+
 class QueryError(TextclusterError):
     """A SQL statement was refused by the sandbox, failed, or timed out."""
+
+
+class LimitError(QueryError):
+    """A query or an export went past one of its limits (time, rows, bytes, statement size).
+
+    ``limit`` names it (``timeout``, ``max_rows``, ``max_bytes``, ``max_sql_bytes``,
+    ``max_result_bytes``), ``value`` is its setting; the message says how to raise it."""
+
+    def __init__(self, message: str, limit: str, value: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
 
 
 class JobCancelled(TextclusterError):

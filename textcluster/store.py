@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hi
 
 import numpy as np
 
-from textcluster.errors import IdError, StoreError
+from textcluster.errors import IdError, OutputPathError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -935,6 +935,24 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output_path(ws: Workspace, path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Return ``path`` when it resolves (symlinks and ``..`` followed) outside the workspace;
+    else :class:`~textcluster.errors.OutputPathError` naming both. Every command that writes a
+    path given by a user calls this first, so an export can never overwrite an artifact."""
+    p = Path(path)
+    try:
+        resolved = p.expanduser().resolve()
+        root = ws.root.expanduser().resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop, an unreadable folder
+        raise OutputPathError(f"{what} path {str(p)!r} cannot be resolved: {e}") from e
+    if resolved == root or root in resolved.parents:
+        raise OutputPathError(
+            f"{what} path {str(p)!r} resolves to {str(resolved)!r}, inside the workspace "
+            f"{str(ws.root)!r}; write it outside the workspace (its files are artifacts)"
+        )
+    return p
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

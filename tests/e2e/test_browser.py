@@ -102,9 +102,13 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
 
             # -- Export: download the sample as CSV and check its rows
             goto(page, "Export")
-            page.get_by_role("button", name="Sample as CSV").wait_for()
-            with page.expect_download() as dl:
-                page.get_by_role("button", name="Sample as CSV").click()
+            # the file is built by its Prepare button, then the download button serves its bytes
+            page.get_by_role("button", name="Prepare Sample as CSV").click()
+            wait_idle(page)
+            ready = page.get_by_role("button", name=re.compile(r"Sample as CSV \("))
+            ready.wait_for()
+            with page.expect_download() as dl:  # the first click downloads
+                ready.click()
             body = Path(dl.value.path()).read_text(encoding="utf-8")
             rows = list(csv.DictReader(io.StringIO(body)))
             assert len(rows) == 30

@@ -31,6 +31,7 @@ from textcluster.config import (
 from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import ingest, load_docs
 from textcluster.pipeline import run_pipeline
+from textcluster.store import atomic_path, check_output_path
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -188,6 +189,7 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
 
 
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
+    out = None if args.output is None else check_output_path(ws, args.output, "--output")  # before any write
     rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())
     docs = load_docs(ws, rep.corpus_id, columns=["row", "text"])
     res = assign(ws, args.run_id, docs["text"].tolist(), progress=ui.progress())
@@ -200,12 +202,12 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
         "mode": res.mode,
         "seconds": res.seconds,
     }
-    if args.output is not None:
-        out = Path(args.output)
-        if out.suffix.lower() == ".parquet":
-            table.to_parquet(out, index=False)
-        else:
-            table.to_csv(out, index=False)
+    if out is not None:
+        with atomic_path(out) as tmp:  # a failed write leaves no half file at --output
+            if out.suffix.lower() == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False)
         data["output"] = str(out)
         text = f"{len(table):,} rows labelled with {args.run_id} -> {out}"
     else:

@@ -13,6 +13,8 @@ from textcluster.describe.clusters import describe
 from textcluster.describe.llm import LLMSettings
 from textcluster.describe.sampling import plan, sample
 from textcluster.errors import ConfigError
+from textcluster.query import export as _exp
+from textcluster.query import sql as _sql
 from textcluster.query.export import export
 from textcluster.query.sql import is_truncated, query
 
@@ -60,24 +62,51 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--limit", type=int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is stopped")
-    p.add_argument("--run", dest="scope", default=None, type=artifact_id("run"), help="scope the views to one run")
+    p.add_argument("--timeout", type=float, default=_sql.DEFAULT_TIMEOUT,
+                   help=f"seconds before the query is stopped, parsing included (default {_sql.DEFAULT_TIMEOUT:g})")
+    p.add_argument("--max-result-bytes", type=int, default=_sql.MAX_RESULT_BYTES,
+                   help=f"largest result, in bytes (default {_sql.MAX_RESULT_BYTES:,})")
+    _scope_and_engine(p, "scope")
     p.set_defaults(handler=_query)
 
     p = sub.add_parser(
         "export", parents=[common], help="export a run, a sample or a query with provenance",
         description="Write CSV, JSONL or Parquet plus <out>.provenance.json.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", default=None, type=artifact_id("run"), help="a run: all docs with their cluster")
+    p.add_argument("--run", default=None, type=artifact_id("run"),
+                   help="a run: all docs with their cluster; with --sql: the run the views are scoped to")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--sample", default=None, type=artifact_id("sample"),
                      help="a sample: the sampled docs with cluster and rank")
     src.add_argument("--sql", default=None, help="one SELECT over the workspace views")
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,
                    help="default: from --out's suffix")
-    p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per fetch for --sql")
+    p.add_argument("--out", required=True, help="output file (outside the workspace)")
+    p.add_argument("--timeout", type=float, default=_exp.EXPORT_TIMEOUT,
+                   help=f"seconds for the whole export (default {_exp.EXPORT_TIMEOUT:g})")
+    p.add_argument("--max-rows", type=int, default=_exp.EXPORT_MAX_ROWS,
+                   help=f"most rows (default {_exp.EXPORT_MAX_ROWS:,})")
+    p.add_argument("--max-bytes", type=int, default=_exp.EXPORT_MAX_BYTES,
+                   help=f"largest file, in bytes (default {_exp.EXPORT_MAX_BYTES:,})")
+    p.add_argument("--raw-csv", action="store_true",
+                   help="write CSV cells as they are (default: a cell starting with = + - @ tab CR gets a leading ')")
+    _scope_and_engine(p, None)
     p.set_defaults(handler=_export)
+
+
+def _scope_and_engine(p: Any, run_dest: str | None) -> None:
+    """--run (for query), --all-runs, --max-sql-bytes, --memory-limit, --threads."""
+    if run_dest is not None:
+        p.add_argument("--run", dest=run_dest, default=None, type=artifact_id("run"),
+                       help="scope the views to one run (needed when the workspace holds several)")
+    p.add_argument("--all-runs", action="store_true",
+                   help="query every run together (every view then has run_id)")
+    p.add_argument("--max-sql-bytes", type=int, default=_sql.MAX_SQL_BYTES,
+                   help=f"longest statement, in bytes (default {_sql.MAX_SQL_BYTES:,})")
+    p.add_argument("--memory-limit", default=None,
+                   help=f"DuckDB memory limit such as 2GB (default {_sql.MEMORY_LIMIT})")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"DuckDB threads (default {_sql.THREADS})")
 
 
 # -- handlers -------------------------------------------------------------------
@@ -179,7 +208,9 @@ def _quota_lines(q: dict[int, int]) -> str:
 
 def _query(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
 
-    t = query(ws, args.sql, limit=args.limit, timeout=args.timeout, run_id=args.scope)
+    t = query(ws, args.sql, limit=args.limit, timeout=args.timeout, run_id=args.scope, all_runs=args.all_runs,
+              max_sql_bytes=args.max_sql_bytes, max_result_bytes=args.max_result_bytes,
+              memory_limit=args.memory_limit, threads=args.threads)
     trunc = is_truncated(t)
     data = {"columns": t.schema.names, "rows": t.to_pylist(), "n": t.num_rows, "truncated": trunc}
     df = t.to_pandas()
@@ -191,8 +222,16 @@ def _query(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], 
 
 def _export(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
 
+    if not (args.run or args.sample or args.sql):
+        raise ConfigError("give one of --run, --sample, --sql (--run with --sql scopes the query)")
+    if args.sample and args.run:
+        raise ConfigError("give --run or --sample, not both")
+    if args.all_runs and args.sql is None:
+        raise ConfigError("--all-runs goes with --sql")
     r = export(ws, args.out, args.format, run_id=args.run, sample_id=args.sample, sql=args.sql,
-               timeout=args.timeout)
+               timeout=args.timeout, max_rows=args.max_rows, max_bytes=args.max_bytes, raw_csv=args.raw_csv,
+               all_runs=args.all_runs, max_sql_bytes=args.max_sql_bytes,
+               memory_limit=args.memory_limit, threads=args.threads)
     data = {"path": str(r.path), "provenance": str(r.provenance_path), "rows": r.rows,
             "columns": r.columns, "format": r.format}
     return data, f"wrote {r.rows} rows to {r.path} (provenance: {r.provenance_path.name})"

@@ -18,6 +18,14 @@ What each source exports:
 - a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank`` and
   ``cluster_label``; ordered by ``cluster``, ``rank``.
 - SQL: the rows of one checked SELECT (see :func:`textcluster.query.sql.check_sql`).
+
+Limits: every export stops at a time limit, a row limit and a byte limit
+(:data:`EXPORT_TIMEOUT`, :data:`EXPORT_MAX_ROWS`, :data:`EXPORT_MAX_BYTES`); the
+partial file is removed and :class:`~textcluster.errors.LimitError` says which
+limit and how to raise it. The output path may not resolve inside the workspace.
+In CSV, a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return gets a leading ``'`` so that a spreadsheet does not run it as a formula
+(OWASP's advice; ``raw_csv=True`` turns it off); JSONL and Parquet stay exact.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,21 +43,41 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 import textcluster
 from textcluster.describe.clusters import latest_description
-from textcluster.errors import ConfigError, QueryError
-from textcluster.query.sql import iter_batches
-from textcluster.store import Workspace, atomic_path, check_id, write_json_atomic
+from textcluster.errors import ConfigError, LimitError, QueryError
+from textcluster.query.sql import (
+    MAX_SQL_BYTES,
+    check_scope,
+    check_sql,
+    deadline_of,
+    env_int,
+    iter_batches,
+    timeout_error,
+)
+from textcluster.store import Workspace, atomic_path, check_id, check_output_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("csv", "jsonl", "parquet")
 PROVENANCE_KEY = b"textcluster.provenance"
 Format = Literal["csv", "jsonl", "parquet"]
+
+#: Seconds an export may take in all (a 1M-row run takes about 4 s).
+EXPORT_TIMEOUT = 600.0
+#: Rows an export may hold.
+EXPORT_MAX_ROWS = 20_000_000
+#: Bytes an export file may reach (checked after each batch).
+EXPORT_MAX_BYTES = 16 * 1024**3
+#: Bytes of a download built in memory by :func:`export_bytes` (``$TEXTCLUSTER_DOWNLOAD_MAX_BYTES``).
+DOWNLOAD_MAX_BYTES = env_int("TEXTCLUSTER_DOWNLOAD_MAX_BYTES", 512 * 1024**2)
+#: A CSV text cell starting with one of these is a formula to a spreadsheet.
+FORMULA_START = r"^[=+\-@\t\r]"
 
 
 @dataclass(frozen=True)
@@ -208,6 +237,7 @@ def provenance(
         "run_id": run_id,
         "sample_id": sample_id,
         "sampling_policy": None,
+        "csv_neutralised": None,
     }
     if sample_id is not None:
         sm = ws.manifest(check_id(sample_id, "sample"))
@@ -242,62 +272,128 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _write_stream(
-    stream: Iterator[Any], path: Path, fmt: str, prov: dict[str, Any], path_name: str
-) -> tuple[int, list[str]]:
+@dataclass(frozen=True)
+class _Limits:
+    out: Path
+    timeout: float | None
+    deadline: float | None
+    max_rows: int
+    max_bytes: int
 
+    def rows(self, rows: int) -> None:
+        if rows > self.max_rows:
+            raise LimitError(
+                f"export stopped: more than {self.max_rows:,} rows (max_rows; CLI --max-rows); "
+                "add a WHERE or LIMIT, or raise the limit",
+                "max_rows", self.max_rows,
+            )
+
+    def check(self, path: Path) -> None:
+        size = path.stat().st_size
+        if size > self.max_bytes:
+            raise LimitError(
+                f"export stopped: the file passed {self.max_bytes:,} bytes (max_bytes; CLI --max-bytes); "
+                "select fewer rows or columns, or raise the limit",
+                "max_bytes", self.max_bytes,
+            )
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise timeout_error(self.timeout)
+
+
+def _write_stream(
+    stream: Iterator[Any], path: Path, fmt: str, prov: dict[str, Any], path_name: str,
+    limits: _Limits, neutralise: bool,
+) -> tuple[int, list[str], int]:
+    """Write the stream to ``path``; returns (rows, columns, CSV cells neutralised)."""
     schema = next(stream)
-    rows = 0
+    rows = neutralised = 0
     if fmt == "parquet":
         meta = dict(schema.metadata or {})
         meta.pop(b"textcluster.truncated", None)
         schema = schema.with_metadata(meta)
         with pq.ParquetWriter(str(path), schema) as w:
             for b in stream:
+                limits.rows(rows + b.num_rows)
                 w.write_table(pa.Table.from_batches([b], schema=schema))
                 rows += b.num_rows
+                limits.check(path)
             # the footer is written at close, so the final row count can go in
             final = {**prov, "rows": rows, "columns": list(schema.names), "file": path_name}
             w.add_key_value_metadata(
                 {PROVENANCE_KEY.decode(): json.dumps(final, ensure_ascii=False, default=str)}
             )
     elif fmt == "csv":
-        with pcsv.CSVWriter(str(path), _csv_schema(schema)) as w:
+        names, neutralised = _csv_names(schema, neutralise)
+        with pcsv.CSVWriter(str(path), _csv_schema(schema, names)) as w:
             for b in stream:
-                w.write_batch(_csv_batch(b))
+                limits.rows(rows + b.num_rows)
+                b, n = _csv_batch(b, names, neutralise)
+                w.write_batch(b)
                 rows += b.num_rows
+                neutralised += n
+                limits.check(path)
+        schema = _csv_schema(schema, names)
     elif fmt == "jsonl":
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
+        with open(path, "wb") as f:
             for b in stream:
+                limits.rows(rows + b.num_rows)
                 for rec in b.to_pylist():
-                    f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False))
-                    f.write("\n")
+                    line = json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False)
+                    f.write(line.encode("utf-8", errors="surrogatepass") + b"\n")
                 rows += b.num_rows
+                f.flush()
+                limits.check(path)
     else:  # pragma: no cover - checked by the caller
         raise ConfigError(f"format={fmt!r} should be one of {', '.join(FORMATS)}")
-    return rows, list(schema.names)
+    limits.check(path)  # the Parquet footer, the last buffered bytes
+    return rows, list(schema.names), neutralised
 
 
-def _csv_schema(schema: Any) -> Any:
+def _neutral(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_names(schema: Any, neutralise: bool) -> tuple[list[str], int]:
+    """The header cells (column names come from user files too)."""
+    if not neutralise:
+        return list(schema.names), 0
+    names = [_neutral(n) for n in schema.names]
+    return names, sum(a != b for a, b in zip(names, schema.names, strict=True))
+
+
+def _csv_schema(schema: Any, names: list[str] | None = None) -> Any:
 
     fields = [
-        pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema
+        pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type) else f
+        for f in schema
     ]
+    if names is not None:
+        fields = [f.with_name(n) for f, n in zip(fields, names, strict=True)]
     return pa.schema(fields)
 
 
-def _csv_batch(batch: Any) -> Any:
-    """CSV cannot hold lists/structs: write them as JSON strings."""
+def _csv_batch(batch: Any, names: list[str], neutralise: bool) -> tuple[Any, int]:
+    """CSV cannot hold lists/structs: write them as JSON strings. With ``neutralise``, a text
+    cell starting like a formula (:data:`FORMULA_START`) gets a leading ``'``; returns the
+    batch and the number of cells changed."""
 
-    cols = []
+    cols, changed = [], 0
     for f, col in zip(batch.schema, batch.columns, strict=True):
         if pa.types.is_nested(f.type):
             col = pa.array(
                 [None if v is None else json.dumps(_jsonable(v), ensure_ascii=False) for v in col.to_pylist()],
                 pa.string(),
             )
+        elif pa.types.is_dictionary(f.type):
+            col = col.cast(pa.string())
+        if neutralise and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            mask = pc.fill_null(pc.match_substring_regex(col, FORMULA_START), False)
+            n = pc.sum(mask).as_py() or 0
+            if n:
+                col = pc.if_else(mask, pc.binary_join_element_wise("'", col, ""), col)
+                changed += n
         cols.append(col)
-    return pa.RecordBatch.from_arrays(cols, schema=_csv_schema(batch.schema))
+    return pa.RecordBatch.from_arrays(cols, schema=_csv_schema(batch.schema, names)), changed
 
 
 def _format_of(out: Path, fmt: str | None) -> str:
@@ -317,23 +413,48 @@ def export(
     run_id: str | None = None,
     sample_id: str | None = None,
     sql: str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = EXPORT_TIMEOUT,
+    max_rows: int = EXPORT_MAX_ROWS,
+    max_bytes: int = EXPORT_MAX_BYTES,
+    raw_csv: bool = False,
+    all_runs: bool = False,
+    max_sql_bytes: int = MAX_SQL_BYTES,
+    memory_limit: str | None = None,
+    threads: int | None = None,
     batch_rows: int = 65_536,
 ) -> ExportResult:
     """Write a run, a sample or one SELECT to ``out`` and ``<out>.provenance.json``.
 
     Give exactly one of ``run_id``, ``sample_id``, ``sql`` (``run_id`` together
-    with ``sql`` scopes the SQL's views to that run). fmt: ``csv`` | ``jsonl`` |
-    ``parquet``; None: from ``out``'s suffix. timeout: seconds per fetch of the
-    SQL (None: no limit). Rows stream in batches of ``batch_rows``.
+    with ``sql`` scopes the SQL's views to that run; ``all_runs`` lets SQL without a run
+    read a workspace of several runs, see :func:`textcluster.query.sql.check_scope`).
+    fmt: ``csv`` | ``jsonl`` | ``parquet``; None: from ``out``'s suffix. ``out`` may not
+    resolve inside the workspace (:class:`~textcluster.errors.OutputPathError`).
+    Limits: ``timeout`` seconds in all (default :data:`EXPORT_TIMEOUT`; None: none),
+    ``max_rows`` (:data:`EXPORT_MAX_ROWS`), ``max_bytes`` of the file
+    (:data:`EXPORT_MAX_BYTES`); past one, the partial file is removed and
+    :class:`~textcluster.errors.LimitError` names the limit. raw_csv: write CSV cells
+    exactly (default: neutralise formulas). max_sql_bytes, memory_limit, threads: as in
+    :func:`textcluster.query.sql.query`.
+    Rows stream in batches of ``batch_rows``.
     Raises :class:`QueryError` for refused or failing SQL, :class:`ConfigError` for bad arguments.
     """
-
+    deadline = deadline_of(timeout)
+    for name, v in (("max_rows", max_rows), ("max_bytes", max_bytes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{name}={v!r} should be an integer > 0")
     out = Path(out)
+    prov_path = out.with_name(out.name + ".provenance.json")
+    check_output_path(ws, out, "export")
+    check_output_path(ws, prov_path, "provenance")
     fmt = _format_of(out, fmt)
+    engine = {"memory_limit": memory_limit, "threads": threads}
     if sql:
         _one_source(None, sample_id, sql)
-        stream = iter_batches(ws, sql, run_id=run_id, timeout=timeout, batch_rows=batch_rows)
+        check_sql(sql, max_sql_bytes)  # refused before anything is written
+        check_scope(ws, run_id, all_runs)
+        stream = iter_batches(ws, sql, run_id=run_id, timeout=timeout, batch_rows=batch_rows,
+                              deadline=deadline, all_runs=all_runs, max_sql_bytes=max_sql_bytes, **engine)
     elif run_id:
         _one_source(run_id, sample_id, None)
         ws.manifest(check_id(run_id, "run"))
@@ -341,12 +462,20 @@ def export(
     else:
         _one_source(run_id, sample_id, None)
         scope, stmt = source_sql(ws, sample_id=sample_id)
-        stream = iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows)
+        stream = iter_batches(ws, stmt, run_id=scope, timeout=timeout, batch_rows=batch_rows,
+                              deadline=deadline, **engine)
+    neutralise = fmt == "csv" and not raw_csv
     prov = provenance(ws, run_id=run_id, sample_id=sample_id, sql=sql or None, fmt=fmt)
-    with atomic_path(out) as tmp:
-        rows, columns = _write_stream(stream, tmp, fmt, prov, out.name)
+    prov["csv_neutralised"] = neutralise if fmt == "csv" else None
+    limits = _Limits(out, timeout, deadline, max_rows, max_bytes)
+    try:
+        with atomic_path(out) as tmp:
+            rows, columns, changed = _write_stream(stream, tmp, fmt, prov, out.name, limits, neutralise)
+    except LimitError as e:
+        raise LimitError(f"{e}; nothing was written to {str(out)!r}", e.limit, e.value) from e
     prov = {**prov, "rows": rows, "columns": columns, "file": out.name}
-    prov_path = out.with_name(out.name + ".provenance.json")
+    if fmt == "csv":
+        prov["neutralised_cells"] = changed
     write_json_atomic(prov_path, prov)
     logger.info("exported %d rows to %s", rows, out)
     return ExportResult(out, prov_path, rows, columns, fmt, prov)
@@ -359,14 +488,23 @@ def export_bytes(
     run_id: str | None = None,
     sample_id: str | None = None,
     sql: str | None = None,
-    timeout: float | None = None,
+    timeout: float | None = EXPORT_TIMEOUT,
+    max_rows: int = EXPORT_MAX_ROWS,
+    max_bytes: int = DOWNLOAD_MAX_BYTES,
+    raw_csv: bool = False,
 ) -> bytes:
-    """The bytes :func:`export` would write (for download buttons). Parquet bytes carry the
-    provenance in their metadata; for CSV/JSONL call :func:`provenance` to show it."""
+    """The bytes :func:`export` would write (for download buttons), under the same limits but
+    at most ``max_bytes`` (default :data:`DOWNLOAD_MAX_BYTES`), since they are held in memory.
+    Parquet bytes carry the provenance in their metadata; for CSV/JSONL call
+    :func:`provenance` to show it."""
     fmt = _format_of(Path(f"x.{fmt}"), fmt)
     with tempfile.TemporaryDirectory(prefix="textcluster-export-") as d:
-        r = export(ws, Path(d) / f"export.{fmt}", fmt, run_id=run_id, sample_id=sample_id, sql=sql,
-                   timeout=timeout)
+        try:
+            r = export(ws, Path(d) / f"export.{fmt}", fmt, run_id=run_id, sample_id=sample_id, sql=sql,
+                       timeout=timeout, max_rows=max_rows, max_bytes=max_bytes, raw_csv=raw_csv)
+        except LimitError as e:  # name the limit, not the temporary file
+            base = e.__cause__ if isinstance(e.__cause__, LimitError) else e
+            raise LimitError(f"{base}; the download was not built", base.limit, base.value) from e
         return r.path.read_bytes()
 
 

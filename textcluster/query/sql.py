@@ -20,15 +20,24 @@ parsed with DuckDB's own parser and must be exactly one ``SELECT``; it runs on a
 fresh connection where the views were created first and then
 ``enable_external_access=false`` and ``lock_configuration=true`` were set, so
 it cannot read or write files, attach databases, load extensions or change
-settings; a timer interrupts it after ``timeout`` seconds; at most ``limit``
-rows come back. Refusals and failures raise :class:`~textcluster.errors.QueryError`.
+settings (and, before the lock, a memory and a thread limit); the clock starts
+before the statement is parsed and a timer interrupts it after ``timeout``
+seconds; a statement over :data:`MAX_SQL_BYTES` is refused unparsed; at most
+``limit`` rows and :data:`MAX_RESULT_BYTES` bytes come back. When the workspace
+holds several runs, a query without a run scope is refused unless ``all_runs``
+is given (every view then has ``run_id``). Refusals and failures raise
+:class:`~textcluster.errors.QueryError` (:class:`~textcluster.errors.LimitError`
+when a limit was reached).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -38,7 +47,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from textcluster.describe.clusters import latest_description
-from textcluster.errors import QueryError
+from textcluster.errors import ConfigError, LimitError, QueryError
 from textcluster.store import Workspace, check_id
 
 logger = logging.getLogger(__name__)
@@ -47,6 +56,31 @@ DEFAULT_LIMIT = 1000
 DEFAULT_TIMEOUT = 10.0
 #: DuckDB memory limit of a sandboxed connection (it spills to ``<workspace>/tmp/duckdb`` beyond).
 MEMORY_LIMIT = os.environ.get("TEXTCLUSTER_SQL_MEMORY_LIMIT", "2GB")
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer > 0 from the environment variable ``name``; ``default`` when unset (a bad
+    value is logged and ignored, so that a typo cannot stop the library from importing)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        logger.warning("$%s=%r is not an integer > 0; using %d", name, text, default)
+        return default
+    return value
+
+
+#: DuckDB worker threads of a sandboxed connection (``$TEXTCLUSTER_SQL_THREADS``; default: at most 4).
+THREADS = env_int("TEXTCLUSTER_SQL_THREADS", min(4, os.cpu_count() or 1))
+#: Longest statement accepted, in UTF-8 bytes; longer ones are refused before parsing.
+MAX_SQL_BYTES = 100_000
+#: Most bytes (Arrow buffers) a :func:`query` result may hold; beyond, it is refused.
+MAX_RESULT_BYTES = 128 * 1024 * 1024
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 VIEWS = ("docs", "assignments", "clusters", "samples")
 TRUNCATED_KEY = b"textcluster.truncated"
 
@@ -182,11 +216,51 @@ def _samples_source(ws: Workspace, run_id: str | None) -> tuple[Any, list[tuple[
     return ds.dataset(sorted(files), schema=schema, format="parquet"), owners
 
 
-def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> Session:
+def check_scope(ws: Workspace, run_id: str | None, all_runs: bool = False) -> None:
+    """Refuse (:class:`QueryError`, listing the runs) a query over a workspace of several runs
+    that names no run: its views would silently mix them. ``all_runs=True`` allows it."""
+    if run_id is not None:
+        if all_runs:
+            raise ConfigError("give run_id (CLI --run) or all_runs (CLI --all-runs), not both")
+        return
+    if all_runs:
+        return
+    runs = sorted(m.id for m in ws.list("run"))
+    if len(runs) > 1:
+        shown = ", ".join(runs[:20]) + (f", ... ({len(runs)} in all)" if len(runs) > 20 else "")
+        raise QueryError(
+            f"the workspace holds {len(runs)} runs ({shown}) and the views would mix them: "
+            "name one with run_id=... (CLI --run RUN_ID), or query them together with "
+            "all_runs=True (CLI --all-runs; every view then has a run_id column)"
+        )
+
+
+def _engine_settings(memory_limit: str | None, threads: int | None) -> tuple[str, int]:
+    mem = MEMORY_LIMIT if memory_limit is None else str(memory_limit).strip()
+    if not _MEMORY_RE.match(mem):  # quoted into a SET statement: only a plain size passes
+        raise ConfigError(f"memory_limit={mem!r} should be a size such as '2GB' or '512MiB'")
+    n = THREADS if threads is None else threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"threads={n!r} should be an integer >= 1")
+    return mem, n
+
+
+def connect(
+    ws: Workspace,
+    run_id: str | None = None,
+    sandbox: bool = True,
+    *,
+    all_runs: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> Session:
     """A :class:`Session` whose connection has the views ``docs``, ``assignments``, ``clusters``, ``samples``.
 
     run_id: scope the views to one run and its corpus (None: the whole workspace).
-    sandbox: after the views exist, set the memory limit (:data:`MEMORY_LIMIT`), disable
+    all_runs: (without run_id) ``docs`` gets a ``run_id`` column too, one row per document per
+    run of its corpus (a corpus without a run: NULL), like the other views.
+    sandbox: after the views exist, set the memory limit (``memory_limit``, default
+    :data:`MEMORY_LIMIT`) and the thread count (``threads``, default :data:`THREADS`), disable
     file/network access and lock the configuration (always True for user SQL;
     :mod:`textcluster.query.export` uses it too).
     """
@@ -194,15 +268,18 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
 
     if run_id is not None:
         check_id(run_id, "run")
+    mem, threads = _engine_settings(memory_limit, threads)
     con = duckdb.connect(":memory:")
     keep: list[Any] = []
     try:
         # -- docs
         parts = []
+        docs_cols: set[str] = set()
         for i, cid in enumerate(_corpora(ws, run_id)):
             check_id(cid, "corpus")  # quoted into the view's SQL below
             src = ds.dataset(str(ws.file(cid, "docs.parquet")), format="parquet")
             keep.append(src)
+            docs_cols.update(src.schema.names)
             con.register(f"_docs_{i}", src)
             if "corpus_id" in src.schema.names:  # an input column of that name: ours wins
                 parts.append(f"SELECT * REPLACE ('{cid}' AS corpus_id) FROM _docs_{i}")
@@ -210,9 +287,22 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
                 parts.append(f"SELECT *, '{cid}' AS corpus_id FROM _docs_{i}")
         if not parts:
             parts = ["SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS text, NULL::VARCHAR AS corpus_id LIMIT 0"]
-        con.execute("CREATE VIEW docs AS " + " UNION ALL BY NAME ".join(parts))
-        # -- assignments
         runs = _runs(ws, run_id)
+        if all_runs and run_id is None:
+            # one row per document per run of its corpus, so that every view carries run_id
+            con.execute("CREATE VIEW _docs_all AS " + " UNION ALL BY NAME ".join(parts))
+            owner = pa.table({"run_id": pa.array(runs, pa.string()),
+                              "corpus_id": pa.array([ws.corpus_of(r) for r in runs], pa.string())})
+            keep.append(owner)
+            con.register("_run_corpus", owner)
+            own = " EXCLUDE (run_id)" if "run_id" in docs_cols else ""
+            con.execute(
+                f"CREATE VIEW docs AS SELECT d.*{own}, r.run_id FROM _docs_all d "
+                "LEFT JOIN _run_corpus r USING (corpus_id)"
+            )
+        else:
+            con.execute("CREATE VIEW docs AS " + " UNION ALL BY NAME ".join(parts))
+        # -- assignments
         parts = []
         for i, rid in enumerate(runs):
             check_id(rid, "run")  # quoted into the view's SQL below
@@ -253,7 +343,8 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
         if sandbox:
             # bounded memory; a big sort spills under the workspace, not the current folder
             spill = str(ws.root.resolve() / "tmp" / "duckdb").replace("'", "''")
-            con.execute(f"SET memory_limit='{MEMORY_LIMIT}'")
+            con.execute(f"SET memory_limit='{mem}'")
+            con.execute(f"SET threads={threads:d}")
             con.execute(f"SET temp_directory='{spill}'")
             for s in _SANDBOX_SETTINGS:
                 con.execute(s)
@@ -266,8 +357,11 @@ def connect(ws: Workspace, run_id: str | None = None, sandbox: bool = True) -> S
 # -- checking and running user SQL -------------------------------------------------
 
 
-def check_sql(sql: str) -> str:
+def check_sql(sql: str, max_sql_bytes: int = MAX_SQL_BYTES) -> str:
     """Return the single SELECT statement in ``sql`` or raise :class:`QueryError`.
+
+    A statement longer than ``max_sql_bytes`` (UTF-8; default :data:`MAX_SQL_BYTES`) is
+    refused before it is parsed (:class:`LimitError`): parsing is not interruptible.
 
     Uses DuckDB's parser (``duckdb.extract_statements``): exactly one statement,
     of type SELECT (this includes ``WITH``, ``VALUES``, ``FROM x``, ``DESCRIBE``,
@@ -278,6 +372,14 @@ def check_sql(sql: str) -> str:
 
     if not isinstance(sql, str) or not sql.strip():
         raise QueryError("empty SQL: give one SELECT statement")
+    _positive("max_sql_bytes", max_sql_bytes)
+    size = len(sql.encode("utf-8", errors="surrogatepass"))
+    if size > max_sql_bytes:
+        raise LimitError(
+            f"the statement is {size:,} bytes, over the limit of {max_sql_bytes:,} bytes "
+            "(max_sql_bytes; CLI --max-sql-bytes); long IN (...) lists belong in a table",
+            "max_sql_bytes", max_sql_bytes,
+        )
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
@@ -291,7 +393,39 @@ def check_sql(sql: str) -> str:
     return st.query.strip().rstrip(";").strip()
 
 
-def _with_timeout(con: Any, timeout: float | None, fn: Callable[[], T]) -> T:
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={value!r} should be a finite number > 0")
+
+
+def deadline_of(timeout: float | None) -> float | None:
+    """The ``time.monotonic()`` at which ``timeout`` seconds from now end (None: never)."""
+    if timeout is None:
+        return None
+    _positive("timeout", timeout)
+    return time.monotonic() + float(timeout)
+
+
+def timeout_error(timeout: float | None) -> LimitError:
+    """The error of a query or export stopped at its time limit."""
+    return LimitError(
+        f"stopped at the time limit of {timeout or 0:g} s (timeout; CLI --timeout): "
+        "add filters or a LIMIT, or raise the limit",
+        "timeout", timeout or 0,
+    )
+
+
+def _left(deadline: float | None, timeout: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timeout_error(timeout)
+    return left
+
+
+def _with_timeout(con: Any, deadline: float | None, timeout: float | None, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on ``con``, interrupting the connection at ``deadline`` (``timeout``: for the message)."""
     import duckdb
 
     fired = threading.Event()
@@ -300,21 +434,21 @@ def _with_timeout(con: Any, timeout: float | None, fn: Callable[[], T]) -> T:
         fired.set()
         con.interrupt()
 
-    timer = threading.Timer(timeout, stop) if timeout else None
+    left = _left(deadline, timeout)
+    timer = threading.Timer(left, stop) if left is not None else None
     if timer is not None:
         timer.daemon = True
         timer.start()
     try:
         return fn()
     except duckdb.InterruptException as e:
-        raise QueryError(
-            f"query interrupted after the time limit of {timeout:g} s; add filters or a LIMIT"
-        ) from e
+        raise timeout_error(timeout) from e
     except duckdb.PermissionException as e:
         raise QueryError(f"refused by the sandbox: {' '.join(str(e).split())}") from e
-    except (duckdb.Error, pa.ArrowException) as e:
-        if fired.is_set():
-            raise QueryError(f"query interrupted after the time limit of {timeout:g} s") from e
+    except (duckdb.Error, pa.ArrowException, OSError) as e:  # an Arrow stream reports errors as OSError
+        # the timer may fire just after a fetch ends: its interrupt then hits the next fetch
+        if fired.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            raise timeout_error(timeout) from e
         raise QueryError(f"query failed: {' '.join(str(e).split())}") from e
     finally:
         if timer is not None:
@@ -327,29 +461,60 @@ def query(
     limit: int = DEFAULT_LIMIT,
     timeout: float | None = DEFAULT_TIMEOUT,
     run_id: str | None = None,
+    *,
+    all_runs: bool = False,
+    max_sql_bytes: int = MAX_SQL_BYTES,
+    max_result_bytes: int = MAX_RESULT_BYTES,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> Any:
     """Run one read-only SELECT over the workspace views; returns a ``pyarrow.Table``.
 
     limit: at most this many rows come back (default 1000); when more exist
     the table's schema metadata has ``textcluster.truncated = b"true"`` (see
-    :func:`is_truncated`). timeout: seconds before the query is interrupted
-    (default 10; None: no limit). run_id: scope the views to one run.
-    Raises :class:`QueryError` when refused, failing or timed out.
+    :func:`is_truncated`). timeout: seconds for the whole call, parsing and building the
+    views included (default 10; None: no limit). run_id: scope the views to one run;
+    all_runs: allow a workspace of several runs without a scope (see :func:`check_scope`).
+    max_sql_bytes: longest statement (default :data:`MAX_SQL_BYTES`); max_result_bytes:
+    largest result (default :data:`MAX_RESULT_BYTES`); memory_limit, threads: DuckDB's
+    (defaults :data:`MEMORY_LIMIT`, :data:`THREADS`).
+    Raises :class:`QueryError` when refused or failing, :class:`LimitError` past a limit.
     """
+    deadline = deadline_of(timeout)  # the clock starts before parsing
     if limit < 0:
         raise QueryError(f"limit={limit} should be >= 0")
-    if timeout is not None and timeout <= 0:
-        raise QueryError(f"timeout={timeout} should be > 0 seconds")
-    stmt = check_sql(sql)
-    with connect(ws, run_id=run_id, sandbox=True) as s:
+    _positive("max_result_bytes", max_result_bytes)
+    stmt = check_sql(sql, max_sql_bytes)
+    check_scope(ws, run_id, all_runs)
+    _left(deadline, timeout)
+    with connect(ws, run_id=run_id, sandbox=True, all_runs=all_runs, memory_limit=memory_limit,
+                 threads=threads) as s:
 
         def run() -> Any:
             rel = s.con.sql(stmt)
             if rel is None:  # pragma: no cover - check_sql only lets SELECT through
                 raise QueryError("the statement returned no rows")
-            return rel.limit(limit + 1).to_arrow_table()
+            reader = rel.limit(limit + 1).to_arrow_reader(4096)
+            try:
+                batches, size = [], 0
+                while True:
+                    try:
+                        b = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    size += b.nbytes
+                    if size > max_result_bytes:
+                        raise LimitError(
+                            f"the result holds more than {max_result_bytes:,} bytes (max_result_bytes; "
+                            "CLI --max-result-bytes): select fewer rows or columns, or export it",
+                            "max_result_bytes", max_result_bytes,
+                        )
+                    batches.append(b)
+                return pa.Table.from_batches(batches, schema=reader.schema)
+            finally:
+                reader.close()
 
-        t = _with_timeout(s.con, timeout, run)
+        t = _with_timeout(s.con, deadline, timeout, run)
     truncated = t.num_rows > limit
     if truncated:
         t = t.slice(0, limit)
@@ -369,20 +534,33 @@ def iter_batches(
     run_id: str | None = None,
     timeout: float | None = None,
     batch_rows: int = 65_536,
+    *,
+    deadline: float | None = None,
+    all_runs: bool = False,
+    max_sql_bytes: int = MAX_SQL_BYTES,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> Iterator[Any]:
     """Stream the result of one checked SELECT as ``pyarrow.RecordBatch`` es (no row cap).
 
     The first item is the result's ``pyarrow.Schema``; record batches follow. The
-    same sandbox as :func:`query`; ``timeout`` (seconds, None: none) limits each fetch.
+    same sandbox and scope rules as :func:`query`. ``timeout`` (seconds, None: none)
+    limits the whole stream, from now or from ``deadline`` (a ``time.monotonic()``
+    value) when given: a fetch past it is interrupted (:class:`LimitError`).
     """
-    stmt = check_sql(sql)
-    with connect(ws, run_id=run_id, sandbox=True) as s:
-        reader = _with_timeout(s.con, timeout, lambda: s.con.sql(stmt).to_arrow_reader(batch_rows))
+    if deadline is None:
+        deadline = deadline_of(timeout)
+    stmt = check_sql(sql, max_sql_bytes)
+    check_scope(ws, run_id, all_runs)
+    _left(deadline, timeout)
+    with connect(ws, run_id=run_id, sandbox=True, all_runs=all_runs, memory_limit=memory_limit,
+                 threads=threads) as s:
+        reader = _with_timeout(s.con, deadline, timeout, lambda: s.con.sql(stmt).to_arrow_reader(batch_rows))
         try:
             yield reader.schema
             while True:
                 try:
-                    batch = _with_timeout(s.con, timeout, reader.read_next_batch)
+                    batch = _with_timeout(s.con, deadline, timeout, reader.read_next_batch)
                 except StopIteration:
                     break
                 yield batch
