@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
-from textcluster.cli import artifact_id
+from textcluster.cli import artifact_id, positive_int, seconds
 from textcluster.config import SamplingPolicy
 from textcluster.describe.clusters import describe
 from textcluster.describe.llm import LLMSettings
@@ -34,7 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL ($TEXTCLUSTER_LLM_BASE_URL)")
     p.add_argument("--llm-model", default=None, help="model name ($TEXTCLUSTER_LLM_MODEL)")
     p.add_argument("--llm-local-model", default=None, help="path of a local transformers model instead")
-    p.add_argument("--llm-timeout", type=float, default=30.0, help="seconds per LLM request (default 30)")
+    p.add_argument("--llm-timeout", type=seconds, default=30.0, help="seconds per LLM request (default 30)")
     p.set_defaults(handler=_describe)
 
     p = sub.add_parser(
@@ -43,7 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "stored as a sample artifact (or only previewed with --preview).",
     )
     p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
-    p.add_argument("--size", type=int, required=True, help="total rows N (met exactly when enough exist)")
+    p.add_argument("--size", type=positive_int, required=True, help="total rows N (met exactly when enough exist)")
     p.add_argument("--allocation", choices=("equal", "proportional", "sqrt"), default="sqrt")
     p.add_argument("--within", choices=("random", "diverse", "nearest"), default="random")
     p.add_argument("--noise", default="exclude", help="exclude | include | quota:F (F in 0..1)")
@@ -59,8 +59,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "sandbox (no files, no settings), with a row limit and a time limit.",
     )
     p.add_argument("sql", metavar="SQL")
-    p.add_argument("--limit", type=int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is stopped")
+    p.add_argument("--limit", type=positive_int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
+    p.add_argument("--timeout", type=seconds, default=10.0, help="seconds before the query is stopped")
     p.add_argument("--run", dest="scope", default=None, type=artifact_id("run"), help="scope the views to one run")
     p.set_defaults(handler=_query)
 
@@ -76,7 +76,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,
                    help="default: from --out's suffix")
     p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per fetch for --sql")
+    p.add_argument("--timeout", type=seconds, default=None, help="seconds per fetch for --sql")
     p.set_defaults(handler=_export)
 
 
