@@ -1,0 +1,197 @@
+"""Hostile cases (issue 15): every hostile path ends in a clear error, with nothing lost and
+nothing exposed. Each case failed on the code before its fix; the module grows with every fix."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes_run import make_run
+
+from textcluster.cli import main
+from textcluster.store import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the app's own modules (ui/, pages/) live at the repository root
+    sys.path.insert(0, str(ROOT))
+
+
+# -- issue 15: CLI, OS errors, ids, rendering -----------------------------------------------
+
+
+@pytest.fixture
+def fr(tmp_path):
+    """A workspace with a small fake run (corpus, embedding, run); returns (workspace, FakeRun)."""
+    ws = Workspace(tmp_path / "ws")
+    return ws, make_run(ws, sizes=(30, 20, 10), n_noise=4)
+
+
+def _cli(capsys, ws, *argv):
+    """``main`` on argv (+ the workspace); returns (exit code, stdout, stderr). An argparse
+    refusal (SystemExit) counts as its exit code."""
+    try:
+        code = main([*argv, "--workspace", str(ws.root)])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# Item 7: operating-system errors are one `error:` line naming the path and the reason, exit 2,
+# and nothing half-written is left.
+
+
+def test_output_name_too_long(fr, capsys, tmp_path):
+    ws, run = fr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / ("a" * 300 + ".csv")
+    code, _, err = _cli(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    line = _one_error_line(err)
+    assert code == 2
+    assert "name too long" in line.lower() and str(out_dir) in line and line.endswith("Errno 36] File name too long")
+    assert _leftovers(out_dir) == []
+
+
+def test_input_name_too_long(fr, capsys, tmp_path):
+    ws, _ = fr
+    src = tmp_path / ("b" * 300 + ".csv")
+    code, _, err = _cli(capsys, ws, "ingest", str(src), "--text-field", "text")
+    line = _one_error_line(err)
+    assert code == 2 and "File name too long" in line and str(tmp_path) in line
+
+
+def _refuse_writes_in(monkeypatch, folder: Path, err_no: int) -> None:
+    """Creating any file in ``folder`` fails with ``err_no`` (a read-only folder, even for root,
+    who may write into a chmod 555 folder)."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **kw):
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            name = str(Path(dir) / ".probe.tmp")
+            raise OSError(err_no, os.strerror(err_no), name)
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_output_in_read_only_folder(fr, capsys, tmp_path, monkeypatch):
+    ws, run = fr
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)  # the real thing where it holds
+    else:
+        _refuse_writes_in(monkeypatch, ro, errno.EROFS)
+    out = ro / "x.csv"
+    try:
+        code, _, err = _cli(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    finally:
+        ro.chmod(0o755)
+    line = _one_error_line(err)
+    assert code == 2 and repr(str(out)) in line
+    assert "Read-only file system" in line or "Permission denied" in line
+    assert _leftovers(ro) == []
+
+
+def _disk_full_after_writing(monkeypatch):
+    """The disk fills up when the written data is flushed (fsync reports ENOSPC, as it does)."""
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_disk_full_during_export(fr, capsys, tmp_path, monkeypatch):
+    ws, run = fr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.csv"
+    _disk_full_after_writing(monkeypatch)
+    code, _, err = _cli(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    line = _one_error_line(err)
+    assert code == 2 and repr(str(out)) in line and "No space left on device" in line
+    assert _leftovers(out_dir) == []  # no data file, no temporary file, no provenance
+
+
+def test_disk_full_during_ingest_leaves_no_artifact(tmp_path, capsys, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    src = tmp_path / "t.csv"
+    src.write_text("text\n" + "".join(f"line number {i}\n" for i in range(20)))
+    _disk_full_after_writing(monkeypatch)
+    code, _, err = _cli(capsys, ws, "ingest", str(src), "--text-field", "text")
+    line = _one_error_line(err)
+    assert code == 2 and "No space left on device" in line and str(ws.root) in line
+    assert ws.list("corpus") == [] and _leftovers(ws.root / "corpus") == []
+    assert _leftovers(ws.root / "tmp") == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here")
+@pytest.mark.parametrize("out", ["/proc/x.csv", "/proc/self/x.csv", "/proc/nope/x.csv"])
+def test_output_under_proc(fr, capsys, out):
+    ws, run = fr
+    code, _, err = _cli(capsys, ws, "export", "--run", run.run_id, "--out", out)
+    line = _one_error_line(err)
+    assert code == 2 and repr(out) in line and "Errno" in line
+
+
+LIMIT_CASES = [
+    (["query", "select 1", "--timeout"], "inf"),
+    (["query", "select 1", "--timeout"], "nan"),
+    (["query", "select 1", "--timeout"], "-inf"),
+    (["query", "select 1", "--timeout"], "0"),
+    (["query", "select 1", "--limit"], "0"),
+    (["export", "--sql", "select 1", "--out", "{tmp}/q.csv", "--timeout"], "nan"),
+    (["export", "--sql", "select 1", "--out", "{tmp}/q.csv", "--timeout"], "-1"),
+    (["export", "--run", "{run}", "--out", "{tmp}/r.csv", "--timeout"], "inf"),
+    (["describe", "{run}", "--llm-timeout"], "nan"),
+    (["describe", "{run}", "--llm-timeout"], "-5"),
+    (["sample", "{run}", "--size"], "0"),
+]
+
+
+@pytest.mark.parametrize(("argv", "value"), LIMIT_CASES, ids=[f"{a[0]} {a[-1]} {v}" for a, v in LIMIT_CASES])
+def test_limits_must_be_finite_and_positive(fr, capsys, tmp_path, argv, value):
+    ws, run = fr
+    argv = [a.format(run=run.run_id, tmp=tmp_path) for a in argv]
+    code, out, err = _cli(capsys, ws, *argv[:-1], f"{argv[-1]}={value}")  # = so that -inf is a value
+    line = _one_error_line(err)
+    assert code == 2 and out == ""
+    assert argv[-1] in line and repr(value) in line
+    assert _leftovers(tmp_path) == ["ws"]  # nothing exported
+    assert ws.list("description") == [] and ws.list("sample") == []
+
+
+def test_os_error_in_a_subprocess(tmp_path):
+    """The console entry point: one line on stderr, exit 2, no traceback."""
+    ws = Workspace(tmp_path / "ws")
+    run = make_run(ws, sizes=(5, 5))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    for argv in (
+        ["export", "--run", run.run_id, "--out", str(tmp_path / ("c" * 400 + ".csv"))],
+        ["query", "select 1", "--timeout", "nan"],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "textcluster", *argv, "--workspace", str(ws.root)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert p.returncode == 2, p.stderr
+        _one_error_line(p.stderr)
