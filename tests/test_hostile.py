@@ -195,3 +195,110 @@ def test_os_error_in_a_subprocess(tmp_path):
         )
         assert p.returncode == 2, p.stderr
         _one_error_line(p.stderr)
+
+
+# Item 8: every entry point that takes an id goes through store.check_id (the CLI's argparse
+# types, the app's session state, the job manager): path tricks never reach a path.
+
+
+def _tricks(real: str) -> list[str]:
+    prefix, hexpart = real.split("-", 1)
+    return [
+        f"{real}/../../evil/{prefix}-fake",
+        f"{prefix}-../../evil",
+        f"{real}/..",
+        f"{real}\n",
+        f" {real}",
+        real.upper(),
+        f"{prefix}-{hexpart.upper()}",
+        f"{real}\x00",
+        f"{prefix}-{hexpart}0",
+    ]
+
+
+# (command line with {id} where the id goes, the kind of the id)
+ID_ENTRY_POINTS = [
+    (["embed", "{id}"], "corpus"),
+    (["cluster", "{id}"], "embedding"),
+    (["assign", "{id}", "{tmp}/new.csv"], "run"),
+    (["evaluate", "{id}"], "run"),
+    (["describe", "{id}"], "run"),
+    (["sample", "{id}", "--size", "5"], "run"),
+    (["query", "select count(*) from docs", "--run", "{id}"], "run"),
+    (["export", "--run", "{id}", "--out", "{tmp}/r.csv"], "run"),
+    (["export", "--sample", "{id}", "--out", "{tmp}/s.csv"], "sample"),
+    (["rm", "{id}", "--yes"], "run"),
+    (["rm", "{id}", "--yes"], "corpus"),
+]
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("trick", range(len(_tricks("run-0123456789abcdef"))))
+@pytest.mark.parametrize(("argv", "kind"), ID_ENTRY_POINTS, ids=[f"{a[0]}-{k}" for a, k in ID_ENTRY_POINTS])
+def test_cli_ids_refuse_path_tricks(fr, capsys, tmp_path, argv, kind, trick):
+    ws, run = fr
+    real = {"corpus": run.corpus_id, "embedding": run.embedding_id, "run": run.run_id,
+            "sample": "smp-" + run.run_id.split("-", 1)[1]}[kind]
+    bad = _tricks(real)[trick]
+    (tmp_path / "new.csv").write_text("text\nsome new text\n")
+    before = _tree(tmp_path)
+    argv = [a.format(id=bad, tmp=tmp_path) for a in argv]
+    code, out, err = _cli(capsys, ws, *argv)
+    line = _one_error_line(err)
+    assert code == 2 and out == ""
+    assert "id" in line and "16 hex" in line or "grammar" in line or "not a" in line, line
+    assert _tree(tmp_path) == before  # nothing written, nothing removed, no evil/ anywhere
+
+
+@pytest.mark.parametrize("trick", _tricks("job-0123456789abcdef"))
+def test_job_ids_refuse_path_tricks(tmp_path, trick):
+    from textcluster import jobs
+    from textcluster.errors import IdError
+
+    mgr = jobs.JobManager(Workspace(tmp_path / "ws"))
+    with pytest.raises(IdError, match="not a job id"):
+        mgr.get(trick)
+    assert not jobs.is_job_id(trick)
+
+
+def _app(timeout: float = 60):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+
+
+@pytest.fixture
+def app_fr(tmp_workspace, monkeypatch):
+    """A fake run in the app's workspace ($TEXTCLUSTER_WORKSPACE); no UMAP warm-up thread."""
+    monkeypatch.setenv("TEXTCLUSTER_NO_WARMUP", "1")
+    return tmp_workspace, make_run(tmp_workspace, sizes=(12, 8))
+
+
+@pytest.mark.parametrize("key", ["CORPUS", "RUN", "SAMPLE", "JOB"])
+@pytest.mark.parametrize("page", ["pages/data.py", "pages/explore.py", "pages/sample.py", "pages/export.py",
+                                  "pages/evaluate.py", "pages/workspace.py", "pages/pipeline.py"])
+def test_app_ignores_tampered_ids_in_session_state(app_fr, page, key):
+    """One tampered id at a time (the others valid: a changed run would drop the sample)."""
+    from ui import state
+
+    ws, run = app_fr
+    at = _app()
+    at.run()
+    hexpart = run.run_id.split("-", 1)[1]
+    valid = {"CORPUS": run.corpus_id, "RUN": run.run_id}
+    tampered = {
+        "CORPUS": f"{run.corpus_id}/../../evil/cor-fake",
+        "RUN": f"{run.run_id}/../../evil/run-fake",
+        "SAMPLE": f"smp-{hexpart}/../../evil/smp-fake",
+        "JOB": f"job-{hexpart}/../../evil/job-fake",
+    }
+    for k, v in valid.items():
+        at.session_state[getattr(state, k)] = v
+    at.session_state[getattr(state, key)] = tampered[key]
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error if "evil" in e.value or "is not" in e.value]
+    assert not (ws.root.parent / "evil").exists()
