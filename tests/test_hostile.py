@@ -302,3 +302,82 @@ def test_app_ignores_tampered_ids_in_session_state(app_fr, page, key):
     assert not at.exception, [e.value for e in at.exception]
     assert not [e.value for e in at.error if "evil" in e.value or "is not" in e.value]
     assert not (ws.root.parent / "evil").exists()
+
+
+# Item 10: user-controlled strings are escaped before Markdown renders them (a column named
+# ![x](http://host/img) made the browser fetch a remote image).
+
+HOSTILE_MD = "![x](http://host/img)"
+
+
+def _unescaped(body: str) -> bool:
+    """True when ``body`` still holds Markdown image/link syntax or an autolinkable URL."""
+    return "![x](" in body or "](http" in body or "http://" in body
+
+
+def test_md_escapes_markdown_and_html():
+    from ui.text import md
+
+    assert md(HOSTILE_MD) == r"\!\[x\]\(http\://host/img\)"
+    assert md("<img src=x onerror=alert(1)>") == r"\<img src\=x onerror\=alert\(1\)\>"
+    assert md(":red[big] **b** `c` $x$ ~s~ | a") == r"\:red\[big\] \*\*b\*\* \`c\` \$x\$ \~s\~ \| a"
+    assert md("a\n    # b") == "a  \n\\# b"  # no code block, no heading
+    assert md(12) == "12"
+
+
+def test_column_and_file_names_render_as_text(app_fr, tmp_path):
+    from textcluster.config import CorpusSpec
+    from textcluster.ingest import corpus
+
+    ws, _ = app_fr
+    src = tmp_path / "![y](http:host.png).csv"
+    src.write_text(f'"{HOSTILE_MD}",label\n' + "".join(f"some text number {i},a\n" for i in range(10)))
+    corpus.ingest(src, CorpusSpec(text_fields=(HOSTILE_MD,)), ws)
+    at = _app()
+    at.run()  # the Data page shows the newest corpus's report
+    assert not at.exception, [e.value for e in at.exception]
+    caption = next(c.value for c in at.caption if "text from" in c.value)
+    assert r"\!\[x\]\(http\://host/img\)" in caption and r"\!\[y\]\(http\:host\.png\)" in caption
+    bodies = [e.value for e in (*at.caption, *at.markdown, *at.info, *at.subheader, *at.error)]
+    assert not [b for b in bodies if _unescaped(b) or "![y](" in b]
+
+
+def test_error_texts_render_as_text():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from textcluster.errors import CorpusError
+        from ui.widgets import guard
+
+        with guard("reading the file"):
+            raise CorpusError("no column '![x](http://host/img)' in <b>file</b>")
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    (err,) = at.error
+    assert r"\!\[x\]\(http\://host/img\)" in err.value and r"\<b\>" in err.value
+    assert not _unescaped(err.value)
+
+
+def test_job_labels_messages_and_errors_render_as_text():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from ui.widgets import job_progress
+
+        hostile = "![x](http://host/img)"
+        job_progress({
+            "id": "job-0123456789abcdef", "status": "failed", "label": hostile, "elapsed_s": 1.0,
+            "stages": [{"name": "describe", "status": "running", "done": 1, "total": 2,
+                        "message": f"cluster {hostile}", "fraction": 0.5}],
+            "error": f"describe: {hostile}",
+        })
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (head,) = at.markdown
+    assert head.value.startswith("**Job `job-0123456789abcdef`** · failed · ")
+    bodies = [head.value, *(e.value for e in at.error)]
+    bodies += [p.proto.text for p in at.get("progress")]
+    assert len(bodies) == 3 and all(r"\!\[x\]\(http\://host/img\)" in b for b in bodies), bodies
+    assert not [b for b in bodies if _unescaped(b)]
