@@ -381,3 +381,19 @@ def test_job_labels_messages_and_errors_render_as_text():
     bodies += [p.proto.text for p in at.get("progress")]
     assert len(bodies) == 3 and all(r"\!\[x\]\(http\://host/img\)" in b for b in bodies), bodies
     assert not [b for b in bodies if _unescaped(b)]
+
+
+# Item 14: an idle app burns no core: no file watcher, no rerun on save (the job panels poll
+# with st.fragment(run_every=...) only while a job runs).
+
+
+def test_app_config_has_no_file_watcher():
+    import re
+    import tomllib
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["fileWatcherType"] == "none" and server["runOnSave"] is False
+    run = re.search(r"^run:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert "streamlit run app.py" in run
+    for flag in re.findall(r"--server\.(?:fileWatcherType|runOnSave)=(\S+)", run):
+        assert flag in ("none", "false"), run  # `make run` must not turn them back on
