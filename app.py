@@ -17,6 +17,7 @@ import threading
 import streamlit as st
 
 from ui import state
+from ui.text import md
 from ui.widgets import display_path, guard
 
 st.set_page_config(
@@ -64,7 +65,7 @@ page = st.navigation(PAGES)
 
 with st.sidebar, guard("workspace"):
     ws = state.workspace()
-    st.caption(f"Workspace: `{display_path(ws.root)}`", help=f"Full path: {ws.root.resolve()}")
+    st.caption(f"Workspace: {md(display_path(ws.root))}", help=f"Full path: {md(ws.root.resolve())}")
     corpus_id, run_id = state.current_corpus(), state.current_run()
     if corpus_id:
         st.caption(f"Corpus: `{corpus_id}`")

@@ -12,6 +12,7 @@ from textcluster.ingest import corpus
 from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, upload_types
 from textcluster.ingest.uploads import save_upload
 from ui import state
+from ui.text import md
 from ui.widgets import guard, is_finished, job_progress
 
 INGEST_JOB = "data_ingest_job"
@@ -44,7 +45,7 @@ if source == "Upload a file":
         with guard("upload"):
             up.seek(0)
             path = save_upload(ws, up.name, up)
-            st.caption(f"Saved as `{path.relative_to(ws.root)}` in the workspace ({up.size:,} bytes).")
+            st.caption(f"Saved as {md(path.relative_to(ws.root))} in the workspace ({up.size:,} bytes).")
 else:
     with guard("demo corpus"):
         from textcluster.ingest import demo
@@ -57,7 +58,7 @@ if path is not None:
     with guard("reading the file"):
         fields = corpus.list_fields(path)
         if not fields:
-            st.error(f"{path.name}: no fields found in the first rows")
+            st.error(f"{md(path.name)}: no fields found in the first rows")
             st.stop()
         st.subheader("Preview")
         st.dataframe(corpus.preview(path, n=20), hide_index=True, width="stretch", key="data_preview")
@@ -146,14 +147,15 @@ if cid is not None:
         st.divider()
         report = corpus.load_report(ws, cid)
         st.subheader(f"Ingest report · `{cid}`")
-        st.caption(f"{report.source} · {report.format} · {report.encoding} · text from {', '.join(report.text_fields)}")
+        st.caption(f"{md(report.source)} · {md(report.format)} · {md(report.encoding)} · text from "
+                   + ", ".join(md(f) for f in report.text_fields))
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Rows read", f"{report.rows_read:,}")
         m2.metric("Kept", f"{report.kept:,}")
         m3.metric("Rejected", f"{report.rejected:,}")
         m4.metric("Duplicates", f"{report.duplicates:,}")
         for note in report.notes:
-            st.info(note, icon=":material/info:")
+            st.info(md(note), icon=":material/info:")
         if report.rejected:
             rej = corpus.load_rejections(ws, cid)
             with st.expander(f"Rejected rows ({len(rej):,})"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -14,16 +12,12 @@ from textcluster.cluster.evaluate import (
     METRICS_SPACE_TEXT,
 )
 from ui import cached, state
+from ui.text import md
 from ui.widgets import guard, pick_run
 
 #: Columns every corpus has, one value per document: never a class, so not offered as a label field.
 PER_DOCUMENT_COLUMNS = ("doc_id", "row", "text")
 NO_FIELD = "(none)"
-
-
-def _md(s: str) -> str:
-    """``s`` with Markdown's special characters escaped (column names come from the user's file)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", s)
 
 
 st.title("Evaluate")
@@ -51,7 +45,7 @@ if ev is None:
 
 if ev["label_field"] is not None and ev["acc"] is not None:
     st.caption(
-        f"Against the label field **{_md(ev['label_field'])}**: {ev['n_labelled']:,} of {ev['n']:,} documents "
+        f"Against the label field **{md(ev['label_field'])}**: {ev['n_labelled']:,} of {ev['n']:,} documents "
         f"have a value ({ev['classes']:,} distinct); the others are left out of these scores. "
         "Noise rows count as one more cluster."
     )
@@ -83,7 +77,7 @@ if ev["label_field"] is not None and ev["acc"] is not None:
             key="evaluate_heatmap",
         )
 elif ev["label_field"] is not None:
-    st.info(f"No document has a value in **{_md(ev['label_field'])}**, so here are label-free diagnostics only.",
+    st.info(f"No document has a value in **{md(ev['label_field'])}**, so here are label-free diagnostics only.",
             icon=":material/info:")
 else:
     st.info(

@@ -109,7 +109,7 @@ if st.button("Draw sample", type="primary", key="sample_draw"):
         st.session_state[state.SAMPLE] = res.sample_id
         st.toast(f"Sample {res.sample_id}: {res.n:,} rows" + (" (from the cache)" if res.cached else ""))
 
-sid = st.session_state.get(state.SAMPLE)
+sid = state.current_sample()  # tampered or stale session state counts as unset
 if sid and ws.exists(sid) and cached.manifest(root, sid).run_id == run_id:
     with guard("sample"):
         res = sampling.load_sample(ws, sid)

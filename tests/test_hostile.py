@@ -1,4 +1,5 @@
-"""Hostile cases of issue 15: each one failed on the main of the issue, and must keep failing cleanly.
+"""Hostile cases (issue 15): every hostile path ends in a clear error, with nothing lost and
+nothing exposed. Each case failed on the code before its fix; the module grows with every fix.
 
 Sections belong to the items fixed by different changes; keep each section's tests together.
 """
@@ -6,8 +7,13 @@ Sections belong to the items fixed by different changes; keep each section's tes
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -22,6 +28,11 @@ from textcluster.query import sql as sqlmod
 from textcluster.query.export import export, export_bytes
 from textcluster.query.sql import query
 from textcluster.store import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the app's own modules (ui/, pages/) live at the repository root
+    sys.path.insert(0, str(ROOT))
+
 
 # -- issue 15: queries and exports ---------------------------------------------------
 
@@ -300,3 +311,382 @@ def test_a_bad_limit_in_the_environment_does_not_break_the_import(monkeypatch):
     assert sqlmod.env_int("TEXTCLUSTER_SQL_THREADS", 2) == 2
     monkeypatch.setenv("TEXTCLUSTER_SQL_THREADS", "3")
     assert sqlmod.env_int("TEXTCLUSTER_SQL_THREADS", 2) == 3
+
+
+# -- issue 15: CLI, OS errors, ids, rendering -----------------------------------------------
+
+
+@pytest.fixture
+def fr(tmp_path):
+    """A workspace with a small fake run (corpus, embedding, run); returns (workspace, FakeRun)."""
+    ws = Workspace(tmp_path / "ws")
+    return ws, make_run(ws, sizes=(30, 20, 10), n_noise=4)
+
+
+def _cli_os(capsys, ws, *argv):
+    """``main`` on argv (+ the workspace); returns (exit code, stdout, stderr). An argparse
+    refusal (SystemExit) counts as its exit code."""
+    try:
+        code = main([*argv, "--workspace", str(ws.root)])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _single_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _left_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# Item 7: operating-system errors are one `error:` line naming the path and the reason, exit 2,
+# and nothing half-written is left.
+
+
+def test_output_name_too_long(fr, capsys, tmp_path):
+    ws, run = fr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / ("a" * 300 + ".csv")
+    code, _, err = _cli_os(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    line = _single_error(err)
+    assert code == 2
+    assert "name too long" in line.lower() and str(out_dir) in line and line.endswith("Errno 36] File name too long")
+    assert _left_in(out_dir) == []
+
+
+def test_input_name_too_long(fr, capsys, tmp_path):
+    ws, _ = fr
+    src = tmp_path / ("b" * 300 + ".csv")
+    code, _, err = _cli_os(capsys, ws, "ingest", str(src), "--text-field", "text")
+    line = _single_error(err)
+    assert code == 2 and "File name too long" in line and str(tmp_path) in line
+
+
+def _refuse_writes_in(monkeypatch, folder: Path, err_no: int) -> None:
+    """Creating any file in ``folder`` fails with ``err_no`` (a read-only folder, even for root,
+    who may write into a chmod 555 folder)."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **kw):
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            name = str(Path(dir) / ".probe.tmp")
+            raise OSError(err_no, os.strerror(err_no), name)
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_output_in_read_only_folder(fr, capsys, tmp_path, monkeypatch):
+    ws, run = fr
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)  # the real thing where it holds
+    else:
+        _refuse_writes_in(monkeypatch, ro, errno.EROFS)
+    out = ro / "x.csv"
+    try:
+        code, _, err = _cli_os(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    finally:
+        ro.chmod(0o755)
+    line = _single_error(err)
+    assert code == 2 and repr(str(out)) in line
+    assert "Read-only file system" in line or "Permission denied" in line
+    assert _left_in(ro) == []
+
+
+def _disk_full_after_writing(monkeypatch):
+    """The disk fills up when the written data is flushed (fsync reports ENOSPC, as it does)."""
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_disk_full_during_export(fr, capsys, tmp_path, monkeypatch):
+    ws, run = fr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.csv"
+    _disk_full_after_writing(monkeypatch)
+    code, _, err = _cli_os(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    line = _single_error(err)
+    assert code == 2 and repr(str(out)) in line and "No space left on device" in line
+    assert _left_in(out_dir) == []  # no data file, no temporary file, no provenance
+
+
+def test_disk_full_during_ingest_leaves_no_artifact(tmp_path, capsys, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    src = tmp_path / "t.csv"
+    src.write_text("text\n" + "".join(f"line number {i}\n" for i in range(20)))
+    _disk_full_after_writing(monkeypatch)
+    code, _, err = _cli_os(capsys, ws, "ingest", str(src), "--text-field", "text")
+    line = _single_error(err)
+    assert code == 2 and "No space left on device" in line and str(ws.root) in line
+    assert ws.list("corpus") == [] and _left_in(ws.root / "corpus") == []
+    assert _left_in(ws.root / "tmp") == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here")
+@pytest.mark.parametrize("out", ["/proc/x.csv", "/proc/self/x.csv", "/proc/nope/x.csv"])
+def test_output_under_proc(fr, capsys, out):
+    ws, run = fr
+    code, _, err = _cli_os(capsys, ws, "export", "--run", run.run_id, "--out", out)
+    line = _single_error(err)
+    assert code == 2 and repr(out) in line and "Errno" in line
+
+
+LIMIT_CASES = [
+    (["query", "select 1", "--timeout"], "inf"),
+    (["query", "select 1", "--timeout"], "nan"),
+    (["query", "select 1", "--timeout"], "-inf"),
+    (["query", "select 1", "--timeout"], "0"),
+    (["query", "select 1", "--limit"], "0"),
+    (["export", "--sql", "select 1", "--out", "{tmp}/q.csv", "--timeout"], "nan"),
+    (["export", "--sql", "select 1", "--out", "{tmp}/q.csv", "--timeout"], "-1"),
+    (["export", "--run", "{run}", "--out", "{tmp}/r.csv", "--timeout"], "inf"),
+    (["describe", "{run}", "--llm-timeout"], "nan"),
+    (["describe", "{run}", "--llm-timeout"], "-5"),
+    (["sample", "{run}", "--size"], "0"),
+]
+
+
+@pytest.mark.parametrize(("argv", "value"), LIMIT_CASES, ids=[f"{a[0]} {a[-1]} {v}" for a, v in LIMIT_CASES])
+def test_limits_must_be_finite_and_positive(fr, capsys, tmp_path, argv, value):
+    ws, run = fr
+    argv = [a.format(run=run.run_id, tmp=tmp_path) for a in argv]
+    code, out, err = _cli_os(capsys, ws, *argv[:-1], f"{argv[-1]}={value}")  # = so that -inf is a value
+    line = _single_error(err)
+    assert code == 2 and out == ""
+    assert argv[-1] in line and repr(value) in line
+    assert _left_in(tmp_path) == ["ws"]  # nothing exported
+    assert ws.list("description") == [] and ws.list("sample") == []
+
+
+def test_os_error_in_a_subprocess(tmp_path):
+    """The console entry point: one line on stderr, exit 2, no traceback."""
+    ws = Workspace(tmp_path / "ws")
+    run = make_run(ws, sizes=(5, 5))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    for argv in (
+        ["export", "--run", run.run_id, "--out", str(tmp_path / ("c" * 400 + ".csv"))],
+        ["query", "select 1", "--timeout", "nan"],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "textcluster", *argv, "--workspace", str(ws.root)],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert p.returncode == 2, p.stderr
+        _single_error(p.stderr)
+
+
+# Item 8: every entry point that takes an id goes through store.check_id (the CLI's argparse
+# types, the app's session state, the job manager): path tricks never reach a path.
+
+
+def _tricks(real: str) -> list[str]:
+    prefix, hexpart = real.split("-", 1)
+    return [
+        f"{real}/../../evil/{prefix}-fake",
+        f"{prefix}-../../evil",
+        f"{real}/..",
+        f"{real}\n",
+        f" {real}",
+        real.upper(),
+        f"{prefix}-{hexpart.upper()}",
+        f"{real}\x00",
+        f"{prefix}-{hexpart}0",
+    ]
+
+
+# (command line with {id} where the id goes, the kind of the id)
+ID_ENTRY_POINTS = [
+    (["embed", "{id}"], "corpus"),
+    (["cluster", "{id}"], "embedding"),
+    (["assign", "{id}", "{tmp}/new.csv"], "run"),
+    (["evaluate", "{id}"], "run"),
+    (["describe", "{id}"], "run"),
+    (["sample", "{id}", "--size", "5"], "run"),
+    (["query", "select count(*) from docs", "--run", "{id}"], "run"),
+    (["export", "--run", "{id}", "--out", "{tmp}/r.csv"], "run"),
+    (["export", "--sample", "{id}", "--out", "{tmp}/s.csv"], "sample"),
+    (["rm", "{id}", "--yes"], "run"),
+    (["rm", "{id}", "--yes"], "corpus"),
+]
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("trick", range(len(_tricks("run-0123456789abcdef"))))
+@pytest.mark.parametrize(("argv", "kind"), ID_ENTRY_POINTS, ids=[f"{a[0]}-{k}" for a, k in ID_ENTRY_POINTS])
+def test_cli_ids_refuse_path_tricks(fr, capsys, tmp_path, argv, kind, trick):
+    ws, run = fr
+    real = {"corpus": run.corpus_id, "embedding": run.embedding_id, "run": run.run_id,
+            "sample": "smp-" + run.run_id.split("-", 1)[1]}[kind]
+    bad = _tricks(real)[trick]
+    (tmp_path / "new.csv").write_text("text\nsome new text\n")
+    before = _tree(tmp_path)
+    argv = [a.format(id=bad, tmp=tmp_path) for a in argv]
+    code, out, err = _cli_os(capsys, ws, *argv)
+    line = _single_error(err)
+    assert code == 2 and out == ""
+    assert "id" in line and "16 hex" in line or "grammar" in line or "not a" in line, line
+    assert _tree(tmp_path) == before  # nothing written, nothing removed, no evil/ anywhere
+
+
+@pytest.mark.parametrize("trick", _tricks("job-0123456789abcdef"))
+def test_job_ids_refuse_path_tricks(tmp_path, trick):
+    from textcluster import jobs
+    from textcluster.errors import IdError
+
+    mgr = jobs.JobManager(Workspace(tmp_path / "ws"))
+    with pytest.raises(IdError, match="not a job id"):
+        mgr.get(trick)
+    assert not jobs.is_job_id(trick)
+
+
+def _app(timeout: float = 60):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+
+
+@pytest.fixture
+def app_fr(tmp_workspace, monkeypatch):
+    """A fake run in the app's workspace ($TEXTCLUSTER_WORKSPACE); no UMAP warm-up thread."""
+    monkeypatch.setenv("TEXTCLUSTER_NO_WARMUP", "1")
+    return tmp_workspace, make_run(tmp_workspace, sizes=(12, 8))
+
+
+@pytest.mark.parametrize("key", ["CORPUS", "RUN", "SAMPLE", "JOB"])
+@pytest.mark.parametrize("page", ["pages/data.py", "pages/explore.py", "pages/sample.py", "pages/export.py",
+                                  "pages/evaluate.py", "pages/workspace.py", "pages/pipeline.py"])
+def test_app_ignores_tampered_ids_in_session_state(app_fr, page, key):
+    """One tampered id at a time (the others valid: a changed run would drop the sample)."""
+    from ui import state
+
+    ws, run = app_fr
+    at = _app()
+    at.run()
+    hexpart = run.run_id.split("-", 1)[1]
+    valid = {"CORPUS": run.corpus_id, "RUN": run.run_id}
+    tampered = {
+        "CORPUS": f"{run.corpus_id}/../../evil/cor-fake",
+        "RUN": f"{run.run_id}/../../evil/run-fake",
+        "SAMPLE": f"smp-{hexpart}/../../evil/smp-fake",
+        "JOB": f"job-{hexpart}/../../evil/job-fake",
+    }
+    for k, v in valid.items():
+        at.session_state[getattr(state, k)] = v
+    at.session_state[getattr(state, key)] = tampered[key]
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error if "evil" in e.value or "is not" in e.value]
+    assert not (ws.root.parent / "evil").exists()
+
+
+# Item 10: user-controlled strings are escaped before Markdown renders them (a column named
+# ![x](http://host/img) made the browser fetch a remote image).
+
+HOSTILE_MD = "![x](http://host/img)"
+
+
+def _unescaped(body: str) -> bool:
+    """True when ``body`` still holds Markdown image/link syntax or an autolinkable URL."""
+    return "![x](" in body or "](http" in body or "http://" in body
+
+
+def test_md_escapes_markdown_and_html():
+    from ui.text import md
+
+    assert md(HOSTILE_MD) == r"\!\[x\]\(http\://host/img\)"
+    assert md("<img src=x onerror=alert(1)>") == r"\<img src\=x onerror\=alert\(1\)\>"
+    assert md(":red[big] **b** `c` $x$ ~s~ | a") == r"\:red\[big\] \*\*b\*\* \`c\` \$x\$ \~s\~ \| a"
+    assert md("a\n    # b") == "a  \n\\# b"  # no code block, no heading
+    assert md(12) == "12"
+
+
+def test_column_and_file_names_render_as_text(app_fr, tmp_path):
+    from textcluster.config import CorpusSpec
+    from textcluster.ingest import corpus
+
+    ws, _ = app_fr
+    src = tmp_path / "![y](http:host.png).csv"
+    src.write_text(f'"{HOSTILE_MD}",label\n' + "".join(f"some text number {i},a\n" for i in range(10)))
+    corpus.ingest(src, CorpusSpec(text_fields=(HOSTILE_MD,)), ws)
+    at = _app()
+    at.run()  # the Data page shows the newest corpus's report
+    assert not at.exception, [e.value for e in at.exception]
+    caption = next(c.value for c in at.caption if "text from" in c.value)
+    assert r"\!\[x\]\(http\://host/img\)" in caption and r"\!\[y\]\(http\:host\.png\)" in caption
+    bodies = [e.value for e in (*at.caption, *at.markdown, *at.info, *at.subheader, *at.error)]
+    assert not [b for b in bodies if _unescaped(b) or "![y](" in b]
+
+
+def test_error_texts_render_as_text():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from textcluster.errors import CorpusError
+        from ui.widgets import guard
+
+        with guard("reading the file"):
+            raise CorpusError("no column '![x](http://host/img)' in <b>file</b>")
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    (err,) = at.error
+    assert r"\!\[x\]\(http\://host/img\)" in err.value and r"\<b\>" in err.value
+    assert not _unescaped(err.value)
+
+
+def test_job_labels_messages_and_errors_render_as_text():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from ui.widgets import job_progress
+
+        hostile = "![x](http://host/img)"
+        job_progress({
+            "id": "job-0123456789abcdef", "status": "failed", "label": hostile, "elapsed_s": 1.0,
+            "stages": [{"name": "describe", "status": "running", "done": 1, "total": 2,
+                        "message": f"cluster {hostile}", "fraction": 0.5}],
+            "error": f"describe: {hostile}",
+        })
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (head,) = at.markdown
+    assert head.value.startswith("**Job `job-0123456789abcdef`** · failed · ")
+    bodies = [head.value, *(e.value for e in at.error)]
+    bodies += [p.proto.text for p in at.get("progress")]
+    assert len(bodies) == 3 and all(r"\!\[x\]\(http\://host/img\)" in b for b in bodies), bodies
+    assert not [b for b in bodies if _unescaped(b)]
+
+
+# Item 14: an idle app burns no core: no file watcher, no rerun on save (the job panels poll
+# with st.fragment(run_every=...) only while a job runs).
+
+
+def test_app_config_has_no_file_watcher():
+    import re
+    import tomllib
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["fileWatcherType"] == "none" and server["runOnSave"] is False
+    run = re.search(r"^run:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert "streamlit run app.py" in run
+    for flag in re.findall(r"--server\.(?:fileWatcherType|runOnSave)=(\S+)", run):
+        assert flag in ("none", "false"), run  # `make run` must not turn them back on

@@ -922,8 +922,11 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
     usual ``0o666`` less the umask; ``mkstemp`` alone would give ``0o600``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _naming(e, path) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -932,6 +935,12 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
             os.fsync(f.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        # The temporary name means nothing to the user: name the file they asked for.
+        if e.filename is None or os.fsdecode(e.filename) == name:
+            raise _naming(e, path) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -953,6 +962,13 @@ def check_output_path(ws: Workspace, path: str | os.PathLike[str], what: str = "
             f"{str(ws.root)!r}; write it outside the workspace (its files are artifacts)"
         )
     return p
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """The same kind of OSError (errno, reason) with ``path`` as its file name."""
+    if e.filename is not None and os.fsdecode(e.filename) == str(path):
+        return e
+    return type(e)(e.errno, e.strerror or str(e), str(path))
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -89,6 +89,11 @@ def set_run(run_id: str) -> None:
         st.session_state.pop(SAMPLE, None)
 
 
+def current_sample() -> str | None:
+    """The sample drawn in this session when the session holds a full sample id, else None."""
+    return _stored(SAMPLE, "sample")
+
+
 def forget(removed: Iterable[str]) -> None:
     """After a deletion: the current corpus, run and sample stop pointing at removed ids (the
     pages then fall back to the newest remaining ones)."""

@@ -13,6 +13,7 @@ import streamlit as st
 from textcluster.jobs import FINISHED, error_message
 from textcluster.store import CorpusManifest, RunManifest
 from ui import state
+from ui.text import md
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def guard(what: str = "") -> Iterator[None]:
         if not _is_textcluster_error(e):
             logger.exception("error in the app%s", f" ({what})" if what else "")
         prefix = f"{what}: " if what else ""
-        st.error(prefix + error_message(e), icon=":material/error:")
+        st.error(md(prefix + error_message(e)), icon=":material/error:")
 
 
 def _is_textcluster_error(e: Exception) -> bool:
@@ -146,7 +147,7 @@ def job_progress(snap: dict[str, Any]) -> None:
     status = snap["status"]
     head = f"**Job `{snap['id']}`** · {status}"
     if snap.get("label"):
-        head += f" · {snap['label']}"
+        head += f" · {md(snap['label'])}"
     st.markdown(head)
     cols = st.columns(3)
     cols[0].metric("Elapsed", fmt_seconds(snap.get("elapsed_s")))
@@ -163,13 +164,13 @@ def job_progress(snap: dict[str, Any]) -> None:
         if stg["status"] == "running" and stg.get("eta_s") is not None:
             text += f" · ETA {fmt_seconds(stg['eta_s'])}"
         if stg.get("message") and stg["status"] != "failed":
-            text += f" · {stg['message']}"
+            text += f" · {md(stg['message'])}"
         frac = 1.0 if stg["status"] in ("done", "cached") else float(stg.get("fraction") or 0.0)
-        st.progress(min(1.0, max(0.0, frac)), text=text)
+        st.progress(min(1.0, max(0.0, frac)), text=text)  # names and counts are ours, messages escaped
     if status == "failed":
-        st.error(snap.get("error") or "the job failed", icon=":material/error:")
+        st.error(md(snap.get("error") or "the job failed"), icon=":material/error:")
     elif status in ("cancelled", "interrupted"):
-        st.warning(snap.get("error") or status, icon=":material/block:")
+        st.warning(md(snap.get("error") or status), icon=":material/block:")
 
 
 def is_finished(snap: dict[str, Any]) -> bool:
@@ -206,7 +207,7 @@ def training_curves(history: dict[str, Any]) -> None:
     if history.get("stop_reason"):
         seconds = history.get("seconds")
         st.caption(
-            f"Stopped by: {history['stop_reason']}"
+            f"Stopped by: {md(history['stop_reason'])}"
             + (f" after {fmt_seconds(seconds)}" if isinstance(seconds, int | float) else "")
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -25,6 +26,12 @@ def open_page(page: str = "pages/data.py", timeout: float = 60) -> AppTest:
     if page != "pages/data.py":
         at.switch_page(page).run()
     return at
+
+
+def shown(body: str) -> str:
+    """A Markdown body as the user reads it: user-controlled text is escaped (ui/text.md), so
+    the body holds ``broken\\.parquet`` where the page shows ``broken.parquet``."""
+    return re.sub(r"\\(.)", r"\1", body)
 
 
 def assert_clean(at: AppTest) -> None:

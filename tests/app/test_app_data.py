@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apphelpers import assert_clean, open_page
+from apphelpers import assert_clean, open_page, shown
 
 from textcluster import jobs
 from textcluster.ingest import corpus
@@ -55,7 +55,7 @@ def test_unreadable_upload_is_a_readable_error(app_ws):
     at = open_page()
     at = upload(at, "broken.parquet", b"this is not parquet", "application/octet-stream")
     assert not at.exception
-    assert at.error and "broken.parquet" in at.error[0].value
+    assert at.error and "broken.parquet" in shown(at.error[0].value)
     assert "Traceback" not in at.error[0].value
 
 

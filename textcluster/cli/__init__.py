@@ -3,7 +3,10 @@
 Every subcommand accepts ``--workspace DIR`` (default ``./workspace`` or
 ``$TEXTCLUSTER_WORKSPACE``) and ``--json`` (one JSON object on stdout). On
 unusable input it exits with code 2 and prints one line starting with
-``error:`` to stderr.
+``error:`` to stderr: a refused value, a missing artifact, and operating-system
+errors too (a full or read-only disk, a file name too long: the line names the path
+and the reason). Limits and timeouts are checked by argparse (:func:`seconds`,
+:func:`positive_int`) before anything runs.
 
 Subcommands live in sibling modules (``ingest.py``, ``embed.py``, ...), each
 with a ``register(subparsers, common)`` function that adds its parsers and sets
@@ -17,6 +20,8 @@ import argparse
 import importlib
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,6 +84,45 @@ def artifact_id(kind: str | None = None) -> Callable[[str], str]:
     return parse
 
 
+def seconds(text: str) -> float:
+    """An argparse ``type=`` for a time limit: a finite number of seconds above 0 (``inf``,
+    ``nan``, ``0`` and negatives are one ``error:`` line, exit 2, before anything runs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} should be a finite number of seconds above 0, e.g. 30")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=`` for a count or a limit: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} should be a whole number of at least 1")
+    return value
+
+
+def _shorten(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[: n // 2 - 2] + " ... " + text[-(n // 2 - 3):]
+
+
+def os_error_message(e: OSError) -> str:
+    """An operating-system error as one line naming the path(s) and the reason (no traceback):
+    ``cannot use '/ro/out.csv': [Errno 30] Read-only file system``."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.errno is not None and e.strerror:
+        reason = f"[Errno {e.errno}] {reason}"
+    paths = [os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None]
+    if not paths:
+        return reason
+    return f"cannot use {' -> '.join(repr(_shorten(p)) for p in paths)}: {reason}"
+
+
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -134,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ui.close()
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # a full or read-only disk, a name too long, a path under /proc, ...
+        ui.close()
+        print(f"error: {' '.join(os_error_message(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         ui.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
-from textcluster.cli import artifact_id
+from textcluster.cli import artifact_id, positive_int, seconds
 from textcluster.config import SamplingPolicy
 from textcluster.describe.clusters import describe
 from textcluster.describe.llm import LLMSettings
@@ -36,7 +36,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL ($TEXTCLUSTER_LLM_BASE_URL)")
     p.add_argument("--llm-model", default=None, help="model name ($TEXTCLUSTER_LLM_MODEL)")
     p.add_argument("--llm-local-model", default=None, help="path of a local transformers model instead")
-    p.add_argument("--llm-timeout", type=float, default=30.0, help="seconds per LLM request (default 30)")
+    p.add_argument("--llm-timeout", type=seconds, default=30.0, help="seconds per LLM request (default 30)")
     p.set_defaults(handler=_describe)
 
     p = sub.add_parser(
@@ -45,7 +45,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "stored as a sample artifact (or only previewed with --preview).",
     )
     p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
-    p.add_argument("--size", type=int, required=True, help="total rows N (met exactly when enough exist)")
+    p.add_argument("--size", type=positive_int, required=True, help="total rows N (met exactly when enough exist)")
     p.add_argument("--allocation", choices=("equal", "proportional", "sqrt"), default="sqrt")
     p.add_argument("--within", choices=("random", "diverse", "nearest"), default="random")
     p.add_argument("--noise", default="exclude", help="exclude | include | quota:F (F in 0..1)")
@@ -61,10 +61,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "sandbox (no files, no settings), with a row limit and a time limit.",
     )
     p.add_argument("sql", metavar="SQL")
-    p.add_argument("--limit", type=int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
-    p.add_argument("--timeout", type=float, default=_sql.DEFAULT_TIMEOUT,
+    p.add_argument("--limit", type=positive_int, default=PREVIEW_ROWS, help=f"rows shown (default {PREVIEW_ROWS})")
+    p.add_argument("--timeout", type=seconds, default=_sql.DEFAULT_TIMEOUT,
                    help=f"seconds before the query is stopped, parsing included (default {_sql.DEFAULT_TIMEOUT:g})")
-    p.add_argument("--max-result-bytes", type=int, default=_sql.MAX_RESULT_BYTES,
+    p.add_argument("--max-result-bytes", type=positive_int, default=_sql.MAX_RESULT_BYTES,
                    help=f"largest result, in bytes (default {_sql.MAX_RESULT_BYTES:,})")
     _scope_and_engine(p, "scope")
     p.set_defaults(handler=_query)
@@ -82,11 +82,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,
                    help="default: from --out's suffix")
     p.add_argument("--out", required=True, help="output file (outside the workspace)")
-    p.add_argument("--timeout", type=float, default=_exp.EXPORT_TIMEOUT,
+    p.add_argument("--timeout", type=seconds, default=_exp.EXPORT_TIMEOUT,
                    help=f"seconds for the whole export (default {_exp.EXPORT_TIMEOUT:g})")
-    p.add_argument("--max-rows", type=int, default=_exp.EXPORT_MAX_ROWS,
+    p.add_argument("--max-rows", type=positive_int, default=_exp.EXPORT_MAX_ROWS,
                    help=f"most rows (default {_exp.EXPORT_MAX_ROWS:,})")
-    p.add_argument("--max-bytes", type=int, default=_exp.EXPORT_MAX_BYTES,
+    p.add_argument("--max-bytes", type=positive_int, default=_exp.EXPORT_MAX_BYTES,
                    help=f"largest file, in bytes (default {_exp.EXPORT_MAX_BYTES:,})")
     p.add_argument("--raw-csv", action="store_true",
                    help="write CSV cells as they are (default: a cell starting with = + - @ tab CR gets a leading ')")
