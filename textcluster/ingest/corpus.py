@@ -692,10 +692,10 @@ def ingest(
     path = Path(path)
     sha = _hash_file(path)
     sha_id = make_id("corpus", sha, spec.cache_key())
-    if ws.exists(sha_id):
+    if ws.cached(sha_id):
         return _report_from_manifest(ws.manifest(sha_id), cached=True)
     with ws.lock(sha_id):
-        if ws.exists(sha_id):
+        if ws.cached(sha_id):
             return _report_from_manifest(ws.manifest(sha_id), cached=True)
         (ws.root / "tmp").mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{sha_id}.ingest.", dir=ws.root / "tmp"))
