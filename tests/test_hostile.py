@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-# -- issue 15: inputs, models, LLM, workspace
-
 import os
 from pathlib import Path
 
@@ -15,6 +13,8 @@ from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, EncoderConfig
 from textcluster.embed import engine
 from textcluster.store import DamagedArtifactError, Workspace
+
+# -- issue 15: inputs, models, LLM, workspace
 
 
 def _corpus_and_run(ws: Workspace, fake) -> tuple[str, str]:
@@ -68,3 +68,45 @@ def test_same_size_same_time_large_file_needs_full_verify(tmp_workspace, fake, m
     ws.verify(eid)  # the fast path cannot see it (documented)
     with pytest.raises(DamagedArtifactError, match="SHA-256"):
         ws.verify(eid, full=True)
+
+
+def _gzip_bomb(path: Path, mib: int) -> Path:
+    import gzip
+
+    block = b"spam spam spam\n" * (1 << 16)  # ~1 MiB of one repeated line
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        for _ in range(mib):
+            f.write(block)
+    return path
+
+
+def test_gzip_bomb_is_refused_early_on_its_inflation_ratio(tmp_path, tmp_workspace, monkeypatch) -> None:
+    from textcluster.config import CorpusSpec
+    from textcluster.errors import CorpusError
+    from textcluster.ingest import readers
+    from textcluster.ingest.corpus import ingest
+
+    monkeypatch.setattr(readers, "RATIO_FLOOR_BYTES", 1 << 20)  # 64 MiB in real use
+    bomb = _gzip_bomb(tmp_path / "bomb.txt.gz", 12)
+    assert bomb.stat().st_size < 100_000  # ~12 MiB inflated: a ratio of several hundred
+    with pytest.raises(CorpusError, match=r"bomb\.txt\.gz.*max_ratio=100.*--max-ratio"):
+        ingest(bomb, CorpusSpec(), tmp_workspace)
+    assert not list(tmp_workspace.root.glob("corpus/cor-*"))
+
+
+def test_max_ratio_is_validated_and_can_be_raised(tmp_path, monkeypatch) -> None:
+    from textcluster.config import CorpusSpec
+    from textcluster.errors import ConfigError
+    from textcluster.ingest import readers
+    from textcluster.ingest.readers import open_bytes
+
+    monkeypatch.setattr(readers, "RATIO_FLOOR_BYTES", 1 << 20)
+    for bad in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="max_ratio"):
+            CorpusSpec(max_ratio=bad).validate()
+    bomb = _gzip_bomb(tmp_path / "b.txt.gz", 4)
+    src = open_bytes(bomb, True, 1 << 40, [], max_ratio=1e6)
+    while src.read():
+        pass
+    assert src.count > 3 << 20  # no refusal with the ratio raised
+    src.raw.close()

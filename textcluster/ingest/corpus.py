@@ -471,7 +471,7 @@ def _read_rows(
     """Stream every row of ``path`` into Parquet parts under ``tmp``; may raise readers.Undecodable."""
     src = readers.open_source(
         path, spec.format, force_latin1=force_latin1, max_rows=spec.max_rows,
-        max_bytes=spec.max_bytes, tmpdir=tmp, batch_rows=CHUNK_ROWS,
+        max_bytes=spec.max_bytes, tmpdir=tmp, batch_rows=CHUNK_ROWS, max_ratio=spec.max_ratio,
     )
     try:
         records: Iterator[readers.Row] = src.records
@@ -754,7 +754,7 @@ def _sample_records(path: Path, spec: CorpusSpec, n: int) -> tuple[readers.Sourc
             try:
                 src = readers.open_source(
                     path, spec.format, force_latin1=force, max_rows=spec.max_rows,
-                    max_bytes=spec.max_bytes, tmpdir=Path(td), batch_rows=max(n, 1),
+                    max_bytes=spec.max_bytes, tmpdir=Path(td), batch_rows=max(n, 1), max_ratio=spec.max_ratio,
                 )
                 return src, list(islice(src.records, n))
             except readers.Undecodable as e:
