@@ -110,3 +110,137 @@ def test_max_ratio_is_validated_and_can_be_raised(tmp_path, monkeypatch) -> None
         pass
     assert src.count > 3 << 20  # no refusal with the ratio raised
     src.raw.close()
+
+
+def _read_request(conn) -> bytes:
+    """One whole HTTP request (headers and Content-Length body), so closing never resets it."""
+    data = b""
+    while b"\r\n\r\n" not in data and (block := conn.recv(65536)):
+        data += block
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length and (block := conn.recv(65536)):
+        body += block
+    return head + b"\r\n\r\n" + body
+
+
+class _HostileLLM:
+    """A raw-socket server on 127.0.0.1 that answers each connection with ``behave(conn)``."""
+
+    def __init__(self, behave) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.seen: list[bytes] = []
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                conn.settimeout(5)
+                try:
+                    self.seen.append(_read_request(conn))
+                    behave(conn)
+                except OSError:
+                    pass
+                finally:
+                    conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _reply(content: str) -> bytes:
+    import json
+
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_llm_server_trickling_bytes_is_cut_off_at_the_total_deadline(where) -> None:
+    import time
+
+    from textcluster.describe.llm import LLMError, OpenAIChatClient
+
+    def trickle(conn) -> None:
+        if where == "body":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(60):  # one byte every 0.1 s, each well within the socket timeout
+            conn.sendall(b" " if where == "body" else b"X-Slow: 1\r\n")
+            time.sleep(0.1)
+
+    server = _HostileLLM(trickle)
+    try:
+        client = OpenAIChatClient(server.url, "m", timeout=1.0)
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match=r"timed out after 1 s \(the total deadline\)"):
+            client.complete([{"role": "user", "content": "hi"}])
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_llm_reply_over_the_size_cap_is_refused(announced) -> None:
+    from textcluster.describe.llm import DEFAULT_MAX_REPLY_BYTES, LLMError, OpenAIChatClient
+
+    big = _reply("x" * (DEFAULT_MAX_REPLY_BYTES + 10))
+
+    def flood(conn) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        head += f"Content-Length: {len(big)}\r\n".encode() if announced else b"Connection: close\r\n"
+        conn.sendall(head + b"\r\n" + big)
+
+    server = _HostileLLM(flood)
+    try:
+        with pytest.raises(LLMError, match=r"max_reply_bytes=1,048,576.*TEXTCLUSTER_LLM_MAX_REPLY_BYTES"):
+            OpenAIChatClient(server.url, "m", timeout=5).complete([{"role": "user", "content": "hi"}])
+    finally:
+        server.close()
+
+
+def test_llm_keys_are_redacted_from_errors_manifests_and_reprs(tmp_path) -> None:
+    from textcluster.describe.llm import LLMSettings, label_clusters
+
+    key, url_key, pw = "sk-verysecretkey123", "urlsecret987654", "hunter2pass"
+
+    def echo(conn) -> None:  # a 401 that echoes the Authorization header and the query string
+        request = server.seen[-1].decode("latin-1")
+        body = ("denied: " + request).encode()
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    server = _HostileLLM(echo)
+    try:
+        for base in (f"{server.url}/v1?api_key={url_key}", server.url.replace("//", f"//user:{pw}@")):
+            s = LLMSettings(base_url=base, model="m", api_key=key, timeout=5).validate()
+            out = label_clusters({0: ["a text"]}, s)
+            shown = " ".join([out[0].error or "", repr(s), str(s.to_manifest()), str(s.cache_key())])
+            assert not out[0].ok
+            for secret in (key, url_key, pw):
+                assert secret not in shown, (secret, shown)
+        assert LLMSettings(base_url=f"http://h/v1?key={url_key}", model="m").cache_key() == \
+            LLMSettings(base_url="http://h/v1?key=other", model="m").cache_key()
+    finally:
+        server.close()
+
+
+def test_llm_huge_reply_text_is_not_kept_whole() -> None:
+    from textcluster.describe.llm import MAX_RAW_CHARS, LLMSettings, label_clusters
+
+    class Chatty:
+        def complete(self, messages):
+            return '{"topics": ["a"]}' + " " * 5_000_000
+
+    out = label_clusters({0: ["t"]}, LLMSettings(base_url="http://x", model="m"), client=Chatty())
+    assert out[0].ok and len(out[0].raw) < MAX_RAW_CHARS + 100
