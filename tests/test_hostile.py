@@ -244,3 +244,72 @@ def test_llm_huge_reply_text_is_not_kept_whole() -> None:
 
     out = label_clusters({0: ["t"]}, LLMSettings(base_url="http://x", model="m"), client=Chatty())
     assert out[0].ok and len(out[0].raw) < MAX_RAW_CHARS + 100
+
+
+def _age(p: Path, hours: float) -> None:
+    import time
+
+    t = time.time() - hours * 3600
+    os.utime(p, (t, t))
+
+
+def test_leftovers_of_killed_processes_are_swept_at_start(tmp_workspace, fake) -> None:
+    from textcluster.cli import main
+
+    ws = tmp_workspace
+    eid, rid = _corpus_and_run(ws, fake)
+    tmp = ws.root / "tmp"
+    old_build = tmp / f"{rid}.abc123"  # a Workspace.write killed mid-way
+    old_build.mkdir(parents=True)
+    (old_build / "labels.npy").write_bytes(b"x" * 100)
+    _age(old_build / "labels.npy", 48)
+    _age(old_build, 48)
+    fresh = tmp / f"{eid}.def456"  # being written right now
+    fresh.mkdir()
+    old_dot = ws.root / "jobs" / ".job-1.json.x1y2.tmp"
+    old_dot.parent.mkdir(parents=True, exist_ok=True)
+    old_dot.write_text("{")
+    _age(old_dot, 48)
+    kept_file = ws.root / "jobs" / "job-1.json"
+    kept_file.write_text("{}")
+    _age(kept_file, 48)
+    abandoned = ws.root / "partial" / "emb-0123456789abcdef"
+    abandoned.mkdir(parents=True)
+    (abandoned / "chunk.npy").write_bytes(b"0")
+    _age(abandoned / "chunk.npy", 24 * 40)
+    _age(abandoned, 24 * 40)
+    resumable = ws.root / "partial" / "emb-fedcba9876543210"  # killed yesterday: kept to resume
+    resumable.mkdir(parents=True)
+    _age(resumable, 24)
+    assert main(["describe", "run-0000000000000000", "--workspace", str(ws.root)]) == 2  # any command sweeps
+    assert not old_build.exists() and not old_dot.exists() and not abandoned.exists()
+    assert fresh.exists() and kept_file.exists() and resumable.exists()
+    ws.verify(rid, full=True)  # the artifacts themselves are untouched
+
+
+def test_sweep_leaves_what_a_live_process_holds(tmp_workspace) -> None:
+    import fcntl
+
+    ws = tmp_workspace
+    rid = "run-0123456789abcdef"
+    build = ws.root / "tmp" / f"{rid}.zz"
+    build.mkdir(parents=True)
+    _age(build, 48)
+    part = ws.root / "partial" / rid
+    part.mkdir(parents=True)
+    _age(part, 24 * 90)
+    (ws.root / "locks").mkdir()
+    with open(ws.root / "locks" / f"{rid}.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert ws.sweep() == []
+    assert build.exists() and part.exists()
+    assert set(ws.sweep()) == {build, part}
+    assert ws.sweep_at_start() == []  # the marker makes a second start cheap
+
+
+def test_sweep_age_env_is_checked(tmp_workspace, monkeypatch) -> None:
+    from textcluster.errors import StoreError
+
+    monkeypatch.setenv("TEXTCLUSTER_TMP_MAX_AGE_HOURS", "-1")
+    with pytest.raises(StoreError, match="TEXTCLUSTER_TMP_MAX_AGE_HOURS"):
+        tmp_workspace.sweep()

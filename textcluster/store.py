@@ -633,6 +633,43 @@ def _check_file(artifact_id: str, p: Path, rel: str, want: Mapping[str, Any], fu
     _VERIFIED.add(key)
 
 
+ENV_TMP_MAX_AGE_HOURS = "TEXTCLUSTER_TMP_MAX_AGE_HOURS"
+#: Leftovers of killed processes (``tmp/`` entries, ``.*.tmp`` files of :func:`atomic_path`,
+#: ``.incoming-*`` uploads) older than this are swept at start (``TEXTCLUSTER_TMP_MAX_AGE_HOURS``).
+DEFAULT_TMP_MAX_AGE_HOURS = 24.0
+ENV_PARTIAL_MAX_AGE_DAYS = "TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS"
+#: ``partial/<id>/`` (resumable work) untouched for this long and not locked is swept
+#: (``TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS``); 0 keeps it forever.
+DEFAULT_PARTIAL_MAX_AGE_DAYS = 30.0
+#: The sweep at start runs at most once per this many seconds per workspace (a marker file).
+SWEEP_EVERY_SECONDS = 3600.0
+_SWEEP_MARKER = ".last-sweep"
+
+
+def _env_age(name: str, default: float, unit: float) -> float:
+    """Seconds from the env var ``name`` (a number of ``unit`` seconds), else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value < float("inf")):
+        raise StoreError(f"{name}={raw!r} should be a finite number >= 0")
+    return value * unit
+
+
+def _newest_mtime(p: Path) -> float:
+    """The newest modification time of ``p`` and of what is directly in it (a folder being
+    written into keeps a fresh time)."""
+    newest = p.lstat().st_mtime
+    if p.is_dir() and not p.is_symlink():
+        with os.scandir(p) as it:
+            for e in it:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, e.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
 class Workspace:
     """A folder of content-addressed artifacts.
 
@@ -1012,6 +1049,108 @@ class Workspace:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _lock_held(self, name: str) -> bool:
+        """True when another open file holds ``locks/<name>.lock`` (a process is computing it)."""
+        p = self.root / "locks" / f"{name}.lock"
+        if not p.is_file():
+            return False
+        with open(p, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+    def sweep(
+        self, *, max_age: float | None = None, partial_max_age: float | None = None, now: float | None = None
+    ) -> list[Path]:
+        """Remove what killed processes left behind; returns what was removed.
+
+        Swept: entries of ``tmp/`` (folders being built or removed), ``.*.tmp`` files of
+        :func:`atomic_path` and ``.incoming-*`` upload staging files in ``jobs/``, ``uploads/``,
+        ``uploads/*/`` and ``cache/*/*/``, all untouched for ``max_age`` seconds (default
+        :data:`DEFAULT_TMP_MAX_AGE_HOURS`, env ``TEXTCLUSTER_TMP_MAX_AGE_HOURS``); and
+        ``partial/<id>/`` folders untouched for ``partial_max_age`` seconds (default 30 days, env
+        ``TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS``; 0 keeps them) or whose artifact is complete. Nothing
+        whose artifact lock is held (a process is computing it) is touched.
+        """
+        max_age = _env_age(ENV_TMP_MAX_AGE_HOURS, DEFAULT_TMP_MAX_AGE_HOURS, 3600) if max_age is None else max_age
+        if partial_max_age is None:
+            partial_max_age = _env_age(ENV_PARTIAL_MAX_AGE_DAYS, DEFAULT_PARTIAL_MAX_AGE_DAYS, 86400)
+        now = time.time() if now is None else now
+        removed: list[Path] = []
+        inside = self.root.resolve()
+
+        def stale(p: Path, age: float) -> bool:
+            try:
+                return now - _newest_mtime(p) > age
+            except OSError:
+                return False
+
+        def drop(p: Path) -> None:
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except OSError as e:
+                logger.warning("could not sweep %s: %s", p, e)
+                return
+            removed.append(p)
+
+        tmp_root = self.root / "tmp"
+        if tmp_root.is_dir():
+            for p in tmp_root.iterdir():
+                if p.name == _SWEEP_MARKER:
+                    continue
+                owner = p.name.split(".", 1)[0]
+                if is_id(owner) and self._lock_held(owner):
+                    continue
+                if stale(p, max_age):
+                    drop(p)
+        folders = [self.root / "jobs", self.root / "uploads"]
+        for pattern in ("uploads/*", "cache/*/*"):
+            folders += [d for d in self.root.glob(pattern) if d.is_dir() and not d.is_symlink()]
+        for d in folders:
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                leftover = p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(".incoming-"))
+                if leftover and p.is_file() and stale(p, max_age):
+                    drop(p)
+        partial = self.root / "partial"
+        if partial.is_dir():
+            for p in partial.iterdir():
+                if not is_id(p.name) or p.is_symlink() or self._lock_held(p.name):
+                    continue
+                if not p.resolve().is_relative_to(inside):
+                    continue
+                if self.exists(p.name) or (partial_max_age > 0 and stale(p, partial_max_age)):
+                    drop(p)
+        for p in removed:
+            logger.info("swept %s", p)
+        return removed
+
+    def sweep_at_start(self) -> list[Path]:
+        """:meth:`sweep`, at most once an hour per workspace (a marker file in ``tmp/``), never
+        raising: what the app and the CLI call when they start (one ``stat`` when recently swept)."""
+        marker = self.root / "tmp" / _SWEEP_MARKER
+        try:
+            if time.time() - marker.stat().st_mtime < SWEEP_EVERY_SECONDS:
+                return []
+        except OSError:
+            pass
+        if not self.root.is_dir():
+            return []
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            return self.sweep()
+        except (OSError, StoreError) as e:
+            logger.warning("sweeping %s failed: %s", self.root, e)
+            return []
 
     def delete(self, artifact_id: str) -> None:
         """Remove one artifact folder (complete or not), leaving what was derived from it;
