@@ -313,3 +313,36 @@ def test_sweep_age_env_is_checked(tmp_workspace, monkeypatch) -> None:
     monkeypatch.setenv("TEXTCLUSTER_TMP_MAX_AGE_HOURS", "-1")
     with pytest.raises(StoreError, match="TEXTCLUSTER_TMP_MAX_AGE_HOURS"):
         tmp_workspace.sweep()
+
+
+def test_app_model_box_refuses_server_folders_outside_the_model_roots(tmp_path, monkeypatch) -> None:
+    from textcluster.embed.encoders import base, check_encoder_source
+    from textcluster.errors import EncoderError
+
+    walked: list = []
+    monkeypatch.setattr(base, "fingerprint_path", lambda p, *a, **k: walked.append(p) or "0" * 16)
+    monkeypatch.delenv("TEXTCLUSTER_MODEL_DIRS", raising=False)
+    for name in ("st:/usr", "hf:/etc", "static:~", "st:../..", f"hf:{tmp_path}", "st:org/../../x"):
+        with pytest.raises(EncoderError, match="TEXTCLUSTER_MODEL_DIRS"):
+            check_encoder_source(name)
+    with pytest.raises(EncoderError, match="unknown encoder"):
+        check_encoder_source("evil:/usr")
+    assert walked == []
+    # Allowed: registry names, hub names, the bundled model, folders under the configured roots.
+    models = tmp_path / "models"
+    (models / "mine").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (models / "link").symlink_to(tmp_path / "outside")  # a link out of the root does not count
+    monkeypatch.setenv("TEXTCLUSTER_MODEL_DIRS", f"{tmp_path / 'nowhere'}:{models}")
+    for name in ("minilm", "tfidf", "static:minilm", "st:sentence-transformers/all-MiniLM-L6-v2",
+                 "hf:bert-base-uncased", f"hf:{models / 'mine'}"):
+        assert check_encoder_source(name) == name
+    with pytest.raises(EncoderError, match="allowed model folders"):
+        check_encoder_source(f"st:{models / 'link'}")
+
+
+def test_streamlit_binds_to_localhost_by_default() -> None:
+    import tomllib
+
+    conf = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert conf["server"]["address"] == "127.0.0.1"
