@@ -8,7 +8,8 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
-from textcluster.embed.encoders.registry import available_encoders
+from textcluster.embed.encoders.registry import available_encoders, check_encoder_source
+from textcluster.errors import EncoderError
 from ui import cached, plan, state
 from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
 
@@ -58,6 +59,12 @@ with col_enc:
             "Model (hub name or local folder)", key="pipe_encoder_model", placeholder="org/model or /path"
         )
         enc_name = f"{enc_choice.split(':', 1)[0]}:{model.strip()}" if model.strip() else ""
+        if enc_name:  # only hub names and folders under $TEXTCLUSTER_MODEL_DIRS; nothing else is read
+            try:
+                check_encoder_source(enc_name)
+            except EncoderError as e:
+                st.error(f"model: {jobs.error_message(e)}", icon=":material/error:")
+                enc_name = ""
     device = st.selectbox(
         "Device", ["auto", "cpu", "cuda", "mps"], key="pipe_device",
         help="auto picks a GPU when there is one. Does not change the vectors.",

@@ -155,3 +155,18 @@ def make_run(
                                  seed=seed, n=n, dim=dim, k=k, noise=float(np.mean(labels < 0)),
                                  **(run_manifest or {})), w_run)
     return FakeRun(corpus_id, embedding_id, run_id, labels, emb, texts, sha)
+
+
+def rewrite_table(ws: Workspace, artifact_id: str, name: str, table: pa.Table) -> None:
+    """Replace the Parquet file ``name`` of an artifact with ``table`` and record its new
+    checksum, as an artifact written with that table would have (tests that vary a corpus's
+    columns; an edit in place is otherwise a damaged artifact)."""
+    import json
+
+    from textcluster.store import checksum_files, write_json_atomic
+
+    folder = ws.path(artifact_id)
+    pq.write_table(table, folder / name)
+    m = json.loads((folder / "manifest.json").read_text())
+    m["checksums"] = checksum_files(folder)
+    write_json_atomic(folder / "manifest.json", m)

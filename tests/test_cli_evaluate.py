@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fakes_run import make_run
+from fakes_run import make_run, rewrite_table
 
 from textcluster.cli import main
 from textcluster.store import Workspace
@@ -61,7 +61,7 @@ def test_evaluate_label_field_metadata_and_partial(env, capsys):
     t = pq.read_table(p)
     # Half the rows have a value in "source": they alone are scored against it.
     source = [None if i % 2 else ("web" if c == 0 else "mail") for i, c in enumerate(fr.labels)]
-    pq.write_table(t.append_column("source", pa.array(source, pa.string())), p)
+    rewrite_table(ws, fr.corpus_id, "docs.parquet", t.append_column("source", pa.array(source, pa.string())))
     code, out, err = _run(capsys, ws, "evaluate", fr.run_id, "--label-field", "source", "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -74,7 +74,7 @@ def test_evaluate_label_field_metadata_and_partial(env, capsys):
 def test_evaluate_without_a_label_column(env, capsys):
     ws, fr = env
     p = ws.file(fr.corpus_id, "docs.parquet")
-    pq.write_table(pq.read_table(p).drop_columns(["label"]), p)
+    rewrite_table(ws, fr.corpus_id, "docs.parquet", pq.read_table(p).drop_columns(["label"]))
     code, out, _ = _run(capsys, ws, "evaluate", fr.run_id, "--json")
     data = json.loads(out)
     assert code == 0 and data["label_field"] is None and data["n_labelled"] == 0

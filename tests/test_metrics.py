@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fakes_run import make_run
+from fakes_run import make_run, rewrite_table
 
 from textcluster.cluster.evaluate import (
     LABEL_FREE_KEYS,
@@ -151,7 +151,7 @@ def _relabel(ws: Workspace, fr, labels: list[str | None] | None) -> None:
     t = pq.read_table(p).drop_columns(["label"])
     if labels is not None:
         t = t.append_column("label", pa.array(labels, pa.string()))
-    pq.write_table(t, p)
+    rewrite_table(ws, fr.corpus_id, "docs.parquet", t)
 
 
 def _set_column(ws: Workspace, fr, name: str, values: pa.Array) -> None:
@@ -159,7 +159,7 @@ def _set_column(ws: Workspace, fr, name: str, values: pa.Array) -> None:
     p = ws.file(fr.corpus_id, "docs.parquet")
     t = pq.read_table(p)
     t = t.drop_columns([name]) if name in t.column_names else t
-    pq.write_table(t.append_column(name, values), p)
+    rewrite_table(ws, fr.corpus_id, "docs.parquet", t.append_column(name, values))
 
 
 def test_evaluate_run_scores_labels_on_the_embedding(fake) -> None:

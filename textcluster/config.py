@@ -12,6 +12,7 @@ the value received.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -62,6 +63,9 @@ class CorpusSpec(_Config):
     encoding: ``auto`` (UTF-8 with/without BOM, UTF-16 with BOM; other bytes are an error
         naming the offset) or ``latin-1`` (stated fallback for undecodable files).
     max_rows / max_bytes: refuse inputs with more rows or more decompressed bytes.
+    max_ratio: refuse a compressed (``.gz``) input as soon as it has inflated to more than
+        ``max_ratio`` times its size on disk (and past 64 MiB): a decompression bomb is refused
+        early instead of filling ``max_bytes``. Text compresses 3-15x; default 100.
     """
 
     text_fields: tuple[str, ...] = ()
@@ -73,8 +77,9 @@ class CorpusSpec(_Config):
     encoding: Literal["auto", "latin-1"] = "auto"
     max_rows: int = 10_000_000
     max_bytes: int = 8 * GiB
+    max_ratio: float = 100.0
 
-    _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"max_rows", "max_bytes"})
+    _NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"max_rows", "max_bytes", "max_ratio"})
 
     def validate(self) -> CorpusSpec:
         if self.encoding not in ("auto", "latin-1"):
@@ -83,6 +88,8 @@ class CorpusSpec(_Config):
             raise ConfigError(f"max_rows={self.max_rows} should be >= 1")
         if self.max_bytes < 1:
             raise ConfigError(f"max_bytes={self.max_bytes} should be >= 1")
+        if not (self.max_ratio >= 1 and math.isfinite(self.max_ratio)):
+            raise ConfigError(f"max_ratio={self.max_ratio} should be a finite number >= 1")
         return self
 
 

@@ -231,6 +231,9 @@ class Manifest:
     ``id``, ``format_version``, ``created`` and ``parents`` are filled in by
     :meth:`Workspace.write` (a writer leaves them at their defaults). ``parents`` is None for a
     manifest written before lineage was recorded (:func:`parents_of` then derives them).
+    ``checksums`` (set by :meth:`Workspace.write`): ``{relative file name: {"sha256", "size",
+    "mtime_ns"}}`` of every file of the artifact but the manifest, checked by
+    :meth:`Workspace.verify` (None for an artifact written before checksums existed).
     ``extra``: keys of the file that this version does not know, kept so that nothing read is
     lost and ``to_dict`` gives them back.
     """
@@ -241,6 +244,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     created: float = 0.0
     parents: list[str] | None = field(default=None, metadata=_OMIT_NONE)
+    checksums: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -558,6 +562,114 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class DamagedArtifactError(StoreError):
+    """A file of an artifact is missing or differs from the size or SHA-256 its manifest
+    recorded when it was written (names the artifact, the file and what differs)."""
+
+
+ENV_VERIFY_FULL_BYTES = "TEXTCLUSTER_VERIFY_FULL_BYTES"
+#: Files up to this size are fully re-hashed when verified; larger files are checked by size and
+#: modification time (a changed time triggers a full hash). ``TEXTCLUSTER_VERIFY_FULL_BYTES``.
+DEFAULT_VERIFY_FULL_BYTES = 64 << 20
+
+# (path, size, mtime_ns, inode) of files this process has fully hashed and found intact.
+_VERIFIED: set[tuple[str, int, int, int]] = set()
+
+
+def verify_full_bytes() -> int:
+    """The size up to which :meth:`Workspace.verify` re-hashes a file (env
+    ``TEXTCLUSTER_VERIFY_FULL_BYTES``, default 64 MiB; 0: only size and time, unless asked)."""
+    raw = os.environ.get(ENV_VERIFY_FULL_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_VERIFY_FULL_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise StoreError(f"{ENV_VERIFY_FULL_BYTES}={raw!r} should be a whole number of bytes >= 0")
+    return value
+
+
+def checksum_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative name: {"sha256", "size", "mtime_ns"}}`` of every regular file under ``folder``
+    except ``manifest.json`` (what :meth:`Workspace.write` records; each file is read once)."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink() or not p.is_file():
+            continue
+        rel = p.relative_to(folder).as_posix()
+        if rel == "manifest.json":
+            continue
+        st = p.stat()
+        out[rel] = {"sha256": file_sha256(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return out
+
+
+def _check_file(artifact_id: str, p: Path, rel: str, want: Mapping[str, Any], full: bool | None) -> None:
+    """:class:`DamagedArtifactError` when ``p`` is not the file recorded as ``want``."""
+    where = f"artifact {artifact_id}: file {rel!r} ({p})"
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise DamagedArtifactError(f"{where} is missing ({e.strerror}); the artifact is damaged") from e
+    if st.st_size != want.get("size"):
+        raise DamagedArtifactError(
+            f"{where} has {st.st_size:,} bytes; {want.get('size'):,} were written: the artifact is damaged"
+        )
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key in _VERIFIED:
+        return
+    if full is None:
+        full = st.st_size <= verify_full_bytes() or st.st_mtime_ns != want.get("mtime_ns")
+    if not full:
+        return
+    got = file_sha256(p)
+    if got != want.get("sha256"):
+        raise DamagedArtifactError(
+            f"{where} has SHA-256 {got[:16]}..., {str(want.get('sha256'))[:16]}... was written: "
+            "the artifact is damaged"
+        )
+    _VERIFIED.add(key)
+
+
+ENV_TMP_MAX_AGE_HOURS = "TEXTCLUSTER_TMP_MAX_AGE_HOURS"
+#: Leftovers of killed processes (``tmp/`` entries, ``.*.tmp`` files of :func:`atomic_path`,
+#: ``.incoming-*`` uploads) older than this are swept at start (``TEXTCLUSTER_TMP_MAX_AGE_HOURS``).
+DEFAULT_TMP_MAX_AGE_HOURS = 24.0
+ENV_PARTIAL_MAX_AGE_DAYS = "TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS"
+#: ``partial/<id>/`` (resumable work) untouched for this long and not locked is swept
+#: (``TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS``); 0 keeps it forever.
+DEFAULT_PARTIAL_MAX_AGE_DAYS = 30.0
+#: The sweep at start runs at most once per this many seconds per workspace (a marker file).
+SWEEP_EVERY_SECONDS = 3600.0
+_SWEEP_MARKER = ".last-sweep"
+
+
+def _env_age(name: str, default: float, unit: float) -> float:
+    """Seconds from the env var ``name`` (a number of ``unit`` seconds), else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value < float("inf")):
+        raise StoreError(f"{name}={raw!r} should be a finite number >= 0")
+    return value * unit
+
+
+def _newest_mtime(p: Path) -> float:
+    """The newest modification time of ``p`` and of what is directly in it (a folder being
+    written into keeps a fresh time)."""
+    newest = p.lstat().st_mtime
+    if p.is_dir() and not p.is_symlink():
+        with os.scandir(p) as it:
+            for e in it:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, e.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
 class Workspace:
     """A folder of content-addressed artifacts.
 
@@ -620,12 +732,47 @@ class Workspace:
         return manifest_from_dict(data, artifact_id)
 
     def file(self, artifact_id: str, name: str) -> Path:
-        """Path of one file of a complete artifact; :class:`StoreError` if the artifact or file is missing."""
-        self.manifest(artifact_id)
+        """Path of one file of a complete artifact; :class:`StoreError` if the artifact or file is
+        missing, :class:`DamagedArtifactError` if it differs from what was written (see
+        :meth:`verify`: size always; the SHA-256 of a small file or of one whose time changed)."""
+        m = self.manifest(artifact_id)
         p = self.path(artifact_id) / name
-        if not p.exists():
+        want = (m.checksums or {}).get(name)
+        if want is not None:
+            _check_file(artifact_id, p, name, want, None)
+        elif not p.exists():
             raise StoreError(f"artifact {artifact_id!r} has no file {name!r}")
         return p
+
+    def verify(self, artifact_id: str, *, full: bool | None = None) -> None:
+        """Check every file of a complete artifact against the checksums its manifest recorded
+        when it was written; :class:`DamagedArtifactError` naming the first file that differs.
+
+        ``full=None`` (the default, the cheap check used on every cache hit): every file's size;
+        the SHA-256 of files up to :func:`verify_full_bytes` (64 MiB), of larger files whose
+        modification time changed, and each file at most once per process while it stays
+        unchanged. ``full=True``: the SHA-256 of every file; ``full=False``: sizes only. An
+        artifact written before checksums existed passes (there is nothing to compare).
+        """
+        m = self.manifest(artifact_id)
+        folder = self.path(artifact_id)
+        for rel, want in sorted((m.checksums or {}).items()):
+            _check_file(artifact_id, folder / rel, rel, want, full)
+
+    def cached(self, artifact_id: str) -> bool:
+        """True when the artifact is complete and intact (:meth:`verify`), so a stage may serve
+        it; a damaged one is logged, moved out of the way (its dependents are kept: the stage
+        recomputes the same id) and False is returned, so the stage computes it again."""
+        if not self.exists(artifact_id):
+            return False
+        try:
+            self.verify(artifact_id)
+        except DamagedArtifactError as e:
+            logger.warning("%s; recomputing it", e)
+            with self._workspace_lock(shared=False):
+                self._remove_tree(self.path(artifact_id), self.root.resolve())
+            return False
+        return True
 
     def list(self, kind: str) -> list[Manifest]:
         """Typed manifests of all complete artifacts of a kind, newest first.
@@ -700,7 +847,10 @@ class Workspace:
                 writer(tmp)
             m = manifest if isinstance(manifest, Manifest) else manifest()
             self._check_manifest(artifact_id, m)
-            m = replace(m, id=artifact_id, format_version=FORMAT_VERSION, created=time.time(), **lineage)
+            m = replace(
+                m, id=artifact_id, format_version=FORMAT_VERSION, created=time.time(),
+                checksums=checksum_files(tmp), **lineage,
+            )
             full = m.to_dict()
             write_json_atomic(tmp / "manifest.json", full)
             _fsync_dir(tmp)
@@ -899,6 +1049,108 @@ class Workspace:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _lock_held(self, name: str) -> bool:
+        """True when another open file holds ``locks/<name>.lock`` (a process is computing it)."""
+        p = self.root / "locks" / f"{name}.lock"
+        if not p.is_file():
+            return False
+        with open(p, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+    def sweep(
+        self, *, max_age: float | None = None, partial_max_age: float | None = None, now: float | None = None
+    ) -> list[Path]:
+        """Remove what killed processes left behind; returns what was removed.
+
+        Swept: entries of ``tmp/`` (folders being built or removed), ``.*.tmp`` files of
+        :func:`atomic_path` and ``.incoming-*`` upload staging files in ``jobs/``, ``uploads/``,
+        ``uploads/*/`` and ``cache/*/*/``, all untouched for ``max_age`` seconds (default
+        :data:`DEFAULT_TMP_MAX_AGE_HOURS`, env ``TEXTCLUSTER_TMP_MAX_AGE_HOURS``); and
+        ``partial/<id>/`` folders untouched for ``partial_max_age`` seconds (default 30 days, env
+        ``TEXTCLUSTER_PARTIAL_MAX_AGE_DAYS``; 0 keeps them) or whose artifact is complete. Nothing
+        whose artifact lock is held (a process is computing it) is touched.
+        """
+        max_age = _env_age(ENV_TMP_MAX_AGE_HOURS, DEFAULT_TMP_MAX_AGE_HOURS, 3600) if max_age is None else max_age
+        if partial_max_age is None:
+            partial_max_age = _env_age(ENV_PARTIAL_MAX_AGE_DAYS, DEFAULT_PARTIAL_MAX_AGE_DAYS, 86400)
+        now = time.time() if now is None else now
+        removed: list[Path] = []
+        inside = self.root.resolve()
+
+        def stale(p: Path, age: float) -> bool:
+            try:
+                return now - _newest_mtime(p) > age
+            except OSError:
+                return False
+
+        def drop(p: Path) -> None:
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except OSError as e:
+                logger.warning("could not sweep %s: %s", p, e)
+                return
+            removed.append(p)
+
+        tmp_root = self.root / "tmp"
+        if tmp_root.is_dir():
+            for p in tmp_root.iterdir():
+                if p.name == _SWEEP_MARKER:
+                    continue
+                owner = p.name.split(".", 1)[0]
+                if is_id(owner) and self._lock_held(owner):
+                    continue
+                if stale(p, max_age):
+                    drop(p)
+        folders = [self.root / "jobs", self.root / "uploads"]
+        for pattern in ("uploads/*", "cache/*/*"):
+            folders += [d for d in self.root.glob(pattern) if d.is_dir() and not d.is_symlink()]
+        for d in folders:
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                leftover = p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(".incoming-"))
+                if leftover and p.is_file() and stale(p, max_age):
+                    drop(p)
+        partial = self.root / "partial"
+        if partial.is_dir():
+            for p in partial.iterdir():
+                if not is_id(p.name) or p.is_symlink() or self._lock_held(p.name):
+                    continue
+                if not p.resolve().is_relative_to(inside):
+                    continue
+                if self.exists(p.name) or (partial_max_age > 0 and stale(p, partial_max_age)):
+                    drop(p)
+        for p in removed:
+            logger.info("swept %s", p)
+        return removed
+
+    def sweep_at_start(self) -> list[Path]:
+        """:meth:`sweep`, at most once an hour per workspace (a marker file in ``tmp/``), never
+        raising: what the app and the CLI call when they start (one ``stat`` when recently swept)."""
+        marker = self.root / "tmp" / _SWEEP_MARKER
+        try:
+            if time.time() - marker.stat().st_mtime < SWEEP_EVERY_SECONDS:
+                return []
+        except OSError:
+            pass
+        if not self.root.is_dir():
+            return []
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            return self.sweep()
+        except (OSError, StoreError) as e:
+            logger.warning("sweeping %s failed: %s", self.root, e)
+            return []
 
     def delete(self, artifact_id: str) -> None:
         """Remove one artifact folder (complete or not), leaving what was derived from it;

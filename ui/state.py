@@ -27,9 +27,19 @@ SAMPLE = "tc_sample_id"
 SOURCE_PATH = "tc_source_path"
 
 
+_SWEPT: set[str] = set()
+
+
 def workspace() -> Workspace:
-    """The workspace of this app: ``$TEXTCLUSTER_WORKSPACE`` or ``./workspace`` (read on every run)."""
-    return Workspace(default_workspace())
+    """The workspace of this app: ``$TEXTCLUSTER_WORKSPACE`` or ``./workspace`` (read on every run).
+
+    The first time this process sees a workspace, what killed processes left in it is swept
+    (:meth:`Workspace.sweep_at_start`)."""
+    ws = Workspace(default_workspace())
+    if str(ws.root) not in _SWEPT:
+        _SWEPT.add(str(ws.root))
+        ws.sweep_at_start()
+    return ws
 
 
 def manager() -> jobs.JobManager:

@@ -209,3 +209,19 @@ def test_method_settings_come_from_the_registry_and_reach_the_job(app_ws, app_co
     at = open_page("pages/pipeline.py")
     at.selectbox(key="pipe_clusterer").set_value("gmm").run()
     assert at.selectbox(key="pipe_params_gmm_covariance_type").options == ["full", "tied", "diag", "spherical"]
+
+
+def test_app_pipeline_page_refuses_st_usr(app_ws, app_corpus, monkeypatch) -> None:
+    """Issue 15 (hostile case, here for the app fixtures): typing /usr never walks /usr."""
+    from textcluster.embed.encoders import base
+
+    walked: list = []
+    monkeypatch.setattr(base, "fingerprint_path", lambda p, *a, **k: walked.append(p) or "0" * 16)
+    at = open_page("pages/pipeline.py")
+    choice = next(o for o in at.selectbox(key="pipe_encoder").options if o.startswith("st:"))
+    at.selectbox(key="pipe_encoder").set_value(choice).run()
+    at.text_input(key="pipe_encoder_model").set_value("/usr").run()
+    assert not at.exception
+    assert any("TEXTCLUSTER_MODEL_DIRS" in e.value for e in at.error)
+    assert at.button(key="pipe_launch").disabled
+    assert walked == []

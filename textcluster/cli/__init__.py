@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ws = Workspace(args.workspace if args.workspace is not None else default_workspace())
+    ws.sweep_at_start()  # leftovers of killed processes (at most hourly; one stat otherwise)
     ui = UI(quiet=args.json)
     try:
         data, text = args.handler(args, ws, ui)

@@ -61,6 +61,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rows", type=int, default=CorpusSpec.max_rows, help="refuse files with more rows")
     p.add_argument("--max-bytes", type=parse_size, default=CorpusSpec.max_bytes,
                    help="refuse files with more (decompressed) bytes, e.g. 500M, 8G (default 8G)")
+    p.add_argument("--max-ratio", type=float, default=CorpusSpec.max_ratio,
+                   help="refuse a .gz file inflating past this many times its size (after 64 MiB; "
+                   f"a decompression bomb; default {CorpusSpec.max_ratio:g})")
     p.add_argument("--list-fields", action="store_true",
                    help="only list the columns and nested paths of FILE; store nothing")
     p.set_defaults(handler=handle)
@@ -80,6 +83,7 @@ def spec_from_args(args: argparse.Namespace) -> CorpusSpec:
         encoding=args.encoding,
         max_rows=args.max_rows,
         max_bytes=args.max_bytes,
+        max_ratio=args.max_ratio,
     ).validate()
 
 

@@ -207,10 +207,10 @@ def cluster(
     clusterer = clusterer or ClustererConfig()
     validate_run(reducer, clusterer)
     run_id = run_id_for(embedding_id, reducer, clusterer)
-    if ws.exists(run_id):
+    if ws.cached(run_id):
         return load_run(ws, run_id)
     with ws.lock(run_id):
-        if ws.exists(run_id):
+        if ws.cached(run_id):
             return load_run(ws, run_id)
         return _compute(ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes)
 

@@ -232,10 +232,10 @@ def describe(
     if max_docs < 1:
         raise ConfigError(f"max_docs={max_docs} should be >= 1")
     did = description_id_for(run_id, top_n, examples, max_docs, llm)
-    if not ws.exists(did):
+    if not ws.cached(did):
         ws.manifest(run_id)  # a clear StoreError for an unknown run
         with ws.lock(did):  # two processes asking at once: one computes, the other reads
-            if not ws.exists(did):
+            if not ws.cached(did):
                 return _compute(ws, run_id, did, top_n, examples, max_docs, llm, progress, cancel)
     d = load_description(ws, did)
     return Description(d.description_id, d.run_id, d.top_n, d.examples, d.clusters, cached=True)

@@ -20,11 +20,15 @@ raise :class:`LLMError` (a :class:`~textcluster.errors.TextclusterError`).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import os
 import re
+import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,8 +44,71 @@ logger = logging.getLogger(__name__)
 ENV_BASE_URL = "TEXTCLUSTER_LLM_BASE_URL"
 ENV_MODEL = "TEXTCLUSTER_LLM_MODEL"
 ENV_API_KEY = "TEXTCLUSTER_LLM_API_KEY"
+ENV_MAX_REPLY_BYTES = "TEXTCLUSTER_LLM_MAX_REPLY_BYTES"
 PROMPT_VERSION = 1
 MODES = ("topics", "single")
+#: Default cap on one HTTP reply's body (``LLMSettings.max_reply_bytes``, env
+#: ``TEXTCLUSTER_LLM_MAX_REPLY_BYTES``).
+DEFAULT_MAX_REPLY_BYTES = 1 << 20
+#: A reply text kept in ``clusters.json`` (``LLMLabel.raw``) is cut to this many characters.
+MAX_RAW_CHARS = 4000
+_READ_BYTES = 1 << 16
+
+# -- secrets -----------------------------------------------------------------------
+
+REDACTED = "***"
+# Query parameters whose values are secrets (``?api_key=...``, ``&token=...``, ``sig=``...).
+_SECRET_PARAM = re.compile(r"(?i)(key|token|secret|password|passwd|auth|sig|signature|credential)")
+# Secret-looking strings in free text (an error body echoing the header, an OpenAI-style key).
+_SECRET_TEXT = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+|\b(sk|pk|rk)-[A-Za-z0-9_\-]{8,}")
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without credentials: no ``user:password@`` and the value of every query parameter
+    named like a secret (``key``, ``api_key``, ``token``, ``sig``, ...) replaced by ``***``. What
+    manifests, ids, logs and errors hold, so a key placed in the URL is never stored or shown."""
+    if not url:
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if query:
+        q = "&".join(
+            f"{urllib.parse.quote(k, safe='')}="
+            + (REDACTED if _SECRET_PARAM.search(k) else urllib.parse.quote(v, safe=''))
+            for k, v in query
+        )
+    else:
+        q = parts.query
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, q, ""))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The secrets a URL carries (user info, secret-named query values), to redact from text."""
+    if not url:
+        return []
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return [url]
+    out = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        out += [userinfo, *userinfo.split(":", 1)]
+    out += [v for k, v in urllib.parse.parse_qsl(parts.query) if _SECRET_PARAM.search(k)]
+    return [x for x in out if len(x) >= 4]
+
+
+def redact(text: str, secrets: Sequence[str | None] = ()) -> str:
+    """``text`` with each of ``secrets`` (their raw and URL-quoted forms) and anything that looks
+    like a bearer token or an ``sk-...`` key replaced by ``***``."""
+    for sec in sorted({x for x in secrets if x and len(x) >= 4}, key=len, reverse=True):
+        for form in {sec, urllib.parse.quote(sec, safe=""), urllib.parse.quote_plus(sec)}:
+            text = text.replace(form, REDACTED)
+    return _SECRET_TEXT.sub(lambda m: (m.group(1) or "") + REDACTED, text)
 
 
 class LLMError(TextclusterError):
@@ -55,8 +122,14 @@ class LLMSettings:
     mode: ``topics`` (up to ``max_topics`` labels) | ``single`` (one topic + score 0..5).
     base_url / model / api_key: OpenAI-compatible endpoint (see :meth:`from_env`).
     local_model: path of a local transformers text-generation model (used instead of HTTP).
-    timeout: seconds per request (default 30). max_examples: examples shown per
-    cluster (default 5), each cut to ``max_chars`` characters (default 400).
+    timeout: the total deadline of one request, in seconds (default 30): connecting, sending and
+        reading the whole reply; a server trickling bytes is cut off when it passes.
+    max_reply_bytes: a reply body larger than this is refused (default 1 MiB; env
+        ``TEXTCLUSTER_LLM_MAX_REPLY_BYTES``).
+    max_examples: examples shown per cluster (default 5), each cut to ``max_chars`` characters
+    (default 400).
+    The API key (and any key placed in ``base_url``: user info, ``?key=``/``?token=``...) is
+    never stored: manifests and ids hold :func:`redact_url` of the URL, errors are redacted.
     """
 
     mode: Literal["topics", "single"] = "topics"
@@ -70,6 +143,12 @@ class LLMSettings:
     max_topics: int = 3
     temperature: float = 0.0
     max_tokens: int = 200
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+
+    def __repr__(self) -> str:
+        shown = {**asdict(self), "base_url": redact_url(self.base_url)}
+        shown.pop("api_key")
+        return "LLMSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LLMSettings:
@@ -79,6 +158,11 @@ class LLMSettings:
             "model": os.environ.get(ENV_MODEL) or None,
             "api_key": os.environ.get(ENV_API_KEY) or None,
         }
+        raw_cap = os.environ.get(ENV_MAX_REPLY_BYTES, "").strip()
+        if raw_cap:
+            if not raw_cap.isdigit():
+                raise ConfigError(f"${ENV_MAX_REPLY_BYTES}={raw_cap!r} should be a whole number of bytes")
+            env["max_reply_bytes"] = int(raw_cap)
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env).validate()
 
@@ -91,17 +175,19 @@ class LLMSettings:
             )
         if not self.local_model and not self.model:
             raise ConfigError(f"LLM labels need a model name (--llm-model or ${ENV_MODEL})")
-        if self.timeout <= 0:
-            raise ConfigError(f"llm timeout={self.timeout} should be > 0 seconds")
+        if not (self.timeout > 0 and self.timeout < float("inf")):
+            raise ConfigError(f"llm timeout={self.timeout} should be a finite number of seconds > 0")
+        if self.max_reply_bytes < 1:
+            raise ConfigError(f"llm max_reply_bytes={self.max_reply_bytes} should be >= 1")
         if self.max_examples < 1:
             raise ConfigError(f"max_examples={self.max_examples} should be >= 1")
         return self
 
     def cache_key(self) -> dict[str, Any]:
-        """What changes the labels (no key, no timeout)."""
+        """What changes the labels (no key, no timeout; the URL without its secrets)."""
         return {
             "mode": self.mode,
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url),
             "model": self.model,
             "local_model": self.local_model,
             "max_examples": self.max_examples,
@@ -113,8 +199,8 @@ class LLMSettings:
         }
 
     def to_manifest(self) -> dict[str, Any]:
-        """Safe to store: :meth:`cache_key` plus the timeout; never the API key."""
-        return {**self.cache_key(), "timeout": self.timeout}
+        """Safe to store: :meth:`cache_key` plus the limits; never the API key or a URL's secrets."""
+        return {**self.cache_key(), "timeout": self.timeout, "max_reply_bytes": self.max_reply_bytes}
 
 
 @dataclass(frozen=True)
@@ -232,8 +318,81 @@ def chat_url(base_url: str) -> str:
     return u + "/v1/chat/completions"
 
 
+class _Deadline:
+    """Shuts down the sockets of one request when its total deadline passes, so a server that
+    trickles bytes (each within the socket timeout) cannot hold the request beyond it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for s in self._socks:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def track(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+            if self.expired:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def check(self) -> None:
+        if self.expired or time.monotonic() > self.end:
+            raise TimeoutError
+
+
+def _deadline_opener(deadline: _Deadline, proxies: dict[str, str] | None) -> urllib.request.OpenerDirector:
+    """A urllib opener whose HTTP(S) connections register their sockets with ``deadline``."""
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.track(self.sock)
+
+    class SConn(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.track(self.sock)
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(Conn, req)
+
+    class SHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(SConn, req, context=self._context)
+
+    handlers: list[Any] = [Handler(), SHandler()]
+    if proxies is not None:
+        handlers.append(urllib.request.ProxyHandler(proxies))
+    return urllib.request.build_opener(*handlers)
+
+
 class OpenAIChatClient:
-    """POSTs to an OpenAI-compatible ``/v1/chat/completions`` with urllib; returns the reply text."""
+    """POSTs to an OpenAI-compatible ``/v1/chat/completions`` with urllib; returns the reply text.
+
+    ``timeout`` is the total deadline of a request (connect, send, the whole reply); a reply body
+    over ``max_reply_bytes`` is refused; the key and any secret in the URL are redacted from every
+    error (``self.shown_url`` is the URL as errors show it).
+    """
 
     def __init__(
         self,
@@ -243,16 +402,53 @@ class OpenAIChatClient:
         timeout: float = 30.0,
         temperature: float = 0.0,
         max_tokens: int = 200,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self.url = chat_url(base_url)
+        self.shown_url = redact_url(self.url) or ""
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.max_reply_bytes = max_reply_bytes
+        self._secrets = [api_key, *url_secrets(self.url)]
         host = urllib.parse.urlparse(self.url).hostname or ""
-        handlers = [urllib.request.ProxyHandler({})] if host in ("127.0.0.1", "localhost", "::1") else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._proxies: dict[str, str] | None = {} if host in ("127.0.0.1", "localhost", "::1") else None
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatClient({self.shown_url!r}, {self.model!r})"
+
+    def _error(self, text: str) -> LLMError:
+        return LLMError(redact(text, self._secrets))
+
+    def _read(self, resp: Any, deadline: _Deadline) -> bytes:
+        length = resp.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > self.max_reply_bytes:
+            raise self._error(
+                f"LLM endpoint {self.shown_url} announced a reply of {int(length):,} bytes, more than "
+                f"max_reply_bytes={self.max_reply_bytes:,}; raise it (${ENV_MAX_REPLY_BYTES}) if genuine"
+            )
+        chunks, total = [], 0
+        while True:
+            deadline.check()
+            block = resp.read1(_READ_BYTES) if hasattr(resp, "read1") else resp.read(_READ_BYTES)
+            if not block:
+                deadline.check()  # a shut-down socket reads as the end of the reply
+                missing = getattr(resp, "length", None)
+                if isinstance(missing, int) and missing > 0:
+                    raise self._error(
+                        f"LLM endpoint {self.shown_url} failed: the reply was cut short "
+                        f"({missing:,} announced bytes never came)"
+                    )
+                return b"".join(chunks)
+            total += len(block)
+            if total > self.max_reply_bytes:
+                raise self._error(
+                    f"LLM endpoint {self.shown_url} sent more than max_reply_bytes={self.max_reply_bytes:,} "
+                    f"bytes; refusing the reply (raise it with ${ENV_MAX_REPLY_BYTES} if genuine)"
+                )
+            chunks.append(block)
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The assistant's message text; :class:`LLMError` on HTTP errors, timeouts or odd replies."""
@@ -268,30 +464,36 @@ class OpenAIChatClient:
         req = urllib.request.Request(
             self.url, data=json.dumps(payload).encode(), headers=headers, method="POST"
         )
-        try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = e.read()[:200].decode("utf-8", errors="replace") if e.fp else ""
-            raise LLMError(f"LLM endpoint {self.url} answered HTTP {e.code}: {detail}") from e
-        except TimeoutError as e:
-            raise LLMError(f"LLM endpoint {self.url} timed out after {self.timeout:g} s") from e
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, TimeoutError):
-                raise LLMError(f"LLM endpoint {self.url} timed out after {self.timeout:g} s") from e
-            raise LLMError(f"cannot reach LLM endpoint {self.url}: {e.reason}") from e
-        except (OSError, http.client.HTTPException) as e:  # resets, truncated bodies
-            raise LLMError(f"LLM endpoint {self.url} failed: {e!r}") from e
+        timed_out = f"LLM endpoint {self.shown_url} timed out after {self.timeout:g} s (the total deadline)"
+        with _Deadline(self.timeout) as deadline:
+            opener = _deadline_opener(deadline, self._proxies)
+            try:
+                with opener.open(req, timeout=self.timeout) as resp:
+                    body = self._read(resp, deadline)
+            except urllib.error.HTTPError as e:
+                try:
+                    detail = e.read(200).decode("utf-8", errors="replace") if e.fp else ""
+                except (OSError, http.client.HTTPException):
+                    detail = ""
+                raise self._error(f"LLM endpoint {self.shown_url} answered HTTP {e.code}: {detail}") from None
+            except TimeoutError:
+                raise self._error(timed_out) from None
+            except urllib.error.URLError as e:
+                if isinstance(e.reason, TimeoutError) or deadline.expired:
+                    raise self._error(timed_out) from None
+                raise self._error(f"cannot reach LLM endpoint {self.shown_url}: {e.reason}") from None
+            except (OSError, http.client.HTTPException, ValueError) as e:  # resets, bad URLs
+                if deadline.expired:
+                    raise self._error(timed_out) from None
+                raise self._error(f"LLM endpoint {self.shown_url} failed: {e!r}") from None
         try:
             obj = json.loads(body)
             content = obj["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
-            raise LLMError(
-                f"LLM endpoint {self.url} sent no chat completion: {body[:120]!r}"
-            ) from e
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+            raise self._error(f"LLM endpoint {self.shown_url} sent no chat completion: {body[:120]!r}") from None
         if not isinstance(content, str):
-            raise LLMError(f"LLM endpoint {self.url} sent a non-text message: {content!r:.120}")
-        return content
+            raise self._error(f"LLM endpoint {self.shown_url} sent a non-text message: {content!r:.120}")
+        return redact(content, self._secrets)
 
 
 class LocalChatClient:
@@ -336,7 +538,15 @@ def make_client(settings: LLMSettings) -> ChatClient:
         settings.timeout,
         settings.temperature,
         settings.max_tokens,
+        settings.max_reply_bytes,
     )
+
+
+def _kept(raw: str | None) -> str | None:
+    """A reply text as ``clusters.json`` keeps it: at most :data:`MAX_RAW_CHARS` characters."""
+    if raw is None or len(raw) <= MAX_RAW_CHARS:
+        return raw
+    return raw[:MAX_RAW_CHARS] + f"... [{len(raw) - MAX_RAW_CHARS:,} more characters not kept]"
 
 
 def label_clusters(
@@ -362,9 +572,9 @@ def label_clusters(
             msgs = build_messages(list(texts), settings, (keywords or {}).get(c))
             raw = client.complete(msgs)
             topics, topic, score = parse_reply(raw, settings.mode, settings.max_topics)
-            out[c] = LLMLabel(int(c), True, topics, topic, score, None, raw)
+            out[c] = LLMLabel(int(c), True, topics, topic, score, None, _kept(raw))
         except LLMError as e:
             logger.warning("LLM label for cluster %s failed: %s", c, e)
-            out[c] = LLMLabel(int(c), False, error=str(e), raw=raw)
+            out[c] = LLMLabel(int(c), False, error=str(e), raw=_kept(raw))
         meter.update(i + 1)
     return out

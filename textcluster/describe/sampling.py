@@ -325,10 +325,10 @@ def sample(ws: Workspace, run_id: str, policy: SamplingPolicy, progress: Any = N
         ws.manifest(run_id)  # a clear StoreError for an unknown run
         policy = canonical_policy(ws, run_id, policy)
     sid = sample_id_for(run_id, policy)
-    if not ws.exists(sid):
+    if not ws.cached(sid):
         ws.manifest(run_id)  # a clear StoreError for an unknown run
         with ws.lock(sid):
-            if not ws.exists(sid):
+            if not ws.cached(sid):
                 return _draw(ws, run_id, policy, sid, progress, requested=requested)
     return load_sample(ws, sid, cached=True)
 

@@ -334,10 +334,10 @@ def embed(
     encoder = get_encoder(cfg)
     fingerprint = encoder.fingerprint()
     eid = make_id("embedding", corpus_id, {"encoder": cfg.cache_key(), "model": fingerprint})
-    if ws.exists(eid):
+    if ws.cached(eid):
         return _cached_result(ws, eid, t0)
     with ws.lock(eid):
-        if ws.exists(eid):  # another process finished it while we waited
+        if ws.cached(eid):  # another process finished it while we waited
             return _cached_result(ws, eid, t0)
         return _compute(ws, corpus_id, cfg, encoder, eid, fingerprint, progress, cancel, t0)
 

@@ -471,7 +471,7 @@ def _read_rows(
     """Stream every row of ``path`` into Parquet parts under ``tmp``; may raise readers.Undecodable."""
     src = readers.open_source(
         path, spec.format, force_latin1=force_latin1, max_rows=spec.max_rows,
-        max_bytes=spec.max_bytes, tmpdir=tmp, batch_rows=CHUNK_ROWS,
+        max_bytes=spec.max_bytes, tmpdir=tmp, batch_rows=CHUNK_ROWS, max_ratio=spec.max_ratio,
     )
     try:
         records: Iterator[readers.Row] = src.records
@@ -692,10 +692,10 @@ def ingest(
     path = Path(path)
     sha = _hash_file(path)
     sha_id = make_id("corpus", sha, spec.cache_key())
-    if ws.exists(sha_id):
+    if ws.cached(sha_id):
         return _report_from_manifest(ws.manifest(sha_id), cached=True)
     with ws.lock(sha_id):
-        if ws.exists(sha_id):
+        if ws.cached(sha_id):
             return _report_from_manifest(ws.manifest(sha_id), cached=True)
         (ws.root / "tmp").mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{sha_id}.ingest.", dir=ws.root / "tmp"))
@@ -754,7 +754,7 @@ def _sample_records(path: Path, spec: CorpusSpec, n: int) -> tuple[readers.Sourc
             try:
                 src = readers.open_source(
                     path, spec.format, force_latin1=force, max_rows=spec.max_rows,
-                    max_bytes=spec.max_bytes, tmpdir=Path(td), batch_rows=max(n, 1),
+                    max_bytes=spec.max_bytes, tmpdir=Path(td), batch_rows=max(n, 1), max_ratio=spec.max_ratio,
                 )
                 return src, list(islice(src.records, n))
             except readers.Undecodable as e:

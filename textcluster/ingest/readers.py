@@ -55,6 +55,9 @@ CHUNK_BYTES = 1 << 20
 #: A single line, CSV field or JSON array element longer than this (in characters) is refused,
 #: so one endless line cannot fill memory before max_bytes is reached.
 MAX_RECORD_CHARS = 256 << 20
+#: The inflation-ratio check (``max_ratio``) starts past this many decompressed bytes, so a small
+#: file that compresses very well is never refused.
+RATIO_FLOOR_BYTES = 64 << 20
 
 Row = tuple[int, dict[str, Any] | None, str | None]
 
@@ -108,9 +111,18 @@ def extensions_by_format() -> dict[str, list[str]]:
 class LimitedReader:
     """A binary stream that counts the (decompressed) bytes read and stops past ``limit``."""
 
-    def __init__(self, f: BinaryIO, limit: int, name: str, raw: BinaryIO) -> None:
+    def __init__(
+        self, f: BinaryIO, limit: int, name: str, raw: BinaryIO, *,
+        compressed_size: int | None = None, max_ratio: float | None = None,
+    ) -> None:
         self.f, self.limit, self.name, self.raw = f, limit, name, raw
         self.count = 0
+        # A gzip stream inflating past max_ratio x its size on disk is refused as soon as it does.
+        self.ratio_limit = (
+            max(RATIO_FLOOR_BYTES, int(compressed_size * max_ratio))
+            if compressed_size is not None and max_ratio is not None else None
+        )
+        self.compressed_size, self.max_ratio = compressed_size, max_ratio
 
     def read(self, n: int = CHUNK_BYTES) -> bytes:
         try:
@@ -126,6 +138,12 @@ class LimitedReader:
                 f"{self.name}: more than max_bytes={self.limit} bytes after decompression; "
                 f"refusing it (a decompression bomb?). Raise max_bytes (--max-bytes) if the file is genuine"
             )
+        if self.ratio_limit is not None and self.count > self.ratio_limit:
+            raise CorpusError(
+                f"{self.name}: {self.compressed_size:,} compressed bytes inflated to more than "
+                f"{self.count:,} bytes, over max_ratio={self.max_ratio:g} times the file's size; refusing it "
+                f"(a decompression bomb?). Raise max_ratio (--max-ratio) if the file is genuine"
+            )
         return b
 
     def position(self) -> int:
@@ -136,8 +154,13 @@ class LimitedReader:
             return 0
 
 
-def open_bytes(path: Path, gz_by_name: bool, limit: int, notes: list[str]) -> LimitedReader:
-    """Open ``path`` as a byte stream, gunzipping when it is gzip; checks the name against the content."""
+def open_bytes(
+    path: Path, gz_by_name: bool, limit: int, notes: list[str], max_ratio: float | None = None
+) -> LimitedReader:
+    """Open ``path`` as a byte stream, gunzipping when it is gzip; checks the name against the content.
+
+    ``limit``: decompressed bytes; ``max_ratio``: a gzip stream inflating past that many times
+    the file's size (and past :data:`RATIO_FLOOR_BYTES`) is refused as it reads."""
     try:
         raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by the caller via .raw
     except OSError as e:
@@ -150,8 +173,12 @@ def open_bytes(path: Path, gz_by_name: bool, limit: int, notes: list[str]) -> Li
         raise CorpusError(f"{path.name!r} ends in .gz but is not gzip data (starts with {head!r})")
     if is_gz and not gz_by_name:
         notes.append(f"{path.name} is gzip-compressed although its name does not end in .gz; decompressed it")
-    f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if is_gz else raw
-    return LimitedReader(f, limit, path.name, raw)
+    if not is_gz:
+        return LimitedReader(raw, limit, path.name, raw)
+    size = os.fstat(raw.fileno()).st_size
+    return LimitedReader(
+        gzip.GzipFile(fileobj=raw, mode="rb"), limit, path.name, raw, compressed_size=size, max_ratio=max_ratio
+    )
 
 
 # -- text --------------------------------------------------------------------
@@ -449,12 +476,13 @@ def _clean_header(header: list[str], notes: list[str]) -> list[str]:
 
 
 def parquet_source(
-    path: Path, gz: bool, max_rows: int, max_bytes: int, tmpdir: Path, notes: list[str], batch_rows: int
+    path: Path, gz: bool, max_rows: int, max_bytes: int, tmpdir: Path, notes: list[str], batch_rows: int,
+    max_ratio: float | None = None,
 ) -> Source:
     """Open a Parquet file (gunzipped into ``tmpdir`` first when gzipped) and stream its rows."""
 
     name = path.name
-    src = open_bytes(path, gz, max_bytes, notes)
+    src = open_bytes(path, gz, max_bytes, notes, max_ratio)
     if isinstance(src.f, gzip.GzipFile):
         local = tmpdir / "input.parquet"
         with open(local, "wb") as out:
@@ -522,6 +550,7 @@ def open_source(
     max_bytes: int,
     tmpdir: Path,
     batch_rows: int = 50_000,
+    max_ratio: float | None = None,
 ) -> Source:
     """Open ``path`` and return a :class:`Source` whose ``records`` stream the rows.
 
@@ -541,8 +570,8 @@ def open_source(
         )
     notes: list[str] = []
     if kind == "parquet":
-        return parquet_source(path, gz, max_rows, max_bytes, tmpdir, notes, batch_rows)
-    src = open_bytes(path, gz, max_bytes, notes)
+        return parquet_source(path, gz, max_rows, max_bytes, tmpdir, notes, batch_rows, max_ratio)
+    src = open_bytes(path, gz, max_bytes, notes, max_ratio)
     info = TextInfo()
     text = text_chunks(src, force_latin1, info)
     columns: list[str] | None = None

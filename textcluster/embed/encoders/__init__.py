@@ -9,12 +9,13 @@ from textcluster.embed.encoders.base import Encoder, clear_model_cache
 from textcluster.embed.encoders.registry import (
     EncoderInfo,
     available_encoders,
+    check_encoder_source,
     get_encoder,
     parse_name,
     register_encoder,
 )
 
 __all__ = [
-    "Encoder", "EncoderInfo", "available_encoders", "clear_model_cache", "get_encoder",
+    "Encoder", "EncoderInfo", "available_encoders", "check_encoder_source", "clear_model_cache", "get_encoder",
     "parse_name", "register_encoder",
 ]

@@ -15,9 +15,11 @@ the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -81,6 +83,51 @@ def hub_offline() -> bool:
     return any(
         os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
         for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+ENV_MODEL_DIRS = "TEXTCLUSTER_MODEL_DIRS"
+# A Hugging Face hub name: ``name`` or ``org/name`` (letters, digits, ``._-``; no ``..``).
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def model_roots(extra: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+    """The folders under which a local model folder may be used where paths are restricted
+    (the app): each folder of ``$TEXTCLUSTER_MODEL_DIRS`` (separated by ``os.pathsep``, ``:``
+    on Linux; default: none) plus ``extra`` (the bundled model's folder), resolved."""
+    raw = [x for x in os.environ.get(ENV_MODEL_DIRS, "").split(os.pathsep) if x.strip()]
+    out = []
+    for r in [*raw, *extra]:
+        with contextlib.suppress(OSError, RuntimeError):
+            out.append(Path(r).expanduser().resolve())
+    return out
+
+
+def check_model_source(model: str, roots: Sequence[Path]) -> str:
+    """``model`` when it may be used where local paths are restricted to ``roots``: a hub-style
+    name (``org/name``) that is not an existing local path, or a local folder that resolves
+    (links followed) inside one of ``roots``. :class:`EncoderError` otherwise, naming the model,
+    the allowed folders and ``TEXTCLUSTER_MODEL_DIRS``; nothing is read or walked."""
+    text = (model or "").strip()
+    p = Path(text).expanduser()
+    try:
+        is_local = p.exists()
+    except OSError:
+        is_local = False
+    if not is_local and _HUB_NAME.match(text) and ".." not in text:
+        return text
+    if is_local:
+        try:
+            real = p.resolve()
+        except (OSError, RuntimeError):
+            real = None
+        if real is not None and any(real == r or real.is_relative_to(r) for r in roots):
+            return text
+    allowed = ", ".join(str(r) for r in roots) if roots else "none configured"
+    raise EncoderError(
+        f"model {text[:200]!r} is neither a hub name (org/model) nor a folder under the allowed model "
+        f"folders ({allowed}); put the model under a folder listed in ${ENV_MODEL_DIRS} "
+        f"({os.pathsep}-separated) and restart, or use the CLI, which accepts any local folder"
     )
 
 

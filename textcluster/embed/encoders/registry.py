@@ -6,14 +6,21 @@ The built-in backends are registered when this module is imported; heavy librari
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textcluster.embed.encoders.base import Encoder
+from textcluster.embed.encoders.base import Encoder, check_model_source, model_roots
 from textcluster.embed.encoders.static import make_static
 from textcluster.embed.encoders.tfidf import make_tfidf
-from textcluster.embed.encoders.transformer import make_hf, make_minilm, make_st
+from textcluster.embed.encoders.transformer import (
+    bundled_minilm_path,
+    make_hf,
+    make_minilm,
+    make_st,
+)
 from textcluster.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -76,6 +83,23 @@ def parse_name(name: str) -> tuple[str, str]:
     if not info.takes_model and sep:
         raise EncoderError(f"encoder {key!r} takes no model, got {name!r}")
     return key, model.strip()
+
+
+def check_encoder_source(name: str) -> str:
+    """``name`` when it is safe where model paths are restricted (the app's model box): a
+    registered encoder, with a hub-style model name or a local folder under
+    :func:`~textcluster.embed.encoders.base.model_roots` (``$TEXTCLUSTER_MODEL_DIRS`` and the
+    bundled model's folder); ``static:minilm`` is the bundled model. :class:`EncoderError`
+    otherwise (unknown encoder, or a folder outside those roots: ``st:/usr`` is never walked).
+    The CLI does not call it: a path typed there is the user's own."""
+    key, model = parse_name(name)
+    if not model or (key == "static" and model == "minilm"):
+        return name
+    extra: list[Path] = []
+    with contextlib.suppress(EncoderError):
+        extra.append(bundled_minilm_path())
+    check_model_source(model, model_roots(extra))
+    return name
 
 
 def get_encoder(cfg: EncoderConfig) -> Encoder:
