@@ -763,6 +763,26 @@ def test_disk_full_during_export(fr, capsys, tmp_path, monkeypatch):
     assert _left_in(out_dir) == []  # no data file, no temporary file, no provenance
 
 
+def test_disk_full_when_the_provenance_is_written_takes_the_export_back(fr, capsys, tmp_path, monkeypatch):
+    """The data file is in place when the sidecar fails: an export without its provenance is
+    removed too, so nothing half-done is left."""
+    from textcluster.query import export as export_mod
+
+    ws, run = fr
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.csv"
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(export_mod, "write_json_atomic", full)
+    code, _, err = _cli_os(capsys, ws, "export", "--run", run.run_id, "--out", str(out))
+    line = _single_error(err)
+    assert code == 2 and "provenance.json" in line and "No space left on device" in line
+    assert _left_in(out_dir) == []
+
+
 def test_disk_full_during_ingest_leaves_no_artifact(tmp_path, capsys, monkeypatch):
     ws = Workspace(tmp_path / "ws")
     src = tmp_path / "t.csv"

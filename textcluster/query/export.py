@@ -476,7 +476,12 @@ def export(
     prov = {**prov, "rows": rows, "columns": columns, "file": out.name}
     if fmt == "csv":
         prov["neutralised_cells"] = changed
-    write_json_atomic(prov_path, prov)
+    try:
+        write_json_atomic(prov_path, prov)
+    except BaseException:
+        # An export without its provenance is not one we can vouch for: take the file back.
+        out.unlink(missing_ok=True)
+        raise
     logger.info("exported %d rows to %s", rows, out)
     return ExportResult(out, prov_path, rows, columns, fmt, prov)
 
