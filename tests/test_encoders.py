@@ -305,3 +305,67 @@ def test_gpu_half_precision_agrees_with_cpu(tiny):
     cpu = _enc(f"hf:{tiny['bert']}")
     gpu = encode_texts(TEXTS, EncoderConfig(name=f"hf:{tiny['bert']}", device="cuda"))
     assert float((cpu * gpu).sum(1).min()) > 0.99
+
+
+def _recipe1(texts, dims, max_features, seed=0):
+    """Recipe 1 of tfidf (before bounded memory): whole-corpus TfidfVectorizer + float64 SVD on every row."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2, max_features=max_features)
+    x = vec.fit_transform(texts)
+    v = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=5, random_state=seed).fit_transform(x)
+    return vec, v
+
+
+def _topic_texts(n=1500, topics=6, seed=0):
+    rng = np.random.default_rng(seed)
+    noise = [f"w{i}" for i in range(2000)]
+    zipf = 1.0 / np.arange(1, len(noise) + 1) ** 1.1
+    zipf /= zipf.sum()
+    own = [[f"t{t}x{i}" for i in range(40)] for t in range(topics)]
+    texts = []
+    for i in range(n):
+        t = i % topics
+        words = list(rng.choice(own[t], 4)) + list(rng.choice(noise, int(rng.integers(4, 12)), p=zipf))
+        texts.append(" ".join(words))
+    return texts
+
+
+def test_tfidf_bounded_recipe_agrees_with_recipe1(monkeypatch):
+    """The tolerance of docs/encoders.md: streamed counts and an SVD fitted on a sample give the
+    same clusters as recipe 1 (k-means ARI >= 0.95) and 10-nearest neighbours that agree with recipe 1's at least 0.5 times as
+    well as recipe 1's own agree across SVD seeds."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from textcluster.embed.encoders import tfidf
+
+    monkeypatch.setattr(tfidf, "FIT_CHUNK_ROWS", 250)  # counts merged over 6 chunks
+    monkeypatch.setattr(tfidf, "SVD_FIT_ROWS", 500)  # SVD on a third of the rows
+    monkeypatch.setattr(tfidf, "MAX_FEATURES", 600)  # the cap applies
+    texts = _topic_texts()
+    vec, old = _recipe1(texts, 32, 600)
+    enc = tfidf.TfidfEncoder(EncoderConfig(name="tfidf", dims=32)).fit(texts)
+    shared = set(enc.vocabulary_) & set(vec.vocabulary_)
+    assert len(shared) >= 0.99 * len(vec.vocabulary_)  # only ties at the cap may differ
+    w = sorted(shared)
+    np.testing.assert_allclose(enc.idf_[[enc.vocabulary_[t] for t in w]], vec.idf_[[vec.vocabulary_[t] for t in w]])
+    new = np.concatenate([enc.encode_batch(texts[a : a + 300]) for a in range(0, len(texts), 300)])
+    assert new.dtype == np.float32 and new.shape == old.shape
+    km = {name: KMeans(6, n_init=10, random_state=0).fit_predict(v) for name, v in (("old", old), ("new", new))}
+    assert adjusted_rand_score(km["old"], km["new"]) >= 0.95
+    k = 10
+
+    def knn(v):
+        v = v / np.linalg.norm(v, axis=1, keepdims=True).clip(1e-12)
+        s = v @ v.T
+        np.fill_diagonal(s, -np.inf)
+        return np.argsort(-s, axis=1)[:, :k]
+
+    def overlap(a, b):
+        return np.mean([len(set(a[i]) & set(b[i])) / k for i in range(len(texts))])
+
+    # neighbours within a topic are near-ties: recipe 1 with another SVD seed is the yardstick
+    base = overlap(knn(old), knn(_recipe1(texts, 32, 600, seed=1)[1]))
+    assert overlap(knn(old), knn(new)) >= 0.5 * base, (overlap(knn(old), knn(new)), base)

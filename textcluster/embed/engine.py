@@ -421,11 +421,14 @@ def _compute(
     out_dtype = np.dtype(cfg.dtype)
 
     def writer(tmp: Path) -> None:
-        mat = np.lib.format.open_memmap(tmp / EMBEDDINGS_FILE, mode="w+", dtype=out_dtype, shape=(n, dim))
-        for s, e in chunks:
-            mat[s:e] = np.load(_chunk_paths(partial, s, e)[0], mmap_mode="r", allow_pickle=False)
-        mat.flush()
-        del mat
+        # Appended chunk by chunk through a file, not a writable memmap: the mapped pages of
+        # an n x dim memmap count as resident (1 GB at 1M x 256 float32).
+        with open(tmp / EMBEDDINGS_FILE, "wb") as f:
+            header = {"descr": np.lib.format.dtype_to_descr(out_dtype), "fortran_order": False, "shape": (n, dim)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for s, e in chunks:
+                block = np.load(_chunk_paths(partial, s, e)[0], mmap_mode="r", allow_pickle=False)
+                f.write(np.ascontiguousarray(block, dtype=out_dtype).tobytes())
         if encoder.needs_fit:
             encoder.save_state(tmp)  # type: ignore[attr-defined]
 

@@ -4,6 +4,14 @@ No model, no GPU: the fast baseline. Fitting is deterministic (fixed SVD seed).
 The fitted state (vocabulary, idf weights, SVD components) is saved in the
 embedding artifact as plain JSON/npy files (no pickle), so
 :func:`textcluster.embed.engine.encode_texts` maps new texts into the same space.
+
+Memory is bounded (recipe 2): the vocabulary and the document frequencies are
+counted over the corpus in chunks of :data:`FIT_CHUNK_ROWS` texts (no corpus-wide
+count matrix), idf comes from the whole corpus, the SVD is fitted in float32 on a
+seeded sample of at most :data:`SVD_FIT_ROWS` rows, and every text is projected in
+the engine's batches. Corpora of up to ``SVD_FIT_ROWS`` rows get the same SVD
+input as recipe 1; on larger ones the clustering of the vectors agrees with
+recipe 1's within the tolerance in docs/encoders.md.
 """
 
 from __future__ import annotations
@@ -26,7 +34,13 @@ DEFAULT_DIMS = 256
 #: Vocabulary cap (most frequent words).
 MAX_FEATURES = 50_000
 #: Bumped when the TF-IDF recipe below changes (part of the fingerprint).
-RECIPE_VERSION = 1
+#: 1: whole-corpus count matrix, float64 SVD on every row. 2: streamed counts,
+#: float32 SVD fitted on at most SVD_FIT_ROWS rows (bounded memory).
+RECIPE_VERSION = 2
+#: Texts counted at a time while fitting the vocabulary and document frequencies.
+FIT_CHUNK_ROWS = 50_000
+#: Most rows the SVD is fitted on (a seeded sample of the corpus when larger).
+SVD_FIT_ROWS = 100_000
 _STATE_DIR = "tfidf"
 
 
@@ -62,60 +76,90 @@ class TfidfEncoder:
     def token_lengths(self, texts: Sequence[str]) -> np.ndarray | None:
         return None
 
-    def _counter(self, vocabulary: dict[str, int] | None = None, min_df: int = 1) -> Any:
+    def _counter(self, vocabulary: dict[str, int] | None = None) -> Any:
         from sklearn.feature_extraction.text import CountVectorizer
 
-        return CountVectorizer(
-            lowercase=True, stop_words="english", min_df=min_df,
-            max_features=None if vocabulary else MAX_FEATURES, vocabulary=vocabulary, dtype=np.float64,
-        )
+        return CountVectorizer(lowercase=True, stop_words="english", vocabulary=vocabulary, dtype=np.float32)
+
+    def _count_terms(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every term of ``texts`` with its total count and document frequency, counted
+        :data:`FIT_CHUNK_ROWS` texts at a time (memory: the distinct terms, not the corpus)."""
+        ids: dict[str, int] = {}
+        tf = np.zeros(0, dtype=np.int64)
+        df = np.zeros(0, dtype=np.int64)
+        for start in range(0, len(texts), FIT_CHUNK_ROWS):
+            counter = self._counter()
+            try:
+                counts = counter.fit_transform(texts[start : start + FIT_CHUNK_ROWS])
+            except ValueError:  # no words in this chunk
+                continue
+            terms = counter.get_feature_names_out()
+            gid = np.fromiter((ids.setdefault(t, len(ids)) for t in terms), dtype=np.int64, count=len(terms))
+            if len(ids) > tf.size:
+                grow = max(len(ids), 2 * tf.size) - tf.size
+                tf = np.concatenate([tf, np.zeros(grow, dtype=np.int64)])
+                df = np.concatenate([df, np.zeros(grow, dtype=np.int64)])
+            local = counts.shape[1]
+            tf[gid] += np.bincount(counts.indices, weights=counts.data, minlength=local).astype(np.int64)
+            df[gid] += np.bincount(counts.indices, minlength=local)
+            del counts, counter
+        return list(ids), tf[: len(ids)], df[: len(ids)]
 
     def fit(self, texts: Sequence[str]) -> TfidfEncoder:
-        """Fit vocabulary, idf and SVD on ``texts`` (the whole corpus)."""
+        """Fit vocabulary and idf on every text of ``texts``, and the SVD on at most
+        :data:`SVD_FIT_ROWS` of them (a seeded sample)."""
         from sklearn.decomposition import TruncatedSVD
 
-        texts = list(texts)
-        counter = self._counter(min_df=2 if len(texts) >= 100 else 1)
-        try:
-            counts = counter.fit_transform(texts)
-        except ValueError as e:  # empty vocabulary
-            raise EncoderError(f"tfidf found no words to index in {len(texts)} texts: {e}") from e
-        vocab = {str(k): int(v) for k, v in counter.vocabulary_.items()}
-        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        n = len(texts)
+        terms, tf, df = self._count_terms(texts)
+        keep = np.flatnonzero(df >= (2 if n >= 100 else 1))
+        if keep.size == 0:
+            raise EncoderError(f"tfidf found no words to index in {n} texts: empty vocabulary")
+        if keep.size > MAX_FEATURES:  # the most frequent words (total count), ties by word
+            by_word = sorted(keep.tolist(), key=terms.__getitem__)
+            order = np.argsort(-tf[by_word], kind="stable")[:MAX_FEATURES]
+            keep = np.asarray(by_word)[order]
+        chosen = sorted(keep.tolist(), key=terms.__getitem__)  # indices in word order, as sklearn
+        self.vocabulary_ = {terms[g]: i for i, g in enumerate(chosen)}
         # sklearn's smooth idf: log((1 + n) / (1 + df)) + 1
-        self.vocabulary_ = vocab
-        self.idf_ = (np.log((1 + len(texts)) / (1 + df)) + 1.0).astype(np.float64)
-        x = self._weigh(counts)
-        n_comp = min(self.dims, x.shape[1] - 1, x.shape[0] - 1)
-        if x.shape[1] <= self.dims or n_comp < 1:
+        self.idf_ = (np.log((1 + n) / (1 + df[chosen])) + 1.0).astype(np.float64)
+        del terms, tf, df
+        rows = np.arange(n) if n <= SVD_FIT_ROWS else np.sort(
+            np.random.default_rng(self.seed).choice(n, SVD_FIT_ROWS, replace=False))
+        n_fit = len(rows)
+        n_comp = min(self.dims, len(chosen) - 1, n_fit - 1)
+        if len(chosen) <= self.dims or n_comp < 1:
             self.components_ = None
-        else:
-            from threadpoolctl import threadpool_limits
+            return self
+        import scipy.sparse as sp
+        from threadpoolctl import threadpool_limits
 
-            svd = TruncatedSVD(n_components=n_comp, algorithm="randomized", n_iter=5, random_state=self.seed)
-            # One BLAS thread: byte-for-byte repeatable, and on a busy machine OpenBLAS threads
-            # spin-wait (measured 10x slower with 2 threads under load).
-            with threadpool_limits(limits=1, user_api="blas"):
-                svd.fit(x)
-            self.components_ = svd.components_.astype(np.float32)
+        x = sp.vstack([self._tfidf([texts[i] for i in rows[a : a + FIT_CHUNK_ROWS]])
+                       for a in range(0, n_fit, FIT_CHUNK_ROWS)], format="csr")
+        svd = TruncatedSVD(n_components=n_comp, algorithm="randomized", n_iter=5, random_state=self.seed)
+        # One BLAS thread: byte-for-byte repeatable, and on a busy machine OpenBLAS threads
+        # spin-wait (measured 10x slower with 2 threads under load).
+        with threadpool_limits(limits=1, user_api="blas"):
+            svd.fit(x)
+        self.components_ = np.ascontiguousarray(svd.components_, dtype=np.float32)
         return self
 
-    def _weigh(self, counts: Any) -> Any:
+    def _tfidf(self, texts: Sequence[str]) -> Any:
+        """L2-normalised float32 TF-IDF rows of ``texts`` (sublinear tf) in the fitted vocabulary."""
         from sklearn.preprocessing import normalize
 
-        x = counts.astype(np.float64)
-        x.data = np.log(x.data) + 1.0  # sublinear tf
-        x = x.multiply(self.idf_).tocsr()
+        x = self._counter(vocabulary=self.vocabulary_).transform(list(texts)).tocsr()
+        x.data = np.log(x.data) + np.float32(1.0)  # sublinear tf
+        x.data *= self.idf_.astype(np.float32)[x.indices]
         return normalize(x, norm="l2", copy=False)
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         if not hasattr(self, "idf_"):
             raise EncoderError("tfidf is not fitted; fit it on the corpus or load a saved state")
-        counts = self._counter(vocabulary=self.vocabulary_).transform(list(texts))
-        x = self._weigh(counts)
+        x = self._tfidf(texts)
         if self.components_ is None:
-            return np.asarray(x.todense(), dtype=np.float32)
-        return np.asarray(x @ self.components_.T.astype(np.float64), dtype=np.float32)
+            return x.toarray()
+        return np.asarray(x @ self.components_.T, dtype=np.float32)
 
     @property
     def dim(self) -> int:
