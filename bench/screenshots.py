@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the browser test uses
 
-from pagedriver import choose, goto, snap, wait_idle, write_corpus  # noqa: E402
+from pagedriver import choose, goto, snap, upload_and_ingest, wait_idle, write_corpus  # noqa: E402
 
 from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
@@ -73,16 +73,7 @@ def demo_set(page, out: Path, tmp: Path) -> None:
 def pages_set(page, out: Path, tmp: Path) -> None:
     """Every page along the browser test's tour, on a small 3-topic CSV."""
     data = write_corpus(tmp / "support.csv")
-    page.get_by_text("CC BY 4.0").first.wait_for()
-    page.get_by_text("Upload a file").click()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
-    page.get_by_role("button", name="Ingest").wait_for()
-    wait_idle(page)
-    choose(page, "Label field (optional, for evaluation only)", "label")
-    wait_idle(page)
-    page.get_by_role("button", name="Ingest").click()
-    page.get_by_text("Ingest report").wait_for()
-    wait_idle(page)
+    upload_and_ingest(page, data)
     snap(page, out / "data.png")
 
     goto(page, "Pipeline")

@@ -170,3 +170,30 @@ def rewrite_table(ws: Workspace, artifact_id: str, name: str, table: pa.Table) -
     m = json.loads((folder / "manifest.json").read_text())
     m["checksums"] = checksum_files(folder)
     write_json_atomic(folder / "manifest.json", m)
+
+
+def real_chain(folder: Path) -> tuple[Workspace, dict[str, str]]:
+    """corpus -> embedding -> run -> (description, sample) of the 3-topic CSV, built by the real
+    stages (tfidf, k-means k=3) in ``folder/ws``; returns the workspace and the ids by kind."""
+    from topic_corpus import write_topic_csv
+
+    from textcluster.cluster import runs
+    from textcluster.config import (
+        ClustererConfig,
+        CorpusSpec,
+        EncoderConfig,
+        ReducerConfig,
+        SamplingPolicy,
+    )
+    from textcluster.describe import clusters as describe
+    from textcluster.describe import sampling
+    from textcluster.embed import embed
+    from textcluster.ingest import corpus
+
+    ws = Workspace(folder / "ws")
+    cid = corpus.ingest(write_topic_csv(folder / "topics.csv"), CorpusSpec(text_fields=("text",)), ws).corpus_id
+    eid = embed(ws, cid, EncoderConfig(name="tfidf")).embedding_id
+    rid = runs.cluster(ws, eid, ReducerConfig(projection="pca"), ClustererConfig(k=3)).run_id
+    did = describe.describe(ws, rid, top_n=3, examples=1).description_id
+    sid = sampling.sample(ws, rid, SamplingPolicy(size=6)).sample_id
+    return ws, {"corpus": cid, "embedding": eid, "run": rid, "description": did, "sample": sid}

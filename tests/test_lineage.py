@@ -11,37 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes_run import blank, make_run
+from fakes_run import blank, make_run, real_chain
 
 from textcluster.cluster import runs
 from textcluster.config import (
     ClustererConfig,
-    CorpusSpec,
-    EncoderConfig,
     ReducerConfig,
     SamplingPolicy,
 )
-from textcluster.describe import clusters as describe
 from textcluster.describe import sampling
-from textcluster.embed import embed
 from textcluster.errors import StoreError
-from textcluster.ingest import corpus
 from textcluster.store import Workspace, label_of, make_id, parents_of
 
 
 @pytest.fixture(scope="module")
 def _chain(tmp_path_factory):
     """corpus -> embedding -> run -> (description, sample), built once by the real stages."""
-    from topic_corpus import write_topic_csv
-
-    d = tmp_path_factory.mktemp("lineage")
-    ws = Workspace(d / "ws")
-    cid = corpus.ingest(write_topic_csv(d / "topics.csv"), CorpusSpec(text_fields=("text",)), ws).corpus_id
-    eid = embed(ws, cid, EncoderConfig(name="tfidf")).embedding_id
-    rid = runs.cluster(ws, eid, ReducerConfig(projection="pca"), ClustererConfig(k=3)).run_id
-    did = describe.describe(ws, rid, top_n=3, examples=1).description_id
-    sid = sampling.sample(ws, rid, SamplingPolicy(size=6)).sample_id
-    return ws.root, {"corpus": cid, "embedding": eid, "run": rid, "description": did, "sample": sid}
+    ws, ids = real_chain(tmp_path_factory.mktemp("chain"))
+    return ws.root, ids
 
 
 @pytest.fixture

@@ -8,21 +8,9 @@ from dataclasses import MISSING, fields
 
 import numpy as np
 import pytest
-from fakes_run import REQUIRED_FIELDS, blank
+from fakes_run import REQUIRED_FIELDS, blank, real_chain
 
-from textcluster.cluster import runs
-from textcluster.config import (
-    ClustererConfig,
-    CorpusSpec,
-    EncoderConfig,
-    ReducerConfig,
-    SamplingPolicy,
-)
-from textcluster.describe import clusters as describe
-from textcluster.describe import sampling
-from textcluster.embed import embed
 from textcluster.errors import StoreError
-from textcluster.ingest import corpus
 from textcluster.store import (
     MANIFEST_TYPES,
     CorpusManifest,
@@ -232,16 +220,8 @@ def test_a_manifest_function_is_called_after_the_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
-    from topic_corpus import write_topic_csv
-
-    d = tmp_path_factory.mktemp("manifests")
-    ws = Workspace(d / "ws")
-    cid = corpus.ingest(write_topic_csv(d / "topics.csv"), CorpusSpec(text_fields=("text",)), ws).corpus_id
-    eid = embed(ws, cid, EncoderConfig(name="tfidf")).embedding_id
-    rid = runs.cluster(ws, eid, ReducerConfig(projection="pca"), ClustererConfig(k=3)).run_id
-    did = describe.describe(ws, rid, top_n=3, examples=1).description_id
-    sid = sampling.sample(ws, rid, SamplingPolicy(size=6)).sample_id
-    return ws, {"corpus": cid, "embedding": eid, "run": rid, "description": did, "sample": sid}
+    ws, ids = real_chain(tmp_path_factory.mktemp("stages"))
+    return ws, ids
 
 
 @pytest.mark.parametrize(

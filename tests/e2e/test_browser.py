@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
-from pagedriver import choose, goto, wait_idle, write_corpus
+from pagedriver import choose, goto, upload_and_ingest, wait_idle, write_corpus
 
 from ui.devserver import app_server
 
@@ -47,16 +47,7 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
             page.get_by_role("heading", name="Data", exact=True).wait_for()
 
             # -- Data: upload and ingest (an empty workspace opens on the demo corpus)
-            page.get_by_text("CC BY 4.0").first.wait_for()
-            page.get_by_text("Upload a file").click()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
-            page.get_by_role("button", name="Ingest").wait_for()
-            wait_idle(page)
-            choose(page, "Label field (optional, for evaluation only)", "label")
-            wait_idle(page)
-            page.get_by_role("button", name="Ingest").click()
-            page.get_by_text("Ingest report").wait_for()
-            wait_idle(page)
+            upload_and_ingest(page, data)
 
             # -- Pipeline: a fast configuration, launched in the background
             goto(page, "Pipeline")
