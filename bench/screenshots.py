@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the browser test uses
 
-from pagedriver import choose, goto, snap, upload_and_ingest, wait_idle, write_corpus  # noqa: E402
+from pagedriver import goto, launch_fast_run, snap, upload_and_ingest, wait_idle, write_corpus  # noqa: E402
 
 from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
@@ -77,17 +77,7 @@ def pages_set(page, out: Path, tmp: Path) -> None:
     snap(page, out / "data.png")
 
     goto(page, "Pipeline")
-    choose(page, "Encoder", "tfidf")
-    wait_idle(page)
-    choose(page, "2-D map", "pca")
-    wait_idle(page)
-    k = page.get_by_label("Clusters (k)")
-    k.fill("3")
-    k.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Launch").click()
-    page.get_by_text("is ready").wait_for(timeout=120_000)
-    wait_idle(page)
+    launch_fast_run(page)
     snap(page, out / "pipeline.png")
 
     goto(page, "Explore")

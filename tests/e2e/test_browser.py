@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
-from pagedriver import choose, goto, upload_and_ingest, wait_idle, write_corpus
+from pagedriver import goto, launch_fast_run, upload_and_ingest, wait_idle, write_corpus
 
 from ui.devserver import app_server
 
@@ -51,17 +51,7 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
 
             # -- Pipeline: a fast configuration, launched in the background
             goto(page, "Pipeline")
-            choose(page, "Encoder", "tfidf")
-            wait_idle(page)
-            choose(page, "2-D map", "pca")
-            wait_idle(page)
-            k = page.get_by_label("Clusters (k)")
-            k.fill("3")
-            k.press("Enter")
-            wait_idle(page)
-            page.get_by_role("button", name="Launch").click()
-            page.get_by_text("is ready").wait_for(timeout=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
-            wait_idle(page)
+            launch_fast_run(page, timeout_ms=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
             assert page.get_by_text("Device").count() >= 1
 
             # -- Explore: the map and the cluster table
