@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -104,7 +105,7 @@ def pages_set(page, out: Path, tmp: Path) -> None:
     n.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Draw sample").click()
-    page.get_by_text("30 rows").first.wait_for()
+    page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
     wait_idle(page)
     snap(page, out / "sample.png")
 

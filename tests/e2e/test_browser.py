@@ -79,7 +79,7 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
             n.press("Enter")
             wait_idle(page)
             page.get_by_role("button", name="Draw sample").click()
-            page.get_by_text("30 rows").first.wait_for()
+            page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
             wait_idle(page)
 
             # -- Export: download the sample as CSV and check its rows
