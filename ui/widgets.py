@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from textcluster.jobs import FINISHED, error_message
-from textcluster.store import CorpusManifest, RunManifest
+from textcluster.store import CorpusManifest, RunManifest, label_of
 from ui import state
 from ui.text import md
 
@@ -75,12 +75,8 @@ def display_path(path: Any, cwd: Any = None, home: Any = None) -> str:
 
 
 def corpus_label(m: CorpusManifest) -> str:
-    """A corpus manifest as one line: id, source file, kept rows."""
-    bits = [m.id]
-    if m.source:
-        bits.append(m.source.rsplit("/", 1)[-1])
-    bits.append(f"{m.kept:,} docs")
-    return " · ".join(bits)
+    """A corpus manifest as one line: id, then the store's label (source file, kept rows)."""
+    return f"{m.id} · {label_of(m)}"
 
 
 def run_label(m: RunManifest) -> str:
