@@ -352,9 +352,9 @@ def _compute(
     chunks = [(s, min(s + cfg.chunk_rows, n)) for s in range(0, n, cfg.chunk_rows)]
     finished = {c for c in chunks if _chunk_paths(partial, *c)[1].is_file()}
     done = sum(e - s for s, e in finished)
-    for s, e in chunks:  # rows of a cancelled chunk count as done: they are not encoded again
-        if (s, e) not in finished and (part := _load_partial(partial, s, e)) is not None:
-            done += int(part.rows.size)
+    # rows of a cancelled chunk count as done: they are not encoded again (read once, used below)
+    resumed = {c: part for c in chunks if c not in finished and (part := _load_partial(partial, *c)) is not None}
+    done += sum(int(part.rows.size) for part in resumed.values())
     meter = Meter("embed", n, progress, start_done=done)
     meter.update(done, "resuming" if done else "starting")
     device: str | None = None
@@ -391,7 +391,7 @@ def _compute(
             done += k
             meter.update(done)
 
-        resume = _load_partial(partial, start, end)
+        resume = resumed.pop((start, end), None)
         kept: list[_Partial] = []
         try:
             vectors, truncated = _encode_rows(
