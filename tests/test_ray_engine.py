@@ -32,8 +32,6 @@ from textcluster.errors import ConfigError, EngineError, JobCancelled  # noqa: E
 from textcluster.ingest import corpus  # noqa: E402
 from textcluster.store import Workspace  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum", "river", "mountain", "ocean", "forest", "valley", "desert", "island", "canyon", "glacier", "meadow", "guitar", "piano", "violin", "drum", "flute", "trumpet", "cello", "harp"]
 
 
@@ -85,14 +83,21 @@ def _files(ws: Workspace, aid: str) -> set[str]:
     return {p.name for p in ws.path(aid).iterdir()}
 
 
-def test_ray_embed_equals_the_local_engine(tmp_path, tiny_model, ray_cfg):
+@pytest.mark.slow
+def test_ray_embed_equals_the_local_engine_even_when_an_actor_crashes(tmp_path, tiny_model, ray_cfg, monkeypatch):
+    """Same id, files, vectors and row order; an actor process that dies in the middle of a
+    chunk (ENV_CRASH_ONCE) is restarted and the chunk is encoded again."""
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(ray_engine.ENV_CRASH_ONCE, str(marker))
     ws_l, cid_l, _ = _corpus(tmp_path, "a")
     ws_r, cid_r, _ = _corpus(tmp_path, "a2")
     assert cid_l == cid_r
     enc = _enc(tiny_model)
     local = pipeline.embed_corpus(ws_l, cid_l, enc)
+    assert not marker.exists()  # the local engine has no actor to crash
     seen = []
     far = pipeline.embed_corpus(ws_r, cid_r, enc, ray_cfg, progress=seen.append)
+    assert marker.is_file()  # an actor did exit with a chunk in hand
     assert far.embedding_id == local.embedding_id and not far.cached
     assert _files(ws_r, far.embedding_id) == _files(ws_l, local.embedding_id)
     a, b = engine.load_embeddings(ws_l, local.embedding_id), engine.load_embeddings(ws_r, far.embedding_id)
@@ -106,20 +111,20 @@ def test_ray_embed_equals_the_local_engine(tmp_path, tiny_model, ray_cfg):
     assert again.cached and again.embedding_id == far.embedding_id
 
 
+@pytest.mark.slow
 def test_fit_on_a_sample_then_assign_on_ray_gives_the_local_labels_and_distances(tmp_path, tiny_model, ray_cfg):
     ws, cid, _ = _corpus(tmp_path, "b")
     enc = _enc(tiny_model, chunk_rows=25)
     emb = pipeline.embed_corpus(ws, cid, enc)
     new = _texts(90, seed=7)
-    for reducer in (ReducerConfig(method="none"), ReducerConfig(method="pca", dims=5, projection="pca")):
-        run = runs.cluster(ws, emb.embedding_id, reducer,
-                           ClustererConfig(method="kmeans", k=4, fit_size=60, seed=0))
-        local = pipeline.assign_texts(ws, run.run_id, new)
-        far = pipeline.assign_texts(ws, run.run_id, new, ray_cfg)
-        assert far.mode == local.mode == "centroid"
-        np.testing.assert_array_equal(far.labels, local.labels)
-        np.testing.assert_array_equal(far.distances, local.distances)
-        assert len(set(local.labels.tolist())) > 1
+    run = runs.cluster(ws, emb.embedding_id, ReducerConfig(method="pca", dims=5, projection="pca"),
+                       ClustererConfig(method="kmeans", k=4, fit_size=60, seed=0))  # fitted on 60 of 120 rows
+    local = pipeline.assign_texts(ws, run.run_id, new)
+    far = pipeline.assign_texts(ws, run.run_id, new, ray_cfg)
+    assert far.mode == local.mode == "centroid"
+    np.testing.assert_array_equal(far.labels, local.labels)
+    np.testing.assert_array_equal(far.distances, local.distances)
+    assert len(set(local.labels.tolist())) > 1
 
 
 def _free_cpus(ray_cfg: EngineConfig, deadline: float = 20.0) -> float:
@@ -134,6 +139,7 @@ def _free_cpus(ray_cfg: EngineConfig, deadline: float = 20.0) -> float:
     raise AssertionError(f"Ray still holds CPUs {deadline} s after the cancel: {ray.available_resources()}")
 
 
+@pytest.mark.slow
 def test_a_cancelled_ray_embed_stops_its_actors_and_resumes(tmp_path, tiny_model, ray_cfg):
     ws, cid, _ = _corpus(tmp_path, "c", n=1200)
     enc = _enc(tiny_model, chunk_rows=40)  # 30 chunks
@@ -158,25 +164,13 @@ def test_a_cancelled_ray_embed_stops_its_actors_and_resumes(tmp_path, tiny_model
     np.testing.assert_allclose(engine.load_embeddings(ws, eid), engine.load_embeddings(ws2, eid), atol=1e-5)
 
 
-def test_a_crashed_actor_is_restarted_and_its_chunk_redone(tmp_path, tiny_model, ray_cfg, monkeypatch):
-    marker = tmp_path / "crashed"
-    monkeypatch.setenv(ray_engine.ENV_CRASH_ONCE, str(marker))
-    ws, cid, _ = _corpus(tmp_path, "d", n=100)
-    enc = _enc(tiny_model, chunk_rows=25)
-    far = pipeline.embed_corpus(ws, cid, enc, ray_cfg)
-    assert marker.is_file()  # an actor process did exit in the middle of a chunk
-    ws2, cid2, _ = _corpus(tmp_path, "d2", n=100)
-    local = pipeline.embed_corpus(ws2, cid2, enc)
-    np.testing.assert_allclose(engine.load_embeddings(ws, far.embedding_id),
-                               engine.load_embeddings(ws2, local.embedding_id), atol=1e-5)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_unreachable_address_is_a_clear_error_within_30_s(tmp_path, tiny_model, ray_cfg):
     t = time.monotonic()
     with pytest.raises(EngineError, match="cannot reach the Ray cluster at '127.0.0.1:"):

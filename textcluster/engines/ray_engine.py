@@ -23,6 +23,7 @@ and raises :class:`~textcluster.errors.JobCancelled`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -323,27 +324,40 @@ def _rows(
     th = threading.Thread(target=consume, name="textcluster-ray-data", daemon=True)
     th.start()
     stopping_since: float | None = None
-    while True:
-        if stopping_since is None and cancel is not None and cancel.is_set():
-            stopping_since = time.monotonic()
-            stop.set.remote()  # the actors raise JobCancelled at their next batch
-        try:
-            kind, item = q.get(timeout=0.25)
-        except queue.Empty:
-            tick()
-            if stopping_since is not None and time.monotonic() - stopping_since > STOP_WAIT_S:
-                logger.warning("Ray actors did not stop within %.0f s; disconnecting", STOP_WAIT_S)
-                shutdown()
+    failed = False
+    try:
+        while True:
+            if stopping_since is None and cancel is not None and cancel.is_set():
+                stopping_since = time.monotonic()
+                stop.set.remote()  # the actors raise JobCancelled at their next batch
+            try:
+                kind, item = q.get(timeout=0.25)
+            except queue.Empty:
+                tick()
+                if stopping_since is not None and time.monotonic() - stopping_since > STOP_WAIT_S:
+                    logger.warning("Ray actors did not stop within %.0f s; disconnecting", STOP_WAIT_S)
+                    shutdown()
+                    break
+                continue
+            if kind == "row":
+                yield item
+            elif kind == "end":
                 break
-            continue
-        if kind == "row":
-            yield item
-        elif kind == "end":
-            break
-        elif stopping_since is None:
-            raise _engine_error(item)
-        else:
-            break
+            elif stopping_since is None:
+                failed = True
+                raise _engine_error(item)
+            else:
+                break
+    finally:
+        if stopping_since is not None or failed:
+            # Ray Data drops its actors by reference counting, and a failed execution leaves
+            # them in reference cycles (exception, traceback, executor): without a collection
+            # the idle actors would keep their CPUs (and GPUs) until some later one.
+            th.join(5.0)
+            item = ds = None
+            while not q.empty():
+                q.get_nowait()
+            gc.collect()
     if stopping_since is not None:
         raise JobCancelled("cancelled by the user; the chunks finished so far are kept")
 
