@@ -81,20 +81,24 @@ def _probe(address: str, timeout: float) -> None:
     host, port = split_address(address)
     deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        s = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        raise EngineError(
+            f"cannot reach the Ray cluster at {address!r}: {e.strerror or e} "
+            "(is `ray start --head` running there, and is the port open?)"
+        ) from None
+    head = b""
+    with s:
+        try:
             s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-            head = b""
             while len(head) < 9:
                 s.settimeout(max(0.1, deadline - time.monotonic()))
                 part = s.recv(9 - len(head))
                 if not part:
                     break
                 head += part
-    except OSError as e:
-        raise EngineError(
-            f"cannot reach the Ray cluster at {address!r}: {e.strerror or e} "
-            "(is `ray start --head` running there, and is the port open?)"
-        ) from None
+        except OSError:  # a timeout or a reset: no gRPC greeting
+            pass
     if len(head) < 9 or head[3] != 0x04:
         raise EngineError(
             f"{address!r} answers, but not as a Ray head node (no gRPC greeting within {timeout:g} s); "
