@@ -251,6 +251,12 @@ class ChunkEncoder:
                  assigner: runs.Assigner | None = None, crash_marker: str | None = None) -> None:
         self.cfg = EncoderConfig.from_dict(cfg)
         self.encoder, self.device = embed_engine.load_encoder(self.cfg, fingerprint)
+        if self.device == "cpu":  # as many torch threads as CPUs reserved: actors do not oversubscribe
+            import ray
+            import torch
+
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+            torch.set_num_threads(max(1, int(cpus)))
         self.stop = _StopView(stop)
         self.assigner = assigner
         self.crash_marker = crash_marker
