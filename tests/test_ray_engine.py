@@ -171,7 +171,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_an_unreachable_address_is_a_clear_error_within_30_s(tmp_path, tiny_model, ray_cfg):
+def test_an_unreachable_address_is_a_clear_error_within_30_s(tmp_path, tiny_model, ray_cfg, capsys):
     t = time.monotonic()
     with pytest.raises(EngineError, match="cannot reach the Ray cluster at '127.0.0.1:"):
         ray_engine.connect(EngineConfig(name="ray", address=f"127.0.0.1:{_free_port()}"))
@@ -186,9 +186,11 @@ def test_an_unreachable_address_is_a_clear_error_within_30_s(tmp_path, tiny_mode
 
     assert ray.is_initialized()  # the working connection was kept
     ws, cid, _ = _corpus(tmp_path, "e", n=10)
+    capsys.readouterr()
     code = main(["embed", cid, "--workspace", str(ws.root), "--encoder", f"st:{tiny_model}",
                  "--engine", "ray", "--ray-address", f"ray://127.0.0.1:{_free_port()}"])
-    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: cannot reach the Ray cluster at 'ray://"), err
 
 
 def test_engine_settings_are_checked():
