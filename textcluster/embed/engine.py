@@ -449,6 +449,9 @@ def _compute(
         def save(start: int, end: int, vectors: np.ndarray, truncated: int, seconds: float, dev: str) -> None:
             nonlocal done
             vectors = np.asarray(vectors, dtype=np.float32)  # encode_chunk's output is final
+            if vectors.ndim != 2 or vectors.shape[0] != end - start:
+                raise EncoderError(f"chunk {start}-{end} came back with shape {vectors.shape}, "
+                                   f"expected ({end - start}, dim)")
             _save_chunk(partial, start, end, vectors, truncated, seconds, dev)
             finished.add((start, end))
             part = resumed.pop((start, end), None)  # its rows were counted as done already
