@@ -355,7 +355,10 @@ def _rows(
                 break
             elif stopping_since is None:
                 failed = True
-                raise _engine_error(item)
+                err = _engine_error(item)
+                if isinstance(err, EngineError):  # Ray itself failed: the next call connects afresh
+                    _connected.pop("key", None)
+                raise err
             else:
                 break
     finally:
