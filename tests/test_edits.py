@@ -76,6 +76,18 @@ def test_merge_joins_only_the_named_clusters(env):
     assert edits.merge(ws, fr.run_id, [1, 3, 3], name="Merged").run_id == r.run_id
 
 
+def test_a_repeated_split_is_a_cache_hit_without_clustering_again(env, monkeypatch):
+    ws, fr = env
+    first = edits.split(ws, fr.run_id, 1, k=2)
+
+    def refuse(*a, **k):
+        raise AssertionError("clustered again")
+
+    monkeypatch.setattr(edits.KMeansClusterer, "fit", refuse)
+    again = edits.split(ws, fr.run_id, "1", k=2)
+    assert again.run_id == first.run_id and again.cached
+
+
 def test_split_changes_only_the_split_clusters_members(env):
     ws, fr = env
     parent = _labels(ws, fr.run_id)

@@ -35,14 +35,21 @@ import numpy as np
 
 from textcluster.cluster.distances import nearest_center
 from textcluster.cluster.kmeans import KMeansClusterer
-from textcluster.cluster.runs import RunResult
-from textcluster.cluster.versions import cluster_space, derive_run, resolve_cluster, run_names
+from textcluster.cluster.runs import RunResult, load_run
+from textcluster.cluster.versions import (
+    MAX_NAME_CHARS,
+    cluster_space,
+    derive_run,
+    resolve_cluster,
+    run_names,
+    version_id,
+)
 from textcluster.errors import ConfigError
 from textcluster.progress import ProgressFn
 from textcluster.store import Workspace, check_id
 
-#: Longest cluster name, in characters.
-NAME_MAX = 200
+#: Longest cluster name, in characters (the core's limit).
+NAME_MAX = MAX_NAME_CHARS
 #: Largest k tried when a split chooses k itself (``k=None``).
 AUTO_K_MAX = 10
 #: Rows of the split cluster the automatic k is chosen on (a seeded subset; the fit uses all).
@@ -92,6 +99,13 @@ def _check_docs(labels: np.ndarray, doc_ids: Any, run_id: str) -> np.ndarray:
     if bad.size:
         raise ConfigError(f"doc id {int(bad[0])} is not a document of run {run_id} (ids run 0..{n - 1})")
     return ids
+
+
+def _cached(ws: Workspace, run_id: str, edit: dict[str, Any]) -> RunResult | None:
+    """The version ``edit`` makes of ``run_id`` when it is already written (so a repeated split
+    or carve does not re-cluster before ``derive_run`` finds it)."""
+    vid = version_id(run_id, edit)
+    return load_run(ws, vid) if ws.cached(vid) else None
 
 
 def _remap(labels: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
@@ -183,6 +197,13 @@ def split(
             )
     elif m < 3:
         raise ConfigError(f"cannot split cluster {c} of run {run_id}: it has only {m} member(s)")
+    edit: dict[str, Any] = {"op": "split", "cluster": c, "k": int(k) if k is not None else "auto", "seed": seed,
+                            "method": "kmeans"}
+    if k is None:
+        edit["k_max"] = k_max
+    hit = _cached(ws, run_id, edit)
+    if hit is not None:
+        return hit
     Z = cluster_space(ws, run_id, rows=members)
     kk = int(k) if k is not None else choose_k(Z, seed=seed, k_max=k_max)
     parts = KMeansClusterer(k=kk, seed=seed).fit(Z).labels_
@@ -190,10 +211,6 @@ def split(
     new = labels.copy()
     new[members] = base + parts
     used = sorted(set((base + np.unique(parts)).tolist()))
-    edit: dict[str, Any] = {"op": "split", "cluster": c, "k": kk if k is not None else "auto", "seed": seed,
-                            "method": "kmeans"}
-    if k is None:
-        edit["k_max"] = k_max
     return derive_run(ws, run_id, new, edit=edit, label_map={c: used}, progress=progress)
 
 
@@ -270,21 +287,27 @@ def carve(
     """Merge a drill-down back: a version where the documents ``doc_ids`` leave their clusters
     and form the parts of :func:`subcluster` (``k`` given or chosen, ``seed``) as new clusters;
     ``names``: a name per part (optional). New texts follow the parent's clusters."""
-    ids, parts = subcluster(ws, run_id, doc_ids, k, seed=seed, k_max=k_max)
-    kk = int(parts.max()) + 1
-    checked = [check_name(n) for n in names] if names else []
-    if checked and len(checked) != kk:
-        raise ConfigError(f"{len(checked)} name(s) given for {kk} part(s)")
     labels = load_labels(ws, run_id)
-    base = int(labels.max()) + 1
-    new = labels.copy()
-    new[ids] = base + parts
-    edit: dict[str, Any] = {"op": "carve", "docs": docs_digest(ids), "k": kk if k is not None else "auto",
+    ids = _check_docs(labels, doc_ids, run_id)
+    checked = [check_name(n) for n in names] if names else []
+    if checked and k is not None and len(checked) != k:
+        raise ConfigError(f"{len(checked)} name(s) given for {k} part(s)")
+    edit: dict[str, Any] = {"op": "carve", "docs": docs_digest(ids), "k": int(k) if k is not None else "auto",
                             "seed": seed, "method": "kmeans"}
     if k is None:
         edit["k_max"] = k_max
     if checked:
         edit["names"] = checked
+    hit = _cached(ws, run_id, edit)
+    if hit is not None:
+        return hit
+    ids, parts = subcluster(ws, run_id, ids, k, seed=seed, k_max=k_max)
+    kk = int(parts.max()) + 1
+    if checked and len(checked) != kk:
+        raise ConfigError(f"{len(checked)} name(s) given for {kk} part(s)")
+    base = int(labels.max()) + 1
+    new = labels.copy()
+    new[ids] = base + parts
     part_names = {base + i: n for i, n in enumerate(checked)} or None
     return derive_run(ws, run_id, new, edit=edit, names=part_names, progress=progress)
 
