@@ -177,3 +177,17 @@ def test_bad_edits_write_nothing(env, call, match):
     with pytest.raises(ConfigError, match=match):
         call(ws, fr.run_id)
     assert _runs(ws) == before
+
+
+def test_names_are_offered_from_keywords_and_stored_by_a_rename(env):
+    from textcluster.describe.names import suggest_names
+
+    ws, fr = env
+    offered = suggest_names(ws, fr.run_id)
+    assert [s.cluster for s in offered] == [0, 1, 2, 3] and all(s.current is None for s in offered)
+    from fakes_run import TOPICS
+
+    assert set(offered[0].keywords.split(" / ")) <= set(TOPICS[0])  # cluster 0's topic words
+    r = edits.rename(ws, fr.run_id, {s.cluster: s.best() for s in offered})
+    again = suggest_names(ws, r.run_id)
+    assert [s.current for s in again] == [s.keywords for s in offered]
