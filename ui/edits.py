@@ -103,6 +103,12 @@ def panel(run_id: str) -> None:
 
     t_names, t_edit, t_sel, t_versions = st.tabs(["Names", "Merge · split · drop", "Selection", "Versions"])
     with t_names, guard("names"):
+        r1, r2, r3 = st.columns([2, 3, 1], vertical_alignment="bottom")
+        target = r1.selectbox("Cluster", clusters, format_func=label_of, key="edits_rename_pick")
+        new_name = r2.text_input("New name", key="edits_rename_name", max_chars=edits.NAME_MAX)
+        if r3.button("Rename", key="edits_rename", disabled=target is None):
+            r = edits.rename(ws, run_id, {target: new_name})
+            _go(r.run_id, f"Renamed cluster {target} in version {r.run_id}")
         _names(ws, run_id)
     with t_edit, guard("edit"):
         _structure(ws, run_id, clusters, label_of)
