@@ -13,6 +13,7 @@ cluster, or re-clustered on its own (drill down) and merged back as new clusters
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -20,15 +21,20 @@ import pandas as pd
 import streamlit as st
 
 from textcluster.cluster import edits
+from textcluster.cluster.runs import load_run
 from textcluster.cluster.versions import run_names, version_chain
 from textcluster.describe.clusters import ctfidf_keywords, make_label
 from textcluster.describe.names import suggest_names
 from textcluster.describe.search import search_texts
+from textcluster.errors import TextclusterError
+from textcluster.jobs import error_message
 from textcluster.query import export, tags
 from textcluster.query.selection import doc_ids_from
 from ui import cached, state
 from ui.text import md
 from ui.widgets import guard
+
+logger = logging.getLogger(__name__)
 
 #: Session-state key where Explore's map keeps its box / lasso / click selection: ``(run id,
 #: doc ids)`` (issue 18's ``ui.state.SELECTION``).
@@ -72,13 +78,34 @@ def current_selection(run_id: str, source: str) -> np.ndarray | None:
     return np.asarray(sel["doc_ids"], dtype=np.int64)
 
 
-def _go(run_id: str, message: str) -> None:
-    """Make ``run_id`` current and rerun (the pickers read the current run)."""
+def _switch(run_id: str) -> None:
+    """Make ``run_id`` the current run, Explore's picker included (called from a button's callback,
+    before the rerun, the one moment a widget's value may be set)."""
     state.set_run(run_id)
-    for key in ("explore_run", "export_run", "sample_run"):
+    st.session_state["explore_run"] = run_id
+    for key in ("export_run", "sample_run"):  # pickers of other pages start from the current run
         st.session_state.pop(key, None)
-    st.session_state["edits_flash"] = message
-    st.rerun()
+
+
+def _act(work: Any, message: str) -> Any:
+    """An ``on_click`` callback: ``work()`` writes a version (reading its inputs from session state,
+    where a callback sees the values sent with the click), then that version becomes current and
+    ``message`` (with ``{run_id}``) is shown; an error is shown instead, nothing is switched."""
+
+    def callback() -> None:
+        try:
+            r = work()
+        except Exception as e:  # shown by panel() on the rerun
+            if not isinstance(e, TextclusterError):
+                logger.exception("cluster edit")
+            st.session_state["edits_error"] = error_message(e)
+            return
+        if r is None:
+            return
+        _switch(r.run_id)
+        st.session_state["edits_flash"] = message.format(run_id=r.run_id)
+
+    return callback
 
 
 def panel(run_id: str) -> None:
@@ -92,6 +119,9 @@ def panel(run_id: str) -> None:
     flash = st.session_state.pop("edits_flash", None)
     if flash:
         st.success(md(flash), icon=":material/check_circle:")
+    failed = st.session_state.pop("edits_error", None)
+    if failed:
+        st.error(md(failed), icon=":material/error:")
     labels = cached.run_array(root, run_id, "labels.npy")
     names = run_names(ws, run_id)
     desc = {c["cluster"]: c for c in cached.description(root, run_id).get("clusters", [])}
@@ -101,14 +131,18 @@ def panel(run_id: str) -> None:
         name = names.get(c) or desc.get(c, {}).get("label") or f"cluster {c}"
         return f"{c} · {name}"
 
-    t_names, t_edit, t_sel, t_versions = st.tabs(["Names", "Merge · split · drop", "Selection", "Versions"])
+    t_names, t_edit, t_sel, t_versions = st.tabs(
+        ["Names", "Merge · split · drop", "Selection", "Versions"], key="edits_tabs"  # stays open across reruns
+    )
     with t_names, guard("names"):
         r1, r2, r3 = st.columns([2, 3, 1], vertical_alignment="bottom")
         target = r1.selectbox("Cluster", clusters, format_func=label_of, key="edits_rename_pick")
         new_name = r2.text_input("New name", key="edits_rename_name", max_chars=edits.NAME_MAX)
-        if r3.button("Rename", key="edits_rename", disabled=target is None):
-            r = edits.rename(ws, run_id, {target: new_name})
-            _go(r.run_id, f"Renamed cluster {target} in version {r.run_id}")
+        ss = st.session_state
+        r3.button("Rename", key="edits_rename", disabled=target is None, on_click=_act(
+            lambda: edits.rename(ws, run_id, {ss["edits_rename_pick"]: ss["edits_rename_name"]}),
+            f"Renamed cluster {target} in version {{run_id}}"))
+        del new_name
         _names(ws, run_id)
     with t_edit, guard("edit"):
         _structure(ws, run_id, clusters, label_of)
@@ -149,16 +183,24 @@ def _names(ws: Any, run_id: str) -> None:
             got = suggest_names(ws, run_id, llm=LLMSettings.from_env())
         st.session_state[f"edits_llm_{run_id}"] = {s.cluster: s.llm for s in got if s.llm}
         st.rerun()
-    if cols[0].button("Save names", key="edits_save_names", type="primary"):
+    def save() -> Any:
+        deltas = st.session_state.get(f"edits_names_{run_id}", {}).get("edited_rows", {})
+        wanted = dict(zip(frame["cluster"].tolist(), frame["name"].tolist(), strict=True))
+        for row, change in deltas.items():
+            if "name" in change:
+                wanted[int(frame["cluster"].iloc[int(row)])] = change["name"]
         current = {s.cluster: s.current or "" for s in offered}
-        changed = {int(c): str(n).strip() for c, n in zip(edited["cluster"], edited["name"], strict=True)
+        changed = {int(c): str(n).strip() for c, n in wanted.items()
                    if str(n or "").strip() and str(n).strip() != current[int(c)]}
+        st.session_state.pop("edits_filled", None)
         if not changed:
-            st.info("No name changed.")
-        else:
-            r = edits.rename(ws, run_id, changed)
-            st.session_state.pop("edits_filled", None)
-            _go(r.run_id, f"Saved {len(changed)} name(s) in version {r.run_id}")
+            st.session_state["edits_flash"] = "No name changed."
+            return None
+        return edits.rename(ws, run_id, changed)
+
+    cols[0].button("Save names", key="edits_save_names", type="primary",
+                   on_click=_act(save, "Saved the names in version {run_id}"))
+    del edited
 
 
 def _llm_configured() -> bool:
@@ -175,24 +217,28 @@ def _structure(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
     st.markdown("**Merge clusters**")
     picked = st.multiselect("Clusters to merge", clusters, format_func=label_of, key="edits_merge_pick")
     name = st.text_input("Name of the merged cluster (optional)", key="edits_merge_name", max_chars=edits.NAME_MAX)
-    if st.button("Merge", key="edits_merge", disabled=len(picked) < 2):
-        r = edits.merge(ws, run_id, picked, name=name.strip() or None)
-        _go(r.run_id, f"Merged {len(picked)} clusters into version {r.run_id}")
+    ss = st.session_state
+    st.button("Merge", key="edits_merge", disabled=len(picked) < 2, on_click=_act(
+        lambda: edits.merge(ws, run_id, ss["edits_merge_pick"], name=ss["edits_merge_name"].strip() or None),
+        f"Merged {len(picked)} clusters into version {{run_id}}"))
+    del name
     st.markdown("**Split a cluster**")
     c1, c2 = st.columns(2)
     target = c1.selectbox("Cluster to split", clusters, format_func=label_of, key="edits_split_pick")
     k = c2.number_input("Parts (0 = choose automatically)", 0, 50, 0, key="edits_split_k")
-    if st.button("Split", key="edits_split", disabled=target is None):
-        r = edits.split(ws, run_id, target, int(k) or None)
-        _go(r.run_id, f"Split cluster {target} in version {r.run_id}")
+    st.button("Split", key="edits_split", disabled=target is None, on_click=_act(
+        lambda: edits.split(ws, run_id, ss["edits_split_pick"], int(ss["edits_split_k"]) or None),
+        f"Split cluster {target} in version {{run_id}}"))
+    del k
     st.markdown("**Drop a cluster**")
     d1, d2 = st.columns(2)
     drop = d1.selectbox("Cluster to drop", clusters, format_func=label_of, key="edits_drop_pick")
     how = d2.radio("Its documents", ["become noise", "join the nearest cluster"], key="edits_drop_how",
                    horizontal=True)
-    if st.button("Drop", key="edits_drop", disabled=drop is None):
-        r = edits.drop(ws, run_id, drop, to_nearest=how.startswith("join"))
-        _go(r.run_id, f"Dropped cluster {drop} in version {r.run_id}")
+    st.button("Drop", key="edits_drop", disabled=drop is None, on_click=_act(
+        lambda: edits.drop(ws, run_id, ss["edits_drop_pick"], to_nearest=ss["edits_drop_how"].startswith("join")),
+        f"Dropped cluster {drop} in version {{run_id}}"))
+    del how
 
 
 def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None:
@@ -250,9 +296,11 @@ def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
         stmt = ("SELECT d.* EXCLUDE (corpus_id), a.cluster, a.cluster_name, a.distance FROM docs d "
                 "JOIN assignments a USING (doc_id) WHERE d.doc_id IN (" + ", ".join(map(str, ids.tolist())) +
                 ") ORDER BY d.doc_id")
+        sig = (run_id, hash(stmt))
         if st.button("Prepare the selection as CSV", key="edits_sel_export"):
-            st.session_state["edits_sel_csv"] = export.export_bytes(ws, "csv", sql=stmt, run_id=run_id)
-        data = st.session_state.get("edits_sel_csv")
+            st.session_state["edits_sel_csv"] = (sig, export.export_bytes(ws, "csv", sql=stmt, run_id=run_id))
+        built = st.session_state.get("edits_sel_csv")
+        data = built[1] if built and built[0] == sig else None
         if data:
             st.download_button("Selection as CSV", data=data, file_name=f"{run_id}-selection.csv", mime="text/csv",
                                key="edits_sel_dl", on_click="ignore", icon=":material/download:")
@@ -262,9 +310,9 @@ def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
     # move
     m1, m2 = st.columns([3, 1], vertical_alignment="bottom")
     to = m1.selectbox("Move the selection to", clusters, format_func=label_of, key="edits_move_to")
-    if m2.button("Move", key="edits_move", disabled=to is None):
-        r = edits.move(ws, run_id, ids, to)
-        _go(r.run_id, f"Moved {ids.size:,} documents in version {r.run_id}")
+    m2.button("Move", key="edits_move", disabled=to is None, on_click=_act(
+        lambda: edits.move(ws, run_id, ids, st.session_state["edits_move_to"]),
+        f"Moved {ids.size:,} documents in version {{run_id}}"))
     # (c) drill down
     st.markdown("**Drill down**: re-cluster the selection on its own")
     d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -283,10 +331,17 @@ def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
     if out and out["run_id"] == run_id and out["ids"] == ids.tolist():
         table = st.data_editor(pd.DataFrame(out["parts"]), key="edits_drill_table", hide_index=True,
                                disabled=["part", "size"], width="stretch")
-        if st.button("Merge back into the run as new clusters", key="edits_carve", type="primary"):
-            r = edits.carve(ws, run_id, ids, out["k"], names=[str(n) for n in table["name"]])
+        def carve() -> Any:
+            names = [str(p["name"]) for p in out["parts"]]
+            for row, change in st.session_state.get("edits_drill_table", {}).get("edited_rows", {}).items():
+                if "name" in change:
+                    names[int(row)] = str(change["name"])
             st.session_state.pop("edits_drill_out", None)
-            _go(r.run_id, f"{len(out['parts'])} new clusters in version {r.run_id}")
+            return edits.carve(ws, run_id, ids, out["k"], names=names)
+
+        st.button("Merge back into the run as new clusters", key="edits_carve", type="primary",
+                  on_click=_act(carve, f"{len(out['parts'])} new clusters in version {{run_id}}"))
+        del table
 
 
 def _versions(ws: Any, run_id: str) -> None:
@@ -305,8 +360,9 @@ def _versions(ws: Any, run_id: str) -> None:
     labels = {r["run"]: f"{r['run']} · {r['edit']}" for r in rows}
     labels.update({m.id: f"{m.id} · {_edit_text(m.edit)} (later)" for m in children})
     back = st.selectbox("Go to version", targets, format_func=labels.get, key="edits_goto")
-    if st.button("Go", key="edits_goto_go"):
-        _go(back, f"Now showing {back}")
+    st.button("Go", key="edits_goto_go", on_click=_act(
+        lambda: load_run(ws, st.session_state["edits_goto"]), "Now showing {run_id}"))
+    del back
 
 
 def _edit_text(edit: dict[str, Any] | None) -> str:

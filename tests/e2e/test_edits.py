@@ -26,13 +26,43 @@ def server(tmp_path):
         yield url
 
 
+def _tab(page, name: str, probe) -> None:
+    """Open the tab ``name`` until ``probe`` (a locator inside it) shows: a rerun arriving just
+    after the click can redraw the tabs on their first one."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        page.get_by_role("tab", name=name, exact=True).click()
+        wait_idle(page)
+        try:
+            probe.wait_for(state="visible", timeout=5000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"tab {name!r} did not open")
+
+
 def _multiselect(page, label: str, options: list[str]) -> None:
-    box = page.get_by_role("combobox", name=label, exact=True)
+    """Pick ``options`` (prefixes of the option texts) in the multiselect labelled ``label``:
+    the list stays open between picks; each pick may start a rerun, so the box is found again."""
     for option in options:
-        box.click()
-        page.locator('[role="option"]').filter(has_text=re.compile(f"^{re.escape(option)}")).first.click()
+        for _ in range(5):
+            box = page.get_by_role("combobox", name=label, exact=True)
+            if box.get_attribute("aria-expanded") != "true":
+                box.click(force=True)
+            item = page.locator('[role="option"]').filter(has_text=re.compile(f"^{re.escape(option)}")).first
+            try:
+                item.click(timeout=5000)
+                break
+            except Exception:
+                page.keyboard.press("Escape")
+                wait_idle(page)
         wait_idle(page)
     page.keyboard.press("Escape")
+    wait_idle(page)
+    chosen = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).inner_text()
+    for option in options:
+        assert option.strip() in chosen, (option, chosen)
 
 
 def test_rename_and_merge_in_the_app_then_export_carries_the_names(server, tmp_path):
@@ -55,7 +85,7 @@ def test_rename_and_merge_in_the_app_then_export_carries_the_names(server, tmp_p
             page.get_by_text("Curate: names, merge, split, drop").click()
             wait_idle(page)
             # -- rename cluster 0
-            page.get_by_role("tab", name="Names").click()
+            _tab(page, "Names", page.get_by_label("New name"))
             choose_prefix = page.get_by_role("combobox", name="Cluster", exact=True)
             choose_prefix.click()
             page.locator('[role="option"]').filter(has_text=re.compile(r"^0 · ")).first.click()
@@ -68,7 +98,7 @@ def test_rename_and_merge_in_the_app_then_export_carries_the_names(server, tmp_p
             page.get_by_text("Renamed cluster 0 in version").wait_for()
             wait_idle(page)
             # -- merge clusters 1 and 2 under a name
-            page.get_by_role("tab", name="Merge · split · drop").click()
+            _tab(page, "Merge · split · drop", page.get_by_role("combobox", name="Clusters to merge", exact=True))
             _multiselect(page, "Clusters to merge", ["1 · ", "2 · "])
             name = page.get_by_label("Name of the merged cluster (optional)")
             name.fill("Merged pair")
@@ -78,8 +108,8 @@ def test_rename_and_merge_in_the_app_then_export_carries_the_names(server, tmp_p
             page.get_by_text("Merged 2 clusters into version").wait_for()
             wait_idle(page)
             # -- the history shows both edits
-            page.get_by_role("tab", name="Versions").click()
-            page.get_by_text("merge 1 + 2 as Merged pair").first.wait_for()
+            _tab(page, "Versions", page.get_by_role("button", name="Go", exact=True))
+            page.get_by_text("merge 1 + 2 as Merged pair").first.wait_for(state="attached")  # a grid cell
 
             # -- Export: the whole (edited) run as CSV carries the names
             goto(page, "Export")
