@@ -7,7 +7,9 @@ dimensions (L2-normalised float32, ``n x dim``, written in chunks), each row lab
 blob, centres, own distances, a 2-D projection and ``clusters.parquet``, plus a corpus of short
 texts, in a temporary workspace (or ``--keep DIR``). Then each edit is timed end to end (the
 :mod:`textcluster.cluster.edits` call, i.e. checks, new labels, ``derive_run`` and the write),
-cold (a new version) and again (the same edit: a cache hit). ``rows read`` is the number of
+cold (a new version) and again (the same edit: a cache hit); the last columns split the cold
+time by the core's steps (the version manifest's ``timings``: relabel, centres and distances,
+metrics, write). ``rows read`` is the number of
 clustering-space rows the version's centres and distances were recomputed from (the core's
 manifest note); every version also scores itself on the seeded silhouette sample
 (``evaluate.SILHOUETTE_SAMPLE`` rows), whatever the edit.
@@ -164,16 +166,20 @@ def main() -> None:
         assert again.cached and again.run_id == r.run_id
         rows.append({"edit": name, "members": int(sizes[touched[name]].sum()), "seconds": round(cold, 3),
                      "again_seconds": round(warm, 3), "rows_read": _rows_read(ws, r.run_id), "k": r.k,
-                     "run_id": r.run_id})
+                     "run_id": r.run_id,
+                     "steps": {k: round(v, 3) for k, v in ws.manifest(r.run_id).timings.items()}})
     t = time.perf_counter()
     c = compare_runs(ws, rid, rows[1]["run_id"])
     compare_s = time.perf_counter() - t
     print(f"{args.n:,} documents, dim {args.dim}, k {args.k} (built in {built:.1f} s); "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; first edit of the process "
           f"(imports, untimed below) {warm_up:.1f} s")
-    print(f"{'edit':<20}{'members':>10}{'rows read':>11}{'seconds':>9}{'again':>8}")
+    steps = ("relabel", "centres", "metrics", "write")
+    print(f"{'edit':<20}{'members':>10}{'rows read':>11}{'seconds':>9}{'again':>8}  "
+          + " ".join(f"{x:>8}" for x in steps))
     for r in rows:
-        print(f"{r['edit']:<20}{r['members']:>10,}{(r['rows_read'] or 0):>11,}{r['seconds']:>9.2f}{r['again_seconds']:>8.2f}")
+        print(f"{r['edit']:<20}{r['members']:>10,}{(r['rows_read'] or 0):>11,}{r['seconds']:>9.2f}"
+              f"{r['again_seconds']:>8.2f}  " + " ".join(f"{r['steps'].get(x, 0):>8.2f}" for x in steps))
     print(f"compare run vs merge: {compare_s:.2f} s (ARI {c.ari:.4f}, changes: {[x.kind for x in c.changes]})")
     print(json.dumps({"bench": "edits", "n": args.n, "dim": args.dim, "k": args.k, "edits": rows,
                       "compare_seconds": round(compare_s, 3), "warm_up_seconds": round(warm_up, 3)}))

@@ -53,7 +53,7 @@ NAME_MAX = MAX_NAME_CHARS
 #: Largest k tried when a split chooses k itself (``k=None``).
 AUTO_K_MAX = 10
 #: Rows of the split cluster the automatic k is chosen on (a seeded subset; the fit uses all).
-AUTO_K_ROWS = 5_000
+AUTO_K_ROWS = 2_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -167,7 +167,7 @@ def choose_k(Z: np.ndarray, *, seed: int = 0, k_max: int = AUTO_K_MAX, rows: int
     sub = Z if m <= rows else Z[np.sort(rng.choice(m, size=rows, replace=False))]
     best_k, best_s = 2, -np.inf
     for k in range(2, min(k_max, sub.shape[0] - 1) + 1):
-        lab = KMeansClusterer(k=k, seed=seed).fit(sub).labels_
+        lab = KMeansClusterer(k=k, seed=seed, n_init=1).fit(sub).labels_
         if np.unique(lab).size < 2:
             continue
         s = float(silhouette_score(sub, lab))
