@@ -83,7 +83,7 @@ def _switch(run_id: str) -> None:
     before the rerun, the one moment a widget's value may be set)."""
     state.set_run(run_id)
     st.session_state["explore_run"] = run_id
-    for key in ("export_run", "sample_run"):  # pickers of other pages start from the current run
+    for key in ("export_run", "sample_run", "evaluate_run"):  # other pages start from the current run
         st.session_state.pop(key, None)
 
 
