@@ -145,3 +145,18 @@ def test_assign_follows_the_edited_version_and_names(tmp_path: Path, capsys) -> 
     got = _json(capsys, ws, "assign", dropped["run_id"], str(f), "--text-field", "body")
     labels = np.array([r["cluster"] for r in got["labels"]])
     assert (labels[parent == 2] == -1).all() and (labels[parent != 2] >= 0).all()
+
+
+def test_names_offers_keyword_names_and_accept_stores_them(env, capsys):
+    ws, fr = env
+    before = _runs(ws)
+    d = _json(capsys, ws, "names", fr.run_id)
+    assert [r["cluster"] for r in d["clusters"]] == [0, 1, 2, 3]
+    assert all(r["offered"] == r["keywords"] and r["current"] is None for r in d["clusters"])
+    assert _runs(ws) == before  # offering writes no run
+    a = _json(capsys, ws, "names", fr.run_id, "--accept")
+    assert a["accepted"] is True and ws.manifest(a["new_run_id"]).edit["op"] == "rename"
+    again = _json(capsys, ws, "names", a["new_run_id"], "--accept")
+    assert again["accepted"] is False and again["new_run_id"] is None
+    code, _, err = _run(capsys, ws, "names", fr.run_id, "--llm", "topics")
+    assert code == 2 and err.startswith("error:") and "base URL" in err

@@ -7,6 +7,9 @@
   the same run is the same id) and prints its id; ``--json``: ``run_id``, ``parent``,
   ``edit``, ``cached``, ``k``, ``noise``. A cluster C is an id or a name.
 - ``history RUN_ID``: the run's versions, root first, with their edits.
+- ``names RUN_ID [--llm topics|single] [--accept]``: the names offered for each cluster (from its
+  keywords, and from the LLM when asked); ``--accept`` stores them (current name, else the LLM's,
+  else the keywords') as a rename version and prints its id.
 
 Bad input (an unknown cluster, a merge of one cluster, a split into more parts than members,
 an empty or too long name) is one ``error:`` line, exit 2, and no run is written.
@@ -17,9 +20,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from textcluster.cli import artifact_id, positive_int
+from textcluster.cli import artifact_id, positive_int, seconds
 from textcluster.cluster import edits
 from textcluster.cluster.versions import run_names, version_chain
+from textcluster.describe.llm import LLMSettings
+from textcluster.describe.names import suggest_names
 from textcluster.query.selection import doc_ids_from
 
 
@@ -86,6 +91,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     h.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
     h.set_defaults(handler=_history)
 
+    n = sub.add_parser("names", parents=[common], help="names offered for a run's clusters (keywords, LLM); --accept stores them",
+                       description="Offer a name per cluster from its keywords and, with --llm, from an LLM "
+                       "(TEXTCLUSTER_LLM_BASE_URL / _MODEL or the flags). --accept writes a rename version.")
+    n.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
+    n.add_argument("--llm", choices=("off", "topics", "single"), default="off", help="also ask an LLM (default off)")
+    n.add_argument("--llm-base-url", default=None, help="OpenAI-compatible base URL ($TEXTCLUSTER_LLM_BASE_URL)")
+    n.add_argument("--llm-model", default=None, help="model name ($TEXTCLUSTER_LLM_MODEL)")
+    n.add_argument("--llm-timeout", type=seconds, default=30.0, help="seconds per LLM request (default 30)")
+    n.add_argument("--accept", action="store_true",
+                   help="store the offered names (current, else LLM, else keywords) as a rename version")
+    n.set_defaults(handler=_names)
+
 
 def _handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     run_id, op = args.run_id, args.op
@@ -110,6 +127,29 @@ def _handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any],
     data = {"run_id": res.run_id, "parent": run_id, "edit": edit, "cached": bool(res.cached),
             "k": res.k, "noise": res.noise, "names": {str(k): v for k, v in run_names(ws, res.run_id).items()}}
     return data, res.run_id
+
+
+def _names(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
+    llm = None
+    if args.llm != "off":
+        llm = LLMSettings.from_env(mode=args.llm, base_url=args.llm_base_url, model=args.llm_model,
+                                   timeout=args.llm_timeout)
+    offered = suggest_names(ws, args.run_id, llm=llm, progress=ui.progress())
+    rows = [{"cluster": s.cluster, "size": s.size, "current": s.current, "keywords": s.keywords, "llm": s.llm,
+             "offered": s.best()} for s in offered]
+    data: dict[str, Any] = {"run_id": args.run_id, "clusters": rows}
+    lines = [f"{r['cluster']:>5}  {r['size']:>9,}  {r['offered']}" + (f"   (keywords: {r['keywords']})"
+             if r["offered"] != r["keywords"] else "") for r in rows]
+    if args.accept:
+        wanted = {r["cluster"]: r["offered"] for r in rows if r["offered"] != r["current"]}
+        if wanted:
+            res = edits.rename(ws, args.run_id, wanted)
+            data.update({"accepted": True, "new_run_id": res.run_id, "cached": bool(res.cached)})
+            lines.append(f"names stored in {res.run_id}")
+        else:
+            data.update({"accepted": False, "new_run_id": None})
+            lines.append("every cluster already has its offered name: nothing written")
+    return data, "\n".join(lines)
 
 
 def _history(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
