@@ -84,3 +84,20 @@ def test_compare_runs_refuses_two_corpora(tmp_path):
     assert c.ari == 1.0 and c.run_a == r1.run_id and c.n == 60
     with pytest.raises(ConfigError, match="same corpus"):
         compare_runs(ws, r1.run_id, r2.run_id)
+
+
+def test_two_methods_runs_of_one_corpus_compare(tmp_path):
+    """Two ordinary runs of one embedding (k-means with k=3 and k=2): the k=2 run merges two of
+    the k=3 clusters, which compare reports."""
+    from textcluster.cluster.runs import cluster
+    from textcluster.config import ClustererConfig, ReducerConfig
+
+    ws = Workspace(tmp_path / "ws")
+    fr = make_run(ws, sizes=(40, 40, 40))
+    r3 = cluster(ws, fr.embedding_id, ReducerConfig(method="none", projection="pca"), ClustererConfig(k=3))
+    r2 = cluster(ws, fr.embedding_id, ReducerConfig(method="none", projection="pca"), ClustererConfig(k=2))
+    c = compare_runs(ws, r3.run_id, r2.run_id)
+    assert 0 < c.ari < 1 and c.matched == 2
+    kinds = [x.kind for x in c.changes]
+    assert kinds == ["merged"] and len(c.changes[0].a) == 2
+    assert compare_runs(ws, r3.run_id, fr.run_id).ari == pytest.approx(1.0)  # k-means finds the blobs
