@@ -123,6 +123,10 @@ def test_tag_add_list_remove_and_query(env, capsys, tmp_path):
     assert q["rows"] == [{"n": 10}]
     code, _, err = _run(capsys, ws, "tag", fr.run_id, "add", "", "--docs", "SELECT 1 AS doc_id")
     assert code == 2 and "cannot be empty" in err
+    edits_run = _json(capsys, ws, "edit", fr.run_id, "rename", "0", "x")["run_id"]  # now two runs
+    r = _json(capsys, ws, "tag", fr.corpus_id, "remove", "to review", "--docs",
+              f"SELECT doc_id FROM docs WHERE doc_id IN ({', '.join(map(str, np.flatnonzero(fr.labels == 2)[:4]))})")
+    assert r["docs"] == 6 and edits_run != fr.run_id
     assert _json(capsys, ws, "tag", fr.run_id, "remove", "to review")["deleted"] is True
 
 

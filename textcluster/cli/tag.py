@@ -5,7 +5,8 @@
 - ``tag ID remove NAME [--docs FILE_OR_SQL]``: take documents out of a tag, or delete it.
 - ``tag ID list``: the corpus's tags and their sizes.
 
-ID is a corpus or a run (its corpus); with a run, ``--docs`` SQL is scoped to it. Tags show in
+ID is a corpus or a run (its corpus); ``--docs`` SQL is scoped to the run, or for a corpus to its
+newest run (so ``docs`` holds that corpus only). Tags show in
 the query views (``docs.tags``, the ``tags`` view) and in run exports (a ``tags`` column).
 """
 
@@ -50,8 +51,9 @@ def _handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any],
     if kind not in ("corpus", "run"):
         raise ConfigError(f"ID should be a corpus or a run; {args.target} is {kind}")
     ws.manifest(args.target)
-    run_id = args.target if kind == "run" else None
     cid = ws.corpus_of(args.target)
+    # SQL is scoped to a run of the corpus, so that its docs view holds this corpus only
+    run_id = args.target if kind == "run" else next((m.id for m in ws.list("run") if ws.corpus_of(m.id) == cid), None)
     if args.op == "list":
         rows = T.list_tags(ws, cid)
         text = "\n".join(f"{r['name']}\t{r['docs']:,} docs" for r in rows) or f"corpus {cid} has no tags"

@@ -30,11 +30,13 @@ def is_sql(source: str) -> bool:
 def doc_ids_from(
     ws: Workspace, source: str, *, run_id: str | None = None, corpus_id: str | None = None,
     timeout: float | None = 60.0, max_sql_bytes: int = MAX_SQL_BYTES, max_docs: int = MAX_SELECTION,
+    all_runs: bool = False,
 ) -> np.ndarray:
     """The doc ids named by ``source``: one SELECT over the views (scoped to ``run_id``) whose
     result has a ``doc_id`` column, or a file: plain text with one id per line (``#`` comments
     and blank lines skipped), or ``.csv`` / ``.jsonl`` / ``.parquet`` with a ``doc_id`` column.
     Checked against the corpus (``corpus_id``, else ``run_id``'s); returns sorted unique int64.
+    ``all_runs``: (without ``run_id``) let the SELECT read a workspace of several runs.
     :class:`ConfigError` naming what is wrong (no such file, no ``doc_id`` column, a value that
     is not an id, more than ``max_docs``)."""
     cid = corpus_id or (ws.corpus_of(check_id(run_id, "run")) if run_id else None)
@@ -42,8 +44,12 @@ def doc_ids_from(
         raise ConfigError("doc_ids_from needs the corpus_id or the run_id the documents belong to")
     text = source.strip()
     if is_sql(text) and not Path(text).is_file():
+        if run_id is None and [m.id for m in ws.list("corpus")] != [cid]:
+            raise ConfigError(f"selecting documents of corpus {cid} by SQL needs one of its runs (the views "
+                              "would hold other corpora too): give a run id, or a file of doc ids")
         parts: list[np.ndarray] = []
-        stream = iter_batches(ws, text, run_id=run_id, timeout=timeout, max_sql_bytes=max_sql_bytes)
+        stream = iter_batches(ws, text, run_id=run_id, timeout=timeout, max_sql_bytes=max_sql_bytes,
+                              all_runs=all_runs and run_id is None)
         schema = next(stream)
         if "doc_id" not in schema.names:
             raise ConfigError(f"the query returns no doc_id column (columns: {', '.join(schema.names)})")
