@@ -191,3 +191,34 @@ def test_names_are_offered_from_keywords_and_stored_by_a_rename(env):
     r = edits.rename(ws, fr.run_id, {s.cluster: s.best() for s in offered})
     again = suggest_names(ws, r.run_id)
     assert [s.current for s in again] == [s.keywords for s in offered]
+
+
+def test_names_show_in_sql_exports_and_samples(env, tmp_path):
+    import pyarrow.parquet as pq
+
+    from textcluster.config import SamplingPolicy
+    from textcluster.describe import sampling
+    from textcluster.query.export import export, source_sql
+    from textcluster.query.sql import query
+
+    ws, fr = env
+    r = edits.rename(ws, fr.run_id, {1: "Code", 2: "Baking"})
+    t = query(ws, "SELECT DISTINCT cluster, cluster_name FROM assignments ORDER BY cluster", run_id=r.run_id)
+    assert t.to_pylist() == [{"cluster": -1, "cluster_name": None}, {"cluster": 0, "cluster_name": None},
+                             {"cluster": 1, "cluster_name": "Code"}, {"cluster": 2, "cluster_name": "Baking"},
+                             {"cluster": 3, "cluster_name": None}]
+    c = query(ws, "SELECT cluster, cluster_name FROM clusters WHERE cluster_name IS NOT NULL ORDER BY 1",
+              run_id=r.run_id)
+    assert c.column("cluster_name").to_pylist() == ["Code", "Baking"]
+    # the streamed run export and the SQL join give the same columns and names
+    a = pq.read_table(export(ws, tmp_path / "a.parquet", run_id=r.run_id, batch_rows=9).path)
+    scope, stmt = source_sql(ws, run_id=r.run_id)
+    b = pq.read_table(export(ws, tmp_path / "b.parquet", sql=stmt, run_id=scope).path)
+    assert a.schema.names == b.schema.names and "cluster_name" in a.schema.names
+    assert a.column("cluster_name").to_pylist() == b.column("cluster_name").to_pylist()
+    named = dict(zip(a.column("doc_id").to_pylist(), a.column("cluster_name").to_pylist(), strict=True))
+    assert all(named[i] == "Code" for i in np.flatnonzero(fr.labels == 1))
+    # a sample asked by cluster name, exported with the names
+    s = sampling.sample(ws, r.run_id, SamplingPolicy(size=10, clusters=("Baking",)))
+    rows = pq.read_table(export(ws, tmp_path / "s.parquet", sample_id=s.sample_id).path).to_pylist()
+    assert len(rows) == 10 and {x["cluster_name"] for x in rows} == {"Baking"}
