@@ -164,3 +164,14 @@ def test_names_offers_keyword_names_and_accept_stores_them(env, capsys):
     assert again["accepted"] is False and again["new_run_id"] is None
     code, _, err = _run(capsys, ws, "names", fr.run_id, "--llm", "topics")
     assert code == 2 and err.startswith("error:") and "base URL" in err
+
+
+def test_drill_then_merge_back(env, capsys):
+    ws, fr = env
+    sql = "SELECT doc_id FROM assignments WHERE cluster IN (0, 1)"
+    sub = _json(capsys, ws, "edit", fr.run_id, "drill", "--docs", sql, "--k", "2")
+    assert sub["parent"] == fr.run_id and sub["edit"]["op"] == "drill" and sub["k"] == 2
+    back = _json(capsys, ws, "edit", sub["run_id"], "merge-back")
+    assert back["parent"] == fr.run_id and back["edit"]["sub_run"] == sub["run_id"]
+    code, _, err = _run(capsys, ws, "edit", fr.run_id, "merge-back")
+    assert code == 2 and "not a drill-down" in err

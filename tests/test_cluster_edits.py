@@ -222,3 +222,25 @@ def test_names_show_in_sql_exports_and_samples(env, tmp_path):
     s = sampling.sample(ws, r.run_id, SamplingPolicy(size=10, clusters=("Baking",)))
     rows = pq.read_table(export(ws, tmp_path / "s.parquet", sample_id=s.sample_id).path).to_pylist()
     assert len(rows) == 10 and {x["cluster_name"] for x in rows} == {"Baking"}
+
+
+def test_drill_down_sub_run_renamed_then_merged_back(env):
+    ws, fr = env
+    parent = _labels(ws, fr.run_id)
+    sel = np.flatnonzero(np.isin(parent, [0, 1]))
+    sub = edits.drill(ws, fr.run_id, sel, k=2, seed=0)
+    sub_labels = _labels(ws, sub.run_id)
+    assert (sub_labels[sel] >= 0).all() and (np.delete(sub_labels, sel) == -1).all()
+    assert ws.manifest(sub.run_id).parent_run == fr.run_id and sub.k == 2
+    assert edits.drill(ws, fr.run_id, sel, k=2, seed=0).cached
+    named = edits.rename(ws, sub.run_id, {0: "part A", 1: "part B"})
+    back = edits.merge_back(ws, named.run_id)
+    child = _labels(ws, back.run_id)
+    m = ws.manifest(back.run_id)
+    assert m.parent_run == fr.run_id and m.edit["op"] == "merge_back" and m.edit["sub_run"] == named.run_id
+    assert _same_groups(sub_labels, child, sel)  # the sub-run's parts, as they were
+    rest = np.setdiff1d(np.arange(parent.size), sel)
+    assert _same_groups(parent, child, rest)
+    assert set(run_names(ws, back.run_id).values()) == {"part A", "part B"}
+    with pytest.raises(ConfigError, match="not a drill-down"):
+        edits.merge_back(ws, fr.run_id)

@@ -3,7 +3,8 @@
 - ``edit RUN_ID rename C NAME``, ``edit RUN_ID merge C1 C2 [...] [--name NAME]``,
   ``edit RUN_ID split C [--k K] [--seed S]``, ``edit RUN_ID move --docs FILE_OR_SQL --to C``,
   ``edit RUN_ID drop C [--to-nearest]``, ``edit RUN_ID carve --docs FILE_OR_SQL [--k K]``
-  (a drill-down merged back): each writes a version of RUN_ID (or finds it: the same edit on
+  (a drill-down merged back), ``edit RUN_ID drill --docs FILE_OR_SQL [--k K]`` (a sub-run of those
+  documents), ``edit SUB_RUN_ID merge-back``: each writes a version of RUN_ID (or finds it: the same edit on
   the same run is the same id) and prints its id; ``--json``: ``run_id``, ``parent``,
   ``edit``, ``cached``, ``k``, ``noise``. A cluster C is an id or a name.
 - ``history RUN_ID``: the run's versions, root first, with their edits.
@@ -86,6 +87,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     o.add_argument("--name", action="append", default=[], help="a name per part, in order (repeat)")
     o.set_defaults(handler=_handle)
 
+    o = ops.add_parser("drill", parents=[common],
+                       help="a sub-run: only these documents, re-clustered on their own (the rest is noise)")
+    o.add_argument("--docs", required=True, metavar="FILE_OR_SQL", help="as for move")
+    o.add_argument("--k", type=positive_int, default=None,
+                   help=f"parts (default: chosen by silhouette, 2..{edits.AUTO_K_MAX})")
+    o.add_argument("--seed", type=int, default=0, help="seed of the k-means (default 0)")
+    o.set_defaults(handler=_handle)
+
+    o = ops.add_parser("merge-back", parents=[common],
+                       help="carve the clusters of sub-run RUN_ID (drill), with their names, back into its parent")
+    o.set_defaults(handler=_handle)
+
     h = sub.add_parser("history", parents=[common], help="a run's versions, root first, with their edits",
                        description="The chain of versions that led to RUN_ID, root first, with each edit.")
     h.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"))
@@ -119,12 +132,17 @@ def _handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any],
         res = edits.move(ws, run_id, docs, args.to, progress=progress)
     elif op == "drop":
         res = edits.drop(ws, run_id, args.cluster, to_nearest=args.to_nearest, progress=progress)
+    elif op == "drill":
+        docs = doc_ids_from(ws, args.docs, run_id=run_id)
+        res = edits.drill(ws, run_id, docs, args.k, seed=args.seed, progress=progress)
+    elif op == "merge-back":
+        res = edits.merge_back(ws, run_id, progress=progress)
     else:  # carve
         docs = doc_ids_from(ws, args.docs, run_id=run_id)
         res = edits.carve(ws, run_id, docs, args.k, seed=args.seed, names=args.name or None, progress=progress)
     m = ws.manifest(res.run_id)
     edit = getattr(m, "edit", None) or m.extra.get("edit")
-    data = {"run_id": res.run_id, "parent": run_id, "edit": edit, "cached": bool(res.cached),
+    data = {"run_id": res.run_id, "parent": m.parent_run, "edit": edit, "cached": bool(res.cached),
             "k": res.k, "noise": res.noise, "names": {str(k): v for k, v in run_names(ws, res.run_id).items()}}
     return data, res.run_id
 
@@ -180,4 +198,8 @@ def _edit_text(edit: dict[str, Any]) -> str:
         return f"drop {edit.get('cluster')}" + (" (to nearest)" if edit.get("to_nearest") else "")
     if op == "carve":
         return f"carve {edit.get('docs', {}).get('n')} docs into k={edit.get('k')}"
+    if op == "drill":
+        return f"drill into {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
+    if op == "merge_back":
+        return f"merge back {edit.get('sub_run')} ({edit.get('k')} clusters)"
     return op

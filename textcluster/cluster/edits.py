@@ -18,7 +18,11 @@ move      the given documents join C (ids hashed into the edit)         as the p
 drop      C's members become noise, or join their nearest remaining     C -> noise, or -> the
           cluster (``to_nearest``)                                      nearest remaining cluster
 carve     the given documents become ``k`` new clusters (a drill-down   as the parent
-          merged back: :func:`carve`)
+          merged back in one step: :func:`carve`)
+drill     a sub-run: only the given documents have clusters, their      (for looking)
+          ``k`` parts; the rest is noise (:func:`drill`)
+merge     a sub-run's clusters (and names) carved back into its parent    as the parent
+back      (:func:`merge_back`)
 ========  ==========================================================  ===========================
 
 Names: a cluster name is 1 to :data:`NAME_MAX` characters without control characters.
@@ -310,6 +314,56 @@ def carve(
     new[ids] = base + parts
     part_names = {base + i: n for i, n in enumerate(checked)} or None
     return derive_run(ws, run_id, new, edit=edit, names=part_names, progress=progress)
+
+
+def drill(
+    ws: Workspace, run_id: str, doc_ids: Any, k: int | None = None, *, seed: int = 0, k_max: int = AUTO_K_MAX,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """A sub-run: a version of ``run_id`` in which only the documents ``doc_ids`` have clusters,
+    the parts of :func:`subcluster` (``k`` given or chosen, ``seed``); every other document is
+    noise. It is an ordinary run (Explore, describe, rename it); :func:`merge_back` carves its
+    clusters, with their names, back into the parent. Meant for looking, not for ``assign``."""
+    labels = load_labels(ws, run_id)
+    ids = _check_docs(labels, doc_ids, run_id)
+    edit: dict[str, Any] = {"op": "drill", "docs": docs_digest(ids), "k": int(k) if k is not None else "auto",
+                            "seed": seed, "method": "kmeans"}
+    if k is None:
+        edit["k_max"] = k_max
+    hit = _cached(ws, run_id, edit)
+    if hit is not None:
+        return hit
+    ids, parts = subcluster(ws, run_id, ids, k, seed=seed, k_max=k_max)
+    new = np.full(labels.shape[0], -1, dtype=np.int32)
+    new[ids] = parts
+    return derive_run(ws, run_id, new, edit=edit, label_map=dict.fromkeys(np.unique(labels[labels >= 0]).tolist(), -1),
+                      progress=progress)
+
+
+def merge_back(ws: Workspace, sub_run_id: str, *, progress: ProgressFn | None = None) -> RunResult:
+    """Carve the clusters of a sub-run (:func:`drill`) back into its parent: a version of the parent
+    where the sub-run's documents form its clusters, with the names they have in ``sub_run_id``
+    (a rename of the sub-run is followed back to the drill). :class:`ConfigError` when
+    ``sub_run_id`` is not a drill-down (or a renamed one)."""
+    chain = [check_id(sub_run_id, "run")]
+    m = ws.manifest(sub_run_id)
+    while m.edit and m.edit.get("op") == "rename" and m.parent_run:
+        chain.append(m.parent_run)
+        m = ws.manifest(m.parent_run)
+    if not m.edit or m.edit.get("op") != "drill" or not m.parent_run:
+        raise ConfigError(f"{sub_run_id} is not a drill-down sub-run (edit RUN drill ...); nothing to merge back")
+    sub = load_labels(ws, sub_run_id)
+    ids = np.flatnonzero(sub >= 0)
+    parts = sub[ids]
+    k = int(parts.max()) + 1 if ids.size else 0
+    names = run_names(ws, sub_run_id)
+    parent_labels = load_labels(ws, m.parent_run)
+    base = int(parent_labels.max()) + 1
+    new = parent_labels.copy()
+    new[ids] = base + parts
+    edit = {"op": "merge_back", "sub_run": sub_run_id, "docs": docs_digest(ids), "k": k}
+    return derive_run(ws, m.parent_run, new, edit=edit, names={base + c: n for c, n in names.items()} or None,
+                      progress=progress)
 
 
 def names_of(ws: Workspace, run_id: str) -> dict[int, str]:
