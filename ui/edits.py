@@ -122,6 +122,11 @@ def panel(run_id: str) -> None:
     failed = st.session_state.pop("edits_error", None)
     if failed:
         st.error(md(failed), icon=":material/error:")
+    if _is_sub_run(ws, run_id):
+        st.info("This run is a drill-down sub-run: only the selected documents have clusters.",
+                icon=":material/zoom_in:")
+        st.button("Merge these clusters back into the parent run", key="edits_merge_back", type="primary",
+                  on_click=_act(lambda: edits.merge_back(ws, run_id), "Merged back into version {run_id}"))
     labels = cached.run_array(root, run_id, "labels.npy")
     names = run_names(ws, run_id)
     desc = {c["cluster"]: c for c in cached.description(root, run_id).get("clusters", [])}
@@ -341,7 +346,19 @@ def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
 
         st.button("Merge back into the run as new clusters", key="edits_carve", type="primary",
                   on_click=_act(carve, f"{len(out['parts'])} new clusters in version {{run_id}}"))
+        st.button("Open as a sub-run (explore and name its clusters, then merge it back)", key="edits_drill_open",
+                  on_click=_act(lambda: edits.drill(ws, run_id, ids, out["k"]),
+                                "Sub-run {run_id}: only the selected documents have clusters; "
+                                "merge it back from Curate when done"))
         del table
+
+
+def _is_sub_run(ws: Any, run_id: str) -> bool:
+    """True for a drill-down sub-run (or a rename of one)."""
+    m = cached.manifest(str(ws.root), run_id)
+    while m.edit and m.edit.get("op") == "rename" and m.parent_run:
+        m = cached.manifest(str(ws.root), m.parent_run)
+    return bool(m.edit and m.edit.get("op") == "drill")
 
 
 def _versions(ws: Any, run_id: str) -> None:
@@ -382,4 +399,8 @@ def _edit_text(edit: dict[str, Any] | None) -> str:
         return f"move {edit.get('docs', {}).get('n')} docs to {edit.get('to')}"
     if op == "carve":
         return f"drill-down of {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
+    if op == "drill":
+        return f"sub-run of {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
+    if op == "merge_back":
+        return f"merged back from {edit.get('sub_run')}"
     return str(op)

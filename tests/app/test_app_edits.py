@@ -59,3 +59,23 @@ def test_drop_and_a_sql_selection_tag(app_ws, app_run):
     assert_clean(at)
     new = at.session_state[state.RUN]
     assert app_ws.manifest(new).edit == {"op": "drop", "cluster": 2, "to_nearest": False}
+
+
+def test_drill_down_as_a_sub_run_then_merge_back(app_ws, app_run):
+    at = open_page("pages/explore.py")
+    at.toggle(key="edits_on").set_value(True).run()
+    at.radio(key="edits_sel_source").set_value("a SQL query").run()
+    at.text_input(key="edits_sel_sql").input("SELECT doc_id FROM assignments WHERE cluster IN (0, 1)").run()
+    at.button(key="edits_sel_sql_go").click().run()
+    at.number_input(key="edits_drill_k").set_value(2).run()
+    at.button(key="edits_drill").click().run()
+    assert_clean(at)
+    at.button(key="edits_drill_open").click().run()
+    assert_clean(at)
+    sub = at.session_state[state.RUN]
+    assert app_ws.manifest(sub).edit["op"] == "drill"
+    at.button(key="edits_merge_back").click().run()
+    assert_clean(at)
+    back = at.session_state[state.RUN]
+    m = app_ws.manifest(back)
+    assert m.parent_run == app_run and m.edit["op"] == "merge_back" and m.edit["sub_run"] == sub
