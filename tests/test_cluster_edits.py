@@ -244,3 +244,7 @@ def test_drill_down_sub_run_renamed_then_merged_back(env):
     assert set(run_names(ws, back.run_id).values()) == {"part A", "part B"}
     with pytest.raises(ConfigError, match="not a drill-down"):
         edits.merge_back(ws, fr.run_id)
+    # edits made inside the sub-run are merged back too: its two parts merged into one
+    one = edits.merge(ws, named.run_id, ["part A", "part B"], name="both")
+    whole = _labels(ws, edits.merge_back(ws, one.run_id).run_id)
+    assert np.unique(whole[sel]).size == 1 and not np.isin(whole[rest], whole[sel]).any()

@@ -354,9 +354,9 @@ def _selection(ws: Any, run_id: str, clusters: list[int], label_of: Any) -> None
 
 
 def _is_sub_run(ws: Any, run_id: str) -> bool:
-    """True for a drill-down sub-run (or a rename of one)."""
+    """True for a drill-down sub-run (or a version made from one inside it)."""
     m = cached.manifest(str(ws.root), run_id)
-    while m.edit and m.edit.get("op") == "rename" and m.parent_run:
+    while m.edit and m.edit.get("op") not in ("drill", "merge_back") and m.parent_run:
         m = cached.manifest(str(ws.root), m.parent_run)
     return bool(m.edit and m.edit.get("op") == "drill")
 

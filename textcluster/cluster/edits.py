@@ -342,14 +342,13 @@ def drill(
 
 def merge_back(ws: Workspace, sub_run_id: str, *, progress: ProgressFn | None = None) -> RunResult:
     """Carve the clusters of a sub-run (:func:`drill`) back into its parent: a version of the parent
-    where the sub-run's documents form its clusters, with the names they have in ``sub_run_id``
-    (a rename of the sub-run is followed back to the drill). :class:`ConfigError` when
-    ``sub_run_id`` is not a drill-down (or a renamed one)."""
-    chain = [check_id(sub_run_id, "run")]
-    m = ws.manifest(sub_run_id)
-    while m.edit and m.edit.get("op") == "rename" and m.parent_run:
-        chain.append(m.parent_run)
-        m = ws.manifest(m.parent_run)
+    where the documents that have a cluster in ``sub_run_id`` form those clusters, with their names
+    there. ``sub_run_id`` may be the drill itself or a version of it (renamed, merged, split,
+    dropped: a document dropped to noise keeps its parent cluster). :class:`ConfigError` when no
+    drill-down is found up its chain."""
+    m = ws.manifest(check_id(sub_run_id, "run"))
+    while m.edit and m.edit.get("op") not in ("drill", "merge_back") and m.parent_run:
+        m = ws.manifest(m.parent_run)  # edits made inside the sub-run (rename, merge, split, drop)
     if not m.edit or m.edit.get("op") != "drill" or not m.parent_run:
         raise ConfigError(f"{sub_run_id} is not a drill-down sub-run (edit RUN drill ...); nothing to merge back")
     sub = load_labels(ws, sub_run_id)
