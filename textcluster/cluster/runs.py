@@ -108,7 +108,7 @@ class AssignResult:
 
     labels (m,) int32 (-1 = noise); distances (m,) float32: to the assigned centre
     (centroid / model runs) or to the nearest run row in the embedding space (k-NN runs);
-    mode: ``centroid`` | ``model`` | ``knn``.
+    mode: ``centroid`` | ``model`` | ``knn`` | ``map`` (a version: its parent's answer mapped).
     """
 
     run_id: str
@@ -512,6 +512,8 @@ class Assigner:
     model: dict[str, np.ndarray] | None = None
     X: np.ndarray | None = None
     run_labels: np.ndarray | None = None
+    label_map: dict[str, Any] | None = None
+    parent: Assigner | None = None
 
     def assign(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels (m,) int32 and distances (m,) float32 of vectors ``V`` (m, dim); row-wise,
@@ -536,6 +538,10 @@ class Assigner:
                     dist[rows] = 0.0
             return labels, dist
         Z = V if self.pca is None else red.PCAReducer.from_state(self.pca).transform(V)
+        if self.mode == "map":
+            # a version (cluster.versions): the parent's answer, then the version's label map
+            base_labels, base_dist = self.parent.assign(V)
+            return _map_assignment(self.label_map or {}, self.centers, base_labels, base_dist, Z)
         if self.mode == "model":
             labels = GMMClusterer.from_state(self.model).predict(Z)
             return labels, np.sqrt(sq_distances(Z, self.centers)[np.arange(Z.shape[0]), labels])
@@ -553,6 +559,9 @@ def load_assigner(ws: Workspace, run_id: str) -> Assigner:
     rdir = ws.path(run_id) / "reducer"
     pca = {p.stem: np.load(p) for p in rdir.glob("*.npy")} if m.reducer.get("method") == "pca" else None
     model = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")} if mode == "model" else None
+    if mode == "map":  # a version: its parent's assigner, then its label map
+        return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca,
+                        label_map=dict(m.label_map or {}), parent=load_assigner(ws, m.parent_run))
     return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca, model)
 
 
@@ -566,6 +575,37 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     a = load_assigner(ws, run_id)
     labels, dist = a.assign(V)
     return AssignResult(run_id, labels, dist, a.mode, time.perf_counter() - t0)
+
+
+def _map_assignment(
+    label_map: dict[str, Any], centers: np.ndarray, parent_labels: np.ndarray, parent_dist: np.ndarray,
+    Z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and distances under a version of rows its parent labelled ``parent_labels``.
+
+    ``label_map``: parent cluster (text) -> the version's id (distance to its centre in
+    ``Z``'s space), a list of ids (the nearest of those centres), or -1 (noise; the parent's
+    distance kept). Parent noise stays noise.
+    """
+    out = np.full(parent_labels.shape[0], -1, dtype=np.int32)
+    dist = np.asarray(parent_dist, dtype=np.float32).copy()
+    for p in np.unique(parent_labels).tolist():
+        if p < 0:
+            continue
+        rows = np.flatnonzero(parent_labels == p)
+        target = label_map.get(str(p), -1)
+        if isinstance(target, list):
+            cand = np.asarray(target, dtype=np.int64)
+            if cand.size == 0:
+                continue
+            lab, d = nearest_center(Z[rows], centers[cand])
+            out[rows] = cand[lab]
+            dist[rows] = d
+        elif int(target) >= 0:
+            out[rows] = int(target)
+            diff = Z[rows] - centers[int(target)]
+            dist[rows] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out, dist
 
 
 def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
