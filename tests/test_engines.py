@@ -100,3 +100,29 @@ def test_a_runner_chunk_of_the_wrong_size_is_refused(tmp_path, fake):
 def test_a_worker_with_other_model_files_refuses_to_encode(fake):
     with pytest.raises(EncoderError, match="differ from the caller's"):
         E.load_encoder(EncoderConfig(name="fake"), fingerprint="another-model")
+
+
+def test_an_edited_runs_assigner_travels_whole(tmp_path):
+    """What the Ray engine ships: a version's Assigner (its parent's, then the label map) gives
+    after a pickle round trip the answers assign_vectors gives, chunk by chunk or at once."""
+    import pickle
+
+    from fakes_run import real_chain
+
+    from textcluster.cluster import runs
+    from textcluster.cluster import versions as ver
+
+    (tmp_path / "chain").mkdir()
+    ws, ids = real_chain(tmp_path / "chain")
+    rid = ids["run"]
+    parent = np.load(ws.file(rid, "labels.npy")).astype(np.int64)
+    v = ver.derive_run(ws, rid, np.where(parent == 2, 0, parent), edit={"op": "merge", "clusters": [0, 2]},
+                       label_map={2: 0})
+    X = np.load(ws.file(ids["embedding"], "embeddings.npy")).astype(np.float32)
+    a = pickle.loads(pickle.dumps(runs.load_assigner(ws, v.run_id)))
+    assert a.mode == "map" and a.parent is not None
+    want = runs.assign_vectors(ws, v.run_id, X)
+    parts = [a.assign(X[s : s + 7]) for s in range(0, len(X), 7)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), want.labels)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), want.distances)
+    assert set(np.unique(want.labels).tolist()) <= {-1, 0, 1}
