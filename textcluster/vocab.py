@@ -34,9 +34,10 @@ import pyarrow.parquet as pq
 from textcluster.cluster.runs import RunResult, cluster
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.embed.encoders.base import fingerprint_path
-from textcluster.embed.encoders.registry import parse_name
+from textcluster.embed.encoders.registry import get_encoder, parse_name
 from textcluster.embed.engine import EMBEDDINGS_FILE, encode_texts, load_embeddings
 from textcluster.errors import ConfigError, EncoderError
+from textcluster.ingest.corpus import load_docs
 from textcluster.progress import ProgressFn
 from textcluster.store import CorpusManifest, EmbeddingManifest, Workspace, make_id
 
@@ -107,8 +108,6 @@ def static_name(encoder: str) -> str:
 
 
 def _static_encoder(spec: VocabSpec) -> Any:
-    from textcluster.embed.encoders.registry import get_encoder
-
     return get_encoder(EncoderConfig(name=static_name(spec.encoder)))
 
 
@@ -335,8 +334,6 @@ class Vocabulary:
 def load_vocabulary(ws: Workspace, embedding_id: str) -> Vocabulary:
     """A vocabulary embedding (one written by :func:`vocab_artifacts`, found from a run too:
     pass ``ws.manifest(run_id).embedding_id``) with its token texts."""
-    from textcluster.ingest.corpus import load_docs
-
     m = ws.manifest(embedding_id)
     if not isinstance(m, EmbeddingManifest) or (m.model or {}).get("backend") != "vocabulary":
         raise ConfigError(f"{embedding_id} is not a vocabulary embedding (make one with `textcluster vocab`)")
