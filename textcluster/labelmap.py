@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from textcluster.cluster.runs import assign
-from textcluster.cluster.versions import derive_run, run_names
+from textcluster.cluster.versions import derive_run, resolve_cluster, run_names
 from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import load_docs
 
@@ -304,31 +304,15 @@ def resolve_label_map(ws: Any, run_id: str, lmap: LabelMap) -> ResolvedMap:
     seeds. :class:`LabelMapError` naming the line for an unknown cluster, a cluster mapped
     twice, seeds that all fall in noise, or a cluster with equally many seeds of two labels.
     """
-    m = ws.manifest(run_id)
-    k = int(m.k)
-    names = run_names(ws, run_id)
-    by_name: dict[str, list[int]] = {}
-    for cid, name in names.items():
-        by_name.setdefault(name, []).append(int(cid))
     src = lmap.source
     explicit: dict[int, tuple[str, int]] = {}
     for e in lmap.entries:
         if e.kind != "cluster":
             continue
-        if isinstance(e.cluster, int):
-            if not 0 <= e.cluster < k:
-                raise _err(src, e.line, f"unknown cluster {e.cluster} in run {run_id} (its clusters are 0..{k - 1})")
-            cid = e.cluster
-        else:
-            found = by_name.get(str(e.cluster), [])
-            if not found:
-                known = ", ".join(repr(n) for n in sorted(by_name)[:20]) or "none (the run has no names)"
-                raise _err(src, e.line, f"unknown cluster {e.cluster!r} in run {run_id}: not an id (0..{k - 1}) "
-                                        f"nor a cluster name ({known})")
-            if len(found) > 1:
-                raise _err(src, e.line, f"cluster name {e.cluster!r} is shared by clusters "
-                                        f"{', '.join(map(str, found))} of run {run_id}; use their ids")
-            cid = found[0]
+        try:
+            cid = resolve_cluster(ws, run_id, e.cluster)
+        except ConfigError as ex:
+            raise _err(src, e.line, f"unknown cluster {e.cluster!r}: {ex}") from None
         if cid in explicit:
             raise _err(src, e.line, f"cluster {cid} is mapped twice (first on line {explicit[cid][1]})")
         explicit[cid] = (e.label, e.line)

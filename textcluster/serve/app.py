@@ -10,8 +10,8 @@ the body size before FastAPI reads anything, so an oversized or unauthenticated 
 refused without being parsed.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the request models (defined inside
+# create_app, where pydantic is imported lazily) from the annotations at definition time.
 import hmac
 import ipaddress
 import json
@@ -26,6 +26,7 @@ ENV_TOKEN = "TEXTCLUSTER_API_TOKEN"
 def create_app(service: Service) -> Any:
     """The FastAPI app answering for ``service`` (no guards: see :func:`build_asgi`)."""
     from fastapi import Body, FastAPI, HTTPException
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -84,9 +85,11 @@ def create_app(service: Service) -> Any:
         except (TextclusterError, UnknownRun) as e:
             raise fail(e) from None
 
-    @app.exception_handler(json.JSONDecodeError)
-    async def bad_json(_: Any, e: json.JSONDecodeError) -> Any:  # pragma: no cover  (FastAPI answers 422 itself)
-        return JSONResponse({"detail": [{"loc": ["body"], "msg": f"malformed JSON: {e.msg}"}]}, status_code=422)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Any, e: RequestValidationError) -> Any:
+        # FastAPI's own 422, without echoing the input back (it can be a megabyte)
+        detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     return app
 
@@ -167,6 +170,11 @@ def build_asgi(service: Service, token: str | None = None) -> Any:
             more = bool(msg.get("more_body"))
         body = b"".join(chunks)
         delivered = False
+        if scope.get("method") == "POST":
+            # The API speaks JSON only: a body is read as JSON whatever its Content-Type
+            # (curl -d sends form encoding), so malformed JSON is a 422, never a silent string.
+            scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
+                     + [(b"content-type", b"application/json")]}
 
         async def replay() -> dict[str, Any]:
             nonlocal delivered

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from textcluster.cluster.runs import assign_vectors, encoder_config_of
+from textcluster.cluster.versions import run_names
 from textcluster.config import EncoderConfig
 from textcluster.embed import engine
 from textcluster.embed.encoders.registry import get_encoder
@@ -96,10 +97,6 @@ class LoadedRun:
 
 
 def _run_names(ws: Workspace, run_id: str) -> dict[int, str]:
-    try:
-        from textcluster.cluster.versions import run_names
-    except ImportError:  # pragma: no cover  (before run versions exist)
-        return {}
     return {int(c): str(v) for c, v in run_names(ws, run_id).items()}
 
 
