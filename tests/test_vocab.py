@@ -19,7 +19,15 @@ from textcluster.errors import ConfigError, EncoderError
 from textcluster.ingest.corpus import load_docs, load_rejections
 from textcluster.query.sql import query
 from textcluster.store import Workspace
-from textcluster.vocab import VocabSpec, load_vocabulary, pivot, static_name, term_stats, vocab_artifacts, vocab_run
+from textcluster.vocab import (
+    VocabSpec,
+    load_vocabulary,
+    pivot,
+    static_name,
+    term_stats,
+    vocab_artifacts,
+    vocab_run,
+)
 
 
 @pytest.fixture(scope="module")
