@@ -33,6 +33,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def drive(url: str, chunks: list[list[str]], n_clients: int) -> tuple[float, list[str]]:
+    """Send every chunk as one ``POST /assign`` from ``n_clients`` concurrent clients; returns
+    (wall seconds, error bodies). The clients are made and connected before the clock starts
+    (an httpx.Client builds an SSL context when created: not the service's time)."""
+    import httpx
+
+    clients = [httpx.Client(timeout=300) for _ in range(n_clients)]
+    for c in clients:
+        c.get(url + "/health")
+    queue = list(reversed(chunks))
+    lock = threading.Lock()
+    errors: list[str] = []
+    start = threading.Barrier(n_clients + 1)
+
+    def client(c: httpx.Client) -> None:
+        start.wait()
+        while True:
+            with lock:
+                if not queue:
+                    return
+                chunk = queue.pop()
+            r = c.post(url + "/assign", json={"texts": chunk})
+            if r.status_code != 200:
+                errors.append(r.text[:200])
+
+    workers = [threading.Thread(target=client, args=(c,)) for c in clients]
+    for w in workers:
+        w.start()
+    start.wait()
+    t = time.perf_counter()
+    for w in workers:
+        w.join()
+    secs = time.perf_counter() - t
+    for c in clients:
+        c.close()
+    return secs, errors
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", type=int, default=2000, help="texts the run is fitted on")
@@ -110,38 +148,7 @@ def main() -> None:
                 chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
                 if batch == 1:
                     chunks = chunks[: max(args.texts // 4, 64)]  # one text a request: a smaller sample
-                lock = threading.Lock()
-                queue = list(reversed(chunks))
-                errors: list[str] = []
-
-                # clients made and connected before the clock starts (an httpx.Client builds an
-                # SSL context when created: tens of milliseconds, not the service's time)
-                clients = [httpx.Client(timeout=300) for _ in range(args.clients)]
-                for c in clients:
-                    c.get(url + "/health")
-                start = threading.Barrier(args.clients + 1)
-
-                def client(c: httpx.Client) -> None:
-                    start.wait()
-                    while True:
-                        with lock:
-                            if not queue:
-                                return
-                            chunk = queue.pop()
-                        r = c.post(url + "/assign", json={"texts": chunk})
-                        if r.status_code != 200:
-                            errors.append(r.text[:200])
-
-                workers = [threading.Thread(target=client, args=(c,)) for c in clients]
-                for w in workers:
-                    w.start()
-                start.wait()
-                t = time.perf_counter()
-                for w in workers:
-                    w.join()
-                secs = time.perf_counter() - t
-                for c in clients:
-                    c.close()
+                secs, errors = drive(url, chunks, args.clients)
                 if errors:
                     sys.exit(f"errors: {errors[:3]}")
                 n_texts = sum(len(c) for c in chunks)
