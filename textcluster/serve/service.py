@@ -88,6 +88,7 @@ class LoadedRun:
     assign_mode: str
     _texts: list[str] | None = field(default=None, repr=False)
     _labels: np.ndarray | None = field(default=None, repr=False)
+    _tokens: set[str] | None = field(default=None, repr=False)
 
     def info(self) -> dict[str, Any]:
         """What ``GET /runs`` lists."""
@@ -268,9 +269,11 @@ class Service:
             if c in run.names:
                 r["label"] = run.names[c]
             results.append(r)
-        if examples:
-            for r, v in zip(results, V, strict=True):
-                r["examples"] = self._examples(run, r["cluster"], v, examples)
+        if examples:  # numpy work off the event loop
+            found = await asyncio.to_thread(
+                lambda: [self._examples(run, r["cluster"], v, examples) for r, v in zip(results, V, strict=True)])
+            for r, ex in zip(results, found, strict=True):
+                r["examples"] = ex
         return {"run_id": run.run_id, "results": results}
 
     def _examples(self, run: LoadedRun, cluster: int, v: np.ndarray, n: int) -> list[dict[str, Any]]:
@@ -319,13 +322,11 @@ class Service:
         return {"run_id": run.run_id, "results": results, "majority_label": majority, "votes": dict(votes)}
 
     def _vocab_index(self, run: LoadedRun) -> set[str]:
-        if run._texts is None:
-            run._texts = load_docs(self.ws, run.corpus_id, columns=["text"])["text"].tolist()
-        cached = getattr(run, "_set", None)
-        if cached is None:
-            cached = set(run._texts)
-            run._set = cached  # type: ignore[attr-defined]
-        return cached
+        if run._tokens is None:
+            if run._texts is None:
+                run._texts = load_docs(self.ws, run.corpus_id, columns=["text"])["text"].tolist()
+            run._tokens = set(run._texts)
+        return run._tokens
 
 
 class TooMany(ConfigError):
