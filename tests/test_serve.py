@@ -279,3 +279,24 @@ def test_batcher_merges_waiting_requests_of_a_run(setup) -> None:
     ref = [alone.submit(run, [t]).result(timeout=60) for t in texts]
     alone.close()
     assert [int(o[0][0]) for o in out] == [int(r[0][0]) for r in ref]
+
+
+def test_batcher_waits_a_moment_for_more_requests(setup) -> None:
+    """A request arriving within batch_wait_ms of another joins its batch."""
+    from textcluster.serve.service import load_run
+
+    run = load_run(setup["ws"], setup["run"], "text")
+    sizes: list[int] = []
+
+    class Counting(Batcher):
+        def _infer(self, r, texts):
+            sizes.append(len(texts))
+            return super()._infer(r, texts)
+
+    b = Counting(setup["ws"], max_batch=256, wait_ms=500)
+    first = b.submit(run, ["cat dog"])
+    time.sleep(0.05)
+    second = b.submit(run, ["iron gold", "bread"])
+    assert len(first.result(timeout=60)[0]) == 1 and len(second.result(timeout=60)[0]) == 2
+    b.close()
+    assert sizes == [3]

@@ -1,7 +1,8 @@
 """``textcluster serve``: label new texts and terms over HTTP (docs/serve.md).
 
 ``serve --run RUN_ID [--run RUN_ID ...] [--vocab-run RUN_ID] [--host 127.0.0.1] [--port 8000]
-[--max-texts 1000] [--max-bytes 1048576] [--max-examples 20] [--max-batch 256]``. Binding a
+[--max-texts 1000] [--max-bytes 1048576] [--max-examples 20] [--max-batch 256]
+[--batch-wait-ms 5]``. Binding a
 non-loopback host needs ``$TEXTCLUSTER_API_TOKEN`` (refused at start otherwise: one ``error:``
 line, exit 2).
 """
@@ -60,13 +61,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help=f"largest 'examples' a request may ask per text (default {d.max_examples})")
     p.add_argument("--max-batch", type=positive_int, default=d.max_batch,
                    help=f"texts the inference thread encodes together across requests (default {d.max_batch})")
+    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
+                   help="how long a batch that is not full waits for more requests, in milliseconds "
+                        f"(default {d.batch_wait_ms:g}; 0: no wait)")
     p.set_defaults(handler=handle_serve)
 
 
 def handle_serve(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Serve until interrupted; returns when the server stops."""
     limits = ServeLimits(max_texts=args.max_texts, max_bytes=args.max_bytes,
-                         max_examples=args.max_examples, max_batch=args.max_batch)
+                         max_examples=args.max_examples, max_batch=args.max_batch,
+                         batch_wait_ms=args.batch_wait_ms)
 
     def ready(url: str) -> None:
         print(f"textcluster serve: listening on {url} (docs: {url}/docs); Ctrl-C stops", file=sys.stderr, flush=True)

@@ -45,12 +45,15 @@ class ServeLimits:
     max_texts: texts (or terms) per request (1,000; 413 beyond). max_bytes: request body
     (1 MiB; 413 beyond, checked before the body is parsed). max_examples: ``examples`` per
     text (20; 422 beyond). max_batch: texts encoded together by the inference thread (256).
+    batch_wait_ms: how long the inference thread waits for more requests to join a batch that
+    is not full (5 ms; 0: take only those already waiting).
     """
 
     max_texts: int = 1000
     max_bytes: int = 1 << 20
     max_examples: int = 20
     max_batch: int = 256
+    batch_wait_ms: float = 5.0
 
     def validate(self) -> ServeLimits:
         """ConfigError naming a limit below 1 (max_examples may be 0)."""
@@ -59,6 +62,8 @@ class ServeLimits:
                 raise ConfigError(f"{name}={getattr(self, name)} should be >= 1")
         if self.max_examples < 0:
             raise ConfigError(f"max_examples={self.max_examples} should be >= 0")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            raise ConfigError(f"batch_wait_ms={self.batch_wait_ms} should be between 0 and 1000")
         return self
 
 
@@ -125,11 +130,16 @@ class _Job:
 class Batcher:
     """One inference thread: takes queued jobs, encodes the texts of every waiting job of the
     same run together (at most ``max_batch`` texts, or one bigger job alone), labels them and
-    answers each job's future with ``(labels, distances, vectors, truncated)``."""
+    answers each job's future with ``(labels, distances, vectors, truncated)``.
 
-    def __init__(self, ws: Workspace, max_batch: int) -> None:
+    A batch that is not full waits up to ``wait_ms`` for more jobs: clients that resend as soon
+    as they are answered arrive a moment after the thread is free again, and without the wait
+    each would be encoded alone."""
+
+    def __init__(self, ws: Workspace, max_batch: int, wait_ms: float = 5.0) -> None:
         self.ws = ws
         self.max_batch = max_batch
+        self.wait_s = wait_ms / 1000.0
         self._q: queue.Queue[_Job | None] = queue.Queue()
         self._held: _Job | None = None
         self._thread = threading.Thread(target=self._loop, name="textcluster-serve-infer", daemon=True)
@@ -152,9 +162,11 @@ class Batcher:
         if first is None:
             return None
         jobs, size = [first], len(first.texts)
+        deadline = time.monotonic() + self.wait_s
         while size < self.max_batch:
+            left = deadline - time.monotonic()
             try:
-                nxt = self._q.get_nowait()
+                nxt = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
             except queue.Empty:
                 break
             if nxt is None or nxt.run.run_id != first.run.run_id or size + len(nxt.texts) > self.max_batch:
@@ -217,7 +229,7 @@ class Service:
             self.vocab[rid] = load_run(ws, rid, "vocab")
         self.default_run = runs[0] if runs else None
         self.default_vocab = vocab_runs[0] if vocab_runs else None
-        self.batcher = Batcher(ws, self.limits.max_batch)
+        self.batcher = Batcher(ws, self.limits.max_batch, self.limits.batch_wait_ms)
         self.started = time.time()
 
     def close(self) -> None:
