@@ -13,7 +13,9 @@ from tiny_vocab_model import GROUPS, SPECIAL, SUBWORDS, build_tiny_model, words
 
 from textcluster.cli import main
 from textcluster.cluster.runs import assign
-from textcluster.config import ClustererConfig, EncoderConfig
+from textcluster.config import ClustererConfig, EncoderConfig, SamplingPolicy
+from textcluster.describe.clusters import describe
+from textcluster.describe.sampling import sample
 from textcluster.embed.engine import encode_texts, load_embeddings
 from textcluster.errors import ConfigError, EncoderError
 from textcluster.ingest.corpus import load_docs, load_rejections
@@ -88,6 +90,14 @@ def test_vocab_run_recovers_the_groups_and_assign_labels_terms(model, ws) -> Non
     assert np.array_equal(got.labels, labels)
     again = vocab_run(ws, VocabSpec(encoder=f"hf:{model}"), clusterer=ClustererConfig(k=3))
     assert again.run_id == res.run_id and again.cached
+    # describe (nearest-to-centre examples) and sampling read it like any run
+    desc = describe(ws, res.run_id, top_n=3, examples=2)
+    for c in desc.clusters:
+        near = [words()[i] for i in c.nearest]
+        group = next(g for g in GROUPS.values() if near[0] in g)
+        assert len(near) == 2 and set(near) <= set(group)
+    smp = sample(ws, res.run_id, SamplingPolicy(size=6, allocation="equal", within="nearest"))
+    assert smp.n == 6
 
 
 def test_term_stats_and_pivot(model, ws) -> None:
