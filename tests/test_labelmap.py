@@ -88,6 +88,8 @@ def test_read_label_map_by_suffix_and_format_round_trip(tmp_path: Path) -> None:
         assert {x.cluster: x.label for x in lm.entries} == {0: "ANIMAL, wild", 2: "FOOD"}
     with pytest.raises(ConfigError, match="no such label map file"):
         read_label_map(tmp_path / "nope.json")
+    with pytest.raises(LabelMapError, match=r"map.csv: \d+ bytes; at most 10 \(label-map --max-bytes\)"):
+        read_label_map(tmp_path / "map.csv", max_bytes=10)
 
 
 # -- against a run ---------------------------------------------------------------------------

@@ -223,15 +223,18 @@ def _parse_csv(text: str, source: str) -> list[MapEntry]:
     return entries
 
 
-def parse_label_map(data: str | bytes, fmt: Literal["json", "csv"] | None = None, source: str = "<map>") -> LabelMap:
+def parse_label_map(
+    data: str | bytes, fmt: Literal["json", "csv"] | None = None, source: str = "<map>",
+    max_bytes: int = MAX_MAP_BYTES,
+) -> LabelMap:
     """Parse a label map's text (JSON or CSV; ``fmt`` None: JSON when it starts with ``{``).
 
     :class:`LabelMapError` (a :class:`ConfigError`) naming ``source`` and the line for
     malformed text, duplicate keys, empty labels or seed lists, and values of the wrong type.
     """
     if isinstance(data, bytes):
-        if len(data) > MAX_MAP_BYTES:
-            raise _err(source, None, f"{len(data):,} bytes; at most {MAX_MAP_BYTES:,}")
+        if len(data) > max_bytes:
+            raise _err(source, None, f"{len(data):,} bytes; at most {max_bytes:,} (label-map --max-bytes)")
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
@@ -247,16 +250,17 @@ def parse_label_map(data: str | bytes, fmt: Literal["json", "csv"] | None = None
     return LabelMap(tuple(entries), source)
 
 
-def read_label_map(path: str | Path) -> LabelMap:
-    """:func:`parse_label_map` of a file (format from the suffix ``.json`` / ``.csv``, else sniffed)."""
+def read_label_map(path: str | Path, max_bytes: int = MAX_MAP_BYTES) -> LabelMap:
+    """:func:`parse_label_map` of a file (format from the suffix ``.json`` / ``.csv``, else sniffed),
+    refused above ``max_bytes`` (4 MiB) before it is read."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"no such label map file: {str(p)!r}")
-    if p.stat().st_size > MAX_MAP_BYTES:
-        raise _err(p.name, None, f"{p.stat().st_size:,} bytes; at most {MAX_MAP_BYTES:,}")
+    if p.stat().st_size > max_bytes:
+        raise _err(p.name, None, f"{p.stat().st_size:,} bytes; at most {max_bytes:,} (label-map --max-bytes)")
     suffix = p.suffix.lower()
     fmt = "json" if suffix == ".json" else "csv" if suffix in (".csv", ".txt") else None
-    return parse_label_map(p.read_bytes(), fmt, source=p.name)
+    return parse_label_map(p.read_bytes(), fmt, source=p.name, max_bytes=max_bytes)
 
 
 # -- against a run ---------------------------------------------------------------------

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from textcluster.cli import artifact_id
-from textcluster.labelmap import apply_label_map, read_label_map
+from textcluster.cli import artifact_id, positive_int
+from textcluster.labelmap import MAX_MAP_BYTES, apply_label_map, read_label_map
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -25,13 +25,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("run_id", metavar="RUN_ID", type=artifact_id("run"), help="the run to label (run-...)")
     p.add_argument("file", metavar="FILE", type=Path, help="label map: .json or .csv")
+    p.add_argument("--max-bytes", type=positive_int, default=MAX_MAP_BYTES,
+                   help=f"refuse map files larger than this (default {MAX_MAP_BYTES:,} bytes)")
     p.set_defaults(handler=handle_label_map)
 
 
 def handle_label_map(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
     """Parse, check and apply the map."""
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
-    res = apply_label_map(ws, args.run_id, read_label_map(args.file))
+    res = apply_label_map(ws, args.run_id, read_label_map(args.file, args.max_bytes))
     data = res.to_dict()
     lines = [f"run {res.run_id}{' (cached)' if res.cached else ''}: version of {res.parent} with "
              f"{len(res.labels)} labelled clusters, {len(res.unmapped)} unmapped"]
