@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from textcluster.describe.search import search_texts
-from ui import cached, state
+from ui import cached, edits, state
 from ui.widgets import guard, pick_run
 
 #: Vega's tableau20 scheme; noise is drawn in grey.
@@ -253,3 +253,5 @@ with tab_search, guard("search"):
         )
         if hits.total > show.size:
             st.caption(f"Showing the first {show.size:,}.")
+
+edits.panel(run_id)  # Curate: names, merge / split / drop, selection actions, versions (ui/edits.py)
