@@ -59,6 +59,7 @@ PAGES = [
     st.Page("pages/sample.py", title="Sample", icon=":material/filter_alt:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/labels.py", title="Labels", icon=":material/label:"),
     st.Page("pages/workspace.py", title="Workspace", icon=":material/folder_open:"),
 ]
 
