@@ -36,11 +36,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textcluster.cluster import evaluate as met
+from textcluster.cluster import hierarchy as hier
 from textcluster.cluster import reduce as red
+from textcluster.cluster import stability as stab
+from textcluster.cluster.autok import choose_k
 from textcluster.cluster.distances import CHUNK_ROWS, nearest_center, own_and_nearest, sq_distances
 from textcluster.cluster.fitting import fit_assign
 from textcluster.cluster.gmm import GMMClusterer
 from textcluster.cluster.neighbors import knn_labels
+from textcluster.cluster.outliers import mark_outliers, outlier_scores, thresholds
 from textcluster.cluster.registry import (
     cache_key as clusterer_key,
 )
@@ -97,8 +101,10 @@ class RunResult:
     cached: bool = False
     path: str = ""
     notes: list[str] = field(default_factory=list)
+    auto_k: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-able dict (``auto_k``: the sweep that chose k, or None)."""
         return asdict(self)
 
 
@@ -174,6 +180,7 @@ def load_run(ws: Workspace, run_id: str) -> RunResult:
         cached=True,
         path=str(ws.path(run_id)),
         notes=m.notes,
+        auto_k=m.auto_k,
     )
 
 
@@ -343,18 +350,43 @@ def _compute(
     timings["reduce"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    fit_cfg, auto = clusterer, None
+    if info.uses_k and clusterer.k == "auto":
+        # chosen on the embedding, not on Z: the choice must not depend on the reducer (a UMAP
+        # layout changes with its seed and hurts some corpora; docs/clustering.md)
+        t = time.perf_counter()
+        meter.update(1, "choosing k (silhouette sweep)")
+        auto = choose_k(X, k_range=clusterer.k_range, seed=clusterer.seed, progress=progress, cancel=cancel)
+        fit_cfg = replace(clusterer, k=auto.chosen)
+        timings["auto_k"] = time.perf_counter() - t
+        notes.append(f"k={auto.chosen} chosen automatically ({auto.method} over k={auto.candidates[0]}"
+                     f"..{auto.candidates[-1]}, {len(auto.candidates)} candidates)")
+
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
     # self-training reports its epochs (its own totals) through the same callback
-    out = fit_assign(Z, clusterer, progress=progress if info.takes_hooks else None, cancel=cancel)
+    out = fit_assign(Z, fit_cfg, progress=progress if info.takes_hooks else None, cancel=cancel)
     labels, centers = out.labels, out.centers
     k = int(centers.shape[0])
-    found = int(np.unique(labels[labels >= 0]).size)
     timings["cluster"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    stability = None
+    if clusterer.stability is not None and k:
+        stability = _stability(Z, labels, fit_cfg, k, cancel)
+        timings["stability"] = stability["seconds"]
+
     t = time.perf_counter()
     own, _ = own_and_nearest(Z, labels, centers)
+    scores = outlier_scores(labels, own)
+    outliers_info, thr = None, None
+    if clusterer.outliers is not None and k:
+        before = labels < 0
+        labels = mark_outliers(labels, scores, clusterer.outliers)
+        thr = thresholds(labels, own, k, clusterer.outliers)
+        outliers_info = {"q": float(clusterer.outliers), "marked": int(np.sum((labels < 0) & ~before))}
+    found = int(np.unique(labels[labels >= 0]).size)
+    hz = hier.linkage(centers) if k >= 2 else np.zeros((0, 4))
     write_dcd = k > 0 and n * k * 4 <= distance_limit_bytes
     if k and not write_dcd:
         notes.append(
@@ -385,6 +417,10 @@ def _compute(
         np.save(d / "distances.npy", own)
         np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
         np.save(d / "coords2d.npy", coords)
+        np.save(d / "outlier_score.npy", scores.astype(np.float32))
+        np.save(d / "hierarchy.npy", hz)
+        if thr is not None:
+            np.save(d / "outlier_threshold.npy", thr)
         if out.probabilities is not None:
             np.save(d / "probabilities.npy", out.probabilities.astype(np.float32))
         if out.fit_idx is not None:
@@ -407,6 +443,8 @@ def _compute(
                     "size": pa.array(sizes.astype(np.int64)),
                     "share": pa.array((sizes / n).astype(np.float64)),
                     "medoid_doc_id": pa.array(medoids),
+                    **({"stability": pa.array(np.asarray(stability["per_cluster"], dtype=np.float64))}
+                       if stability is not None else {}),
                 }
             ),
             d / "clusters.parquet",
@@ -428,10 +466,13 @@ def _compute(
         noise_before_assign=out.noise_before_assign,
         reducer=reducer.to_dict(),
         clusterer=clusterer.to_dict(),
+        auto_k=auto.to_dict() if auto is not None else None,
+        outliers=outliers_info,
+        stability=stability,
         clusterer_params=check_params(clusterer),
         seed=clusterer.seed,
         assign_mode="knn" if reducer.method in KNN_REDUCERS else info.assign,
-        can_mark_noise=info.can_mark_noise,
+        can_mark_noise=info.can_mark_noise or clusterer.outliers is not None,
         fit_rows=fit_rows(n, clusterer),
         projection={"method": pmethod, "cached": phit},
         data_center_distance=bool(write_dcd),
@@ -468,7 +509,32 @@ def _compute(
         cached=False,
         path=str(ws.path(run_id)),
         notes=notes,
+        auto_k=auto.to_dict() if auto is not None else None,
     )
+
+
+def _stability(
+    Z: np.ndarray, labels: np.ndarray, cfg: ClustererConfig, k: int, cancel: threading.Event | None
+) -> dict[str, Any]:
+    """Refit ``cfg`` (k resolved) with seeds ``seed + 1 .. seed + N - 1`` on the same ``Z`` and
+    average each cluster's best-match Jaccard (:mod:`textcluster.cluster.stability`)."""
+    t = time.perf_counter()
+    n_seeds = int(cfg.stability or 0)
+    per = []
+    for i in range(1, n_seeds):
+        check_cancel(cancel, "cluster")
+        rerun = fit_assign(Z, replace(cfg, seed=cfg.seed + i, stability=None, outliers=None), cancel=cancel)
+        per.append(stab.best_match_jaccard(labels, rerun.labels, k))
+    per_cluster = stab.summarize(per)
+    finite = per_cluster[np.isfinite(per_cluster)]
+    return {
+        "seeds": n_seeds,
+        "per_cluster": [None if not np.isfinite(v) else round(float(v), 4) for v in per_cluster],
+        "mean": round(float(finite.mean()), 4) if finite.size else None,
+        "unstable": [int(c) for c in np.flatnonzero(np.nan_to_num(per_cluster, nan=1.0) < stab.UNSTABLE)],
+        "threshold": stab.UNSTABLE,
+        "seconds": round(time.perf_counter() - t, 3),
+    }
 
 
 # --------------------------------------------------------------------------- assign
@@ -535,6 +601,11 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
         dist = np.sqrt(sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
         return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
     labels, dist = nearest_center(Z, centers)
+    thr_path = ws.path(run_id) / "outlier_threshold.npy"
+    if thr_path.is_file():  # a run made with outliers=Q: a text beyond its cluster's farthest kept member is noise
+        thr = np.load(thr_path)
+        far = np.nan_to_num(thr[labels], nan=-1.0) < dist
+        labels = np.where(far, -1, labels).astype(np.int32)
     return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
 
 

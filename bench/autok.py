@@ -1,0 +1,137 @@
+"""Automatic k on the labelled sets: chosen k against true k, and what each costs in ACC / NMI.
+
+    .venv/bin/python bench/autok.py [--sets stackoverflow,...] [--seeds 3] [--workspace DIR]
+    .venv/bin/python bench/autok.py --report        # print the table from the saved results
+
+Reads ``../shared/datasets`` relative to the repository root (``--data`` to point elsewhere;
+users who clone the project do not have that folder). Each set is embedded with the default
+encoder through :func:`bench.quality.embedding_of` (cached in the workspace, default
+``bench/.workspace``). Then, labels only to score:
+
+1. :func:`textcluster.cluster.autok.choose_k` on the embedding (the product's automatic k,
+   its default settings, seed 0), timed: the sweep's cost;
+2. k-means (the project's, default settings) on all rows with the chosen k and with the
+   true k, ``--seeds`` seeds each: ACC (Hungarian; with k != true k unmatched clusters count
+   as errors) and NMI, as percentages.
+
+Results are appended to ``bench/results/autok.jsonl`` (one line per set); a rerun skips
+the sets already there. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SHORT = ["agnews8000", "searchsnippets", "stackoverflow", "biomedical", "googlenews_ts", "googlenews_t",
+         "googlenews_s", "tweet89"]
+SETS = SHORT + ["banking77"]
+
+
+def _kmeans_scores(X: np.ndarray, y: np.ndarray, k: int, seeds: int) -> tuple[list[float], list[float]]:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from textcluster.cluster.evaluate import cluster_accuracy
+    from textcluster.cluster.kmeans import KMeansClusterer
+
+    accs, nmis = [], []
+    for s in range(seeds):
+        lab = KMeansClusterer(k, seed=s).fit(X).labels_
+        accs.append(cluster_accuracy(y, lab))
+        nmis.append(float(normalized_mutual_info_score(y, lab)))
+    return accs, nmis
+
+
+def bench(args: argparse.Namespace) -> None:
+    import quality
+
+    from textcluster.cluster.autok import choose_k
+    from textcluster.embed.engine import load_embeddings
+    from textcluster.store import Workspace
+
+    quality.DATA = Path(args.data)
+    ws = Workspace(Path(args.workspace))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    have = {json.loads(x)["set"] for x in out.read_text().splitlines() if x} if out.exists() else set()
+    for name in args.sets.split(","):
+        if name in have:
+            continue
+        eid, n, true_k, _ = quality.embedding_of(ws, name)
+        _, labels = quality.read_set(name)
+        y = np.unique(np.array(labels), return_inverse=True)[1]
+        X = np.ascontiguousarray(load_embeddings(ws, eid), dtype=np.float32)
+        t0 = time.perf_counter()
+        ak = choose_k(X, seed=0)
+        sweep = time.perf_counter() - t0
+        acc_a, nmi_a = _kmeans_scores(X, y, ak.chosen, args.seeds)
+        acc_t, nmi_t = _kmeans_scores(X, y, true_k, args.seeds)
+        row = {"set": name, "n": n, "true_k": true_k, "chosen_k": ak.chosen, "sweep_seconds": round(sweep, 2),
+               "acc_auto": float(np.mean(acc_a)), "nmi_auto": float(np.mean(nmi_a)),
+               "acc_true": float(np.mean(acc_t)), "nmi_true": float(np.mean(nmi_t)), "seeds": args.seeds,
+               "auto_k": ak.to_dict(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+               "date": time.strftime("%Y-%m-%d")}
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{name:15s} n={n:6d} true k={true_k:4d} chosen k={ak.chosen:4d} sweep {sweep:5.1f}s "
+              f"ACC {row['acc_auto'] * 100:5.1f} (true k {row['acc_true'] * 100:5.1f}) "
+              f"NMI {row['nmi_auto'] * 100:5.1f} (true k {row['nmi_true'] * 100:5.1f})", flush=True)
+
+
+def report(args: argparse.Namespace) -> None:
+    rows = {r["set"]: r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r}
+    lines = ["| set | n | true k | chosen k | ACC auto k | ACC true k | NMI auto k | NMI true k | sweep (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in SETS:
+        if s in rows:
+            r = rows[s]
+            lines.append(f"| {s}{'' if s in SHORT else ' (held out)'} | {r['n']:,} | {r['true_k']} | {r['chosen_k']} | "
+                         f"{r['acc_auto'] * 100:.1f} | {r['acc_true'] * 100:.1f} | {r['nmi_auto'] * 100:.1f} | "
+                         f"{r['nmi_true'] * 100:.1f} | {r['sweep_seconds']:.1f} |")
+    short = [rows[s] for s in SHORT if s in rows]
+    if short:
+        ma = np.mean([r["acc_auto"] for r in short]) * 100
+        mt = np.mean([r["acc_true"] for r in short]) * 100
+        worst = min(short, key=lambda r: r["acc_auto"] - r["acc_true"])
+        lines.append(f"| mean of {len(short)} short-text sets | | | | {ma:.1f} | {mt:.1f} | "
+                     f"{np.mean([r['nmi_auto'] for r in short]) * 100:.1f} | "
+                     f"{np.mean([r['nmi_true'] for r in short]) * 100:.1f} | |")
+        lines.append("")
+        lines.append(f"Mean ACC gap (auto - true k): {ma - mt:+.1f} points; largest loss: {worst['set']} "
+                     f"{(worst['acc_auto'] - worst['acc_true']) * 100:+.1f} points.")
+    print("\n".join(lines))
+    print(json.dumps({"sets": len(rows), "short_sets": len(short)}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sets", default=",".join(SETS))
+    p.add_argument("--seeds", type=int, default=3, help="k-means seeds per k when scoring (default 3)")
+    p.add_argument("--workspace", default=str(ROOT / "bench" / ".workspace"))
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "autok.jsonl"))
+    p.add_argument("--report", action="store_true", help="only print the table of the saved results")
+    args = p.parse_args()
+    if not args.report:
+        if not Path(args.data).is_dir():
+            raise SystemExit(f"{args.data} not found: this benchmark reads ../shared/datasets relative to the repo root")
+        bench(args)
+    report(args)
+
+
+if __name__ == "__main__":
+    main()
