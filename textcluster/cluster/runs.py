@@ -114,7 +114,7 @@ class AssignResult:
 
     labels (m,) int32 (-1 = noise); distances (m,) float32: to the assigned centre
     (centroid / model runs) or to the nearest run row in the embedding space (k-NN runs);
-    mode: ``centroid`` | ``model`` | ``knn``.
+    mode: ``centroid`` | ``model`` | ``knn`` | ``map`` (a version: its parent's answer mapped).
     """
 
     run_id: str
@@ -595,6 +595,11 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
         state = {p.stem: np.load(p) for p in rdir.glob("*.npy")}
         Z = red.PCAReducer.from_state(state).transform(V)
     centers = np.load(ws.file(run_id, "centers.npy"))
+    if mode == "map":
+        # a version (cluster.versions): the parent's answer, then the version's label map
+        base = assign_vectors(ws, m.parent_run, V)
+        labels, dist = _map_assignment(m.label_map or {}, centers, base.labels, base.distances, Z)
+        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
     if mode == "model":
         state = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")}
         labels = GMMClusterer.from_state(state).predict(Z)
@@ -607,6 +612,37 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
         far = np.nan_to_num(thr[labels], nan=-1.0) < dist
         labels = np.where(far, -1, labels).astype(np.int32)
     return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+
+
+def _map_assignment(
+    label_map: dict[str, Any], centers: np.ndarray, parent_labels: np.ndarray, parent_dist: np.ndarray,
+    Z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and distances under a version of rows its parent labelled ``parent_labels``.
+
+    ``label_map``: parent cluster (text) -> the version's id (distance to its centre in
+    ``Z``'s space), a list of ids (the nearest of those centres), or -1 (noise; the parent's
+    distance kept). Parent noise stays noise.
+    """
+    out = np.full(parent_labels.shape[0], -1, dtype=np.int32)
+    dist = np.asarray(parent_dist, dtype=np.float32).copy()
+    for p in np.unique(parent_labels).tolist():
+        if p < 0:
+            continue
+        rows = np.flatnonzero(parent_labels == p)
+        target = label_map.get(str(p), -1)
+        if isinstance(target, list):
+            cand = np.asarray(target, dtype=np.int64)
+            if cand.size == 0:
+                continue
+            lab, d = nearest_center(Z[rows], centers[cand])
+            out[rows] = cand[lab]
+            dist[rows] = d
+        elif int(target) >= 0:
+            out[rows] = int(target)
+            diff = Z[rows] - centers[int(target)]
+            dist[rows] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out, dist
 
 
 def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
