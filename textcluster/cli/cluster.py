@@ -34,7 +34,6 @@ from textcluster.ingest.corpus import ingest, load_docs
 from textcluster.pipeline import run_pipeline
 from textcluster.store import atomic_path, check_output_path
 
-
 #: Above this noise share the summary carries a hint (the app's Pipeline page too).
 NOISE_HINT = 0.30
 

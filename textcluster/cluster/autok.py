@@ -152,6 +152,8 @@ def choose_k(
     sample: int = AUTO_K_SAMPLE,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    smooth: int = 0,
+    n_init: int = 1,
 ) -> AutoK:
     """Choose k for ``X`` (n, d), the embedding (may be memory-mapped): see the module docstring.
 
@@ -175,11 +177,16 @@ def choose_k(
     ks = candidates(lo, hi_eff)
     meter = Meter("auto-k", len(ks), progress, estimate=True)
     D = _pairwise(S)
+    if smooth > 0:
+        nn = np.argpartition(D, smooth, axis=1)[:, : smooth + 1]  # itself (distance 0) and its neighbours
+        S = S[nn].mean(axis=1)
+        S /= np.maximum(np.linalg.norm(S, axis=1, keepdims=True), np.float32(1e-12))
+        D = _pairwise(S)
     scores: list[float] = []
     for i, k in enumerate(ks):
         check_cancel(cancel, "auto-k")
         meter.update(i, f"k={k}")
-        km = KMeansClusterer(k, seed=seed + i, n_init=1).fit(S)
+        km = KMeansClusterer(k, seed=seed + i, n_init=n_init).fit(S)
         scores.append(silhouette_from_distances(D, km.labels_))
     meter.update(len(ks), "done")
     valid = [(s, k) for s, k in zip(scores, ks, strict=True) if math.isfinite(s)]
