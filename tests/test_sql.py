@@ -41,7 +41,8 @@ def test_views_have_the_documented_columns(env):
         for v in ("docs", "assignments", "clusters", "samples")
     }
     assert {"doc_id", "text", "lang", "corpus_id"} <= set(cols["docs"])
-    assert cols["assignments"] == ["doc_id", "run_id", "cluster", "distance", "probability", "x", "y", "corpus_id"]
+    assert cols["assignments"] == ["doc_id", "run_id", "cluster", "distance", "probability", "outlier_score", "x", "y",
+                                   "corpus_id"]
     assert cols["clusters"] == ["run_id", "cluster", "size", "share", "label", "keywords"]
     assert cols["samples"] == ["sample_id", "doc_id", "cluster", "rank", "run_id"]
 

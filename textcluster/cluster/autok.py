@@ -37,6 +37,9 @@ K_MAX_DEFAULT = 200
 MIN_ROWS_PER_CLUSTER = 10
 #: Candidates on the geometric grid between k_min and k_max (fewer when the range is small).
 GRID_POINTS = 24
+#: Lloyd iterations of each candidate's k-means on the subset (converged or nearly: the
+#: silhouette of the partition barely moves after that).
+SWEEP_MAX_ITER = 100
 #: The criterion name recorded in ``auto_k.method``.
 METHOD = "silhouette"
 
@@ -130,10 +133,12 @@ def silhouette_from_distances(D: np.ndarray, labels: np.ndarray) -> float:
     if k < 2 or k >= lab.size:
         return float("nan")
     m = lab.size
-    onehot = np.zeros((m, k), dtype=np.float32)
-    onehot[np.arange(m), lab] = 1.0
-    sums = D @ onehot  # (m, k): sum of distances of each row to each cluster
-    counts = onehot.sum(axis=0)
+    order = np.argsort(lab, kind="stable")
+    counts = np.bincount(lab, minlength=k).astype(np.float64)
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    # (m, k): sum of distances of each row to each cluster; O(m^2) whatever k (a dense one-hot
+    # product would cost m^2 k)
+    sums = np.add.reduceat(D[order], starts, axis=0).T  # D is symmetric: sum blocks of rows
     own_n = counts[lab]
     a = sums[np.arange(m), lab] / np.maximum(own_n - 1.0, 1.0)
     other = sums / counts[None, :]
@@ -186,7 +191,7 @@ def choose_k(
     for i, k in enumerate(ks):
         check_cancel(cancel, "auto-k")
         meter.update(i, f"k={k}")
-        km = KMeansClusterer(k, seed=seed + i, n_init=n_init).fit(S)
+        km = KMeansClusterer(k, seed=seed + i, n_init=n_init, max_iter=SWEEP_MAX_ITER).fit(S)
         scores.append(silhouette_from_distances(D, km.labels_))
     meter.update(len(ks), "done")
     valid = [(s, k) for s, k in zip(scores, ks, strict=True) if math.isfinite(s)]
