@@ -16,6 +16,11 @@ encoder through :func:`bench.quality.embedding_of` (cached in the workspace, def
 
 Results are appended to ``bench/results/autok.jsonl`` (one line per set); a rerun skips
 the sets already there. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
+
+``--cost SET`` instead measures, in one process on that set's embedding, the cluster stage
+(:func:`textcluster.cluster.runs.cluster`, no reducer, PCA plot) with ``k="auto"`` against a
+fixed k (the sweep's share of a run) and with ``stability=5`` against without (the cost of
+the reruns), and prints the seconds and ratios.
 """
 
 from __future__ import annotations
@@ -92,6 +97,36 @@ def bench(args: argparse.Namespace) -> None:
               f"NMI {row['nmi_auto'] * 100:5.1f} (true k {row['nmi_true'] * 100:5.1f})", flush=True)
 
 
+def cost(args: argparse.Namespace) -> None:
+    import quality
+
+    from textcluster.cluster import runs
+    from textcluster.config import ClustererConfig, ReducerConfig
+    from textcluster.store import Workspace
+
+    quality.DATA = Path(args.data)
+    ws = Workspace(Path(args.workspace))
+    eid, n, true_k, _ = quality.embedding_of(ws, args.cost)
+    red = ReducerConfig(projection="pca")
+    seed = 1000 + args.cost_seed  # a seed no other run of this bench uses: nothing comes from the run cache
+    out = {}
+    for name, clu in (("fixed_k", ClustererConfig(k=true_k, seed=seed)), ("auto_k", ClustererConfig(seed=seed)),
+                      ("fixed_k_stability5", ClustererConfig(k=true_k, seed=seed, stability=5))):
+        res = runs.cluster(ws, eid, red, clu)
+        assert not res.cached, "a cached run measures nothing: pass another --cost-seed"
+        out[name] = {k: round(v, 2) for k, v in res.timings.items()}
+        print(name, json.dumps(out[name]), flush=True)
+    row = {"set": args.cost, "n": n, "k": true_k, "timings": out,
+           "auto_k_over_fixed_total": round(out["auto_k"]["total"] / out["fixed_k"]["total"], 2),
+           "stability5_over_fixed_total": round(out["fixed_k_stability5"]["total"] / out["fixed_k"]["total"], 2),
+           "stability5_over_fixed_cluster": round((out["fixed_k_stability5"]["cluster"]
+                                                   + out["fixed_k_stability5"]["stability"])
+                                                  / out["fixed_k"]["cluster"], 2),
+           "omp_threads": os.environ.get("OMP_NUM_THREADS"), "load_avg_1min": round(os.getloadavg()[0], 1),
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(json.dumps(row))
+
+
 def report(args: argparse.Namespace) -> None:
     rows = {r["set"]: r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r}
     lines = ["| set | n | true k | chosen k | ACC auto k | ACC true k | NMI auto k | NMI true k | sweep (s) |",
@@ -125,7 +160,12 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "autok.jsonl"))
     p.add_argument("--report", action="store_true", help="only print the table of the saved results")
+    p.add_argument("--cost", metavar="SET", help="measure the sweep's and stability's cost on this set instead")
+    p.add_argument("--cost-seed", type=int, default=0, help="with --cost: offsets the runs' seed (default 0)")
     args = p.parse_args()
+    if args.cost:
+        cost(args)
+        return
     if not args.report:
         if not Path(args.data).is_dir():
             raise SystemExit(f"{args.data} not found: this benchmark reads ../shared/datasets relative to the repo root")
