@@ -153,3 +153,14 @@ def test_cli_bad_input_is_one_error_line_exit_2(ws_emb, capsys, argv, msg) -> No
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and msg in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_run_json_carries_auto_k(topic_csv, tmp_path, capsys) -> None:
+    data = _cli_json(capsys, ["run", str(topic_csv), "--text-field", "text", "--label-field", "label",
+                              "--encoder", "tfidf", "--encoder-dims", "8", "--projection", "pca", "--json",
+                              "--workspace", str(tmp_path / "ws")])
+    ak = data["auto_k"]
+    assert set(ak) >= {"method", "candidates", "scores", "chosen"} and ak["chosen"] == data["k"]
+    assert ak["chosen"] in ak["candidates"] and len(ak["scores"]) == len(ak["candidates"])
+    m = Workspace(tmp_path / "ws").manifest(data["run_id"])
+    assert m.auto_k == ak and m.clusterer["k"] == "auto"
