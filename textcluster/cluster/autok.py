@@ -132,13 +132,14 @@ def silhouette_from_distances(D: np.ndarray, labels: np.ndarray) -> float:
     k = int(lab.max()) + 1 if lab.size else 0
     if k < 2 or k >= lab.size:
         return float("nan")
+    from scipy import sparse  # lazily, as in kmeans.lloyd
+
     m = lab.size
-    order = np.argsort(lab, kind="stable")
     counts = np.bincount(lab, minlength=k).astype(np.float64)
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
-    # (m, k): sum of distances of each row to each cluster; O(m^2) whatever k (a dense one-hot
-    # product would cost m^2 k)
-    sums = np.add.reduceat(D[order], starts, axis=0).T  # D is symmetric: sum blocks of rows
+    # (m, k): sum of distances of each row to each cluster, as a sparse one-hot product
+    # (O(m^2) whatever k; a dense one-hot product would cost m^2 k)
+    onehot_t = sparse.csr_matrix((np.ones(m, dtype=np.float32), (lab, np.arange(m))), shape=(k, m))
+    sums = np.asarray(onehot_t @ D, dtype=np.float64).T  # D is symmetric
     own_n = counts[lab]
     a = sums[np.arange(m), lab] / np.maximum(own_n - 1.0, 1.0)
     other = sums / counts[None, :]
