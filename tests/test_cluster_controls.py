@@ -132,3 +132,16 @@ def test_assign_noise_writes_a_version_without_noise(ws_emb) -> None:
     assert np.array_equal(before[kept], after[kept])
     with pytest.raises(ConfigError, match="has no noise rows"):
         actions.assign_noise(ws, ver.run_id)
+
+
+def test_stability_reuses_the_reduction(ws_emb, monkeypatch) -> None:
+    from textcluster.cluster import reduce as red
+
+    ws, eid = ws_emb
+    calls = []
+    real = red.fit_reduce
+    monkeypatch.setattr(red, "fit_reduce", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = runs.cluster(ws, eid, ReducerConfig(method="pca", dims=3, projection="pca"),
+                       ClustererConfig(k=6, stability=4, seed=7))
+    assert ws.manifest(res.run_id).stability["seeds"] == 4
+    assert len(calls) == 1  # one reduction for the run and its three reruns
