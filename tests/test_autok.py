@@ -164,3 +164,14 @@ def test_cli_run_json_carries_auto_k(topic_csv, tmp_path, capsys) -> None:
     assert ak["chosen"] in ak["candidates"] and len(ak["scores"]) == len(ak["candidates"])
     m = Workspace(tmp_path / "ws").manifest(data["run_id"])
     assert m.auto_k == ak and m.clusterer["k"] == "auto"
+
+
+def test_cli_summary_hints_above_30_percent_noise(ws_emb, capsys) -> None:
+    ws, eid, _ = ws_emb
+    assert main(["cluster", eid, "--k", "5", "--outliers", "0.5", "--projection", "pca",
+                 "--workspace", str(ws.root)]) == 0
+    out = capsys.readouterr().out
+    assert "hint:" in out and "are noise (above 30%)" in out
+    assert out.index("noise") < out.index("clusters")
+    assert main(["cluster", eid, "--k", "5", "--projection", "pca", "--workspace", str(ws.root)]) == 0
+    assert "hint:" not in capsys.readouterr().out

@@ -24,15 +24,13 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.cluster import actions
 from textcluster.cluster import hierarchy as hier
+from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.versions import run_names
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.store import Workspace
 from ui import cached, state
 from ui.text import md
 from ui.widgets import guard
-
-#: Above this noise share the Pipeline page shows a hint (the CLI summary too).
-NOISE_HINT = 0.30
 
 
 def _names(ws: Workspace, run_id: str) -> dict[int, str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from textcluster.cli import artifact_id
 from textcluster.cluster.autok import parse_k_range
+from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.cluster.runs import assign, cluster, validate_run
 from textcluster.config import (
@@ -33,9 +34,6 @@ from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import ingest, load_docs
 from textcluster.pipeline import run_pipeline
 from textcluster.store import atomic_path, check_output_path
-
-#: Above this noise share the summary carries a hint (the app's Pipeline page too).
-NOISE_HINT = 0.30
 
 
 def k_value(text: str) -> int | str:

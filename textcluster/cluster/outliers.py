@@ -14,6 +14,9 @@ import numpy as np
 
 from textcluster.errors import ConfigError
 
+#: Above this noise share the CLI summary and the Pipeline page show a hint (issue 16: 30 %).
+NOISE_HINT = 0.30
+
 
 def outlier_scores(labels: np.ndarray, own: np.ndarray) -> np.ndarray:
     """Per row (n,) float32: the quantile of its own-centre distance ``own`` (n,) within its
