@@ -17,6 +17,9 @@ encoder through :func:`bench.quality.embedding_of` (cached in the workspace, def
 Results are appended to ``bench/results/autok.jsonl`` (one line per set); a rerun skips
 the sets already there. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
 
+``--baseline-k K`` instead scores k-means with the fixed K (the old default, 20) on each set,
+into ``bench/results/autok_baseline.jsonl``; the report shows it as a column when present.
+
 ``--cost SET`` instead measures, in one process on that set's embedding, the cluster stage
 (:func:`textcluster.cluster.runs.cluster`, no reducer, PCA plot) with ``k="auto"`` against a
 fixed k (the sweep's share of a run) and with ``stability=5`` against without (the cost of
@@ -97,6 +100,31 @@ def bench(args: argparse.Namespace) -> None:
               f"NMI {row['nmi_auto'] * 100:5.1f} (true k {row['nmi_true'] * 100:5.1f})", flush=True)
 
 
+def baseline(args: argparse.Namespace) -> None:
+    import quality
+
+    from textcluster.embed.engine import load_embeddings
+    from textcluster.store import Workspace
+
+    quality.DATA = Path(args.data)
+    ws = Workspace(Path(args.workspace))
+    out = Path(args.out).with_name("autok_baseline.jsonl")
+    have = {json.loads(x)["set"] for x in out.read_text().splitlines() if x} if out.exists() else set()
+    for name in args.sets.split(","):
+        if name in have:
+            continue
+        eid, n, true_k, _ = quality.embedding_of(ws, name)
+        _, labels = quality.read_set(name)
+        y = np.unique(np.array(labels), return_inverse=True)[1]
+        X = np.ascontiguousarray(load_embeddings(ws, eid), dtype=np.float32)
+        acc, nmi = _kmeans_scores(X, y, args.baseline_k, args.seeds)
+        row = {"set": name, "k": args.baseline_k, "acc": float(np.mean(acc)), "nmi": float(np.mean(nmi)),
+               "seeds": args.seeds, "date": time.strftime("%Y-%m-%d")}
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{name:15s} k={args.baseline_k} ACC {row['acc'] * 100:5.1f} NMI {row['nmi'] * 100:5.1f}", flush=True)
+
+
 def cost(args: argparse.Namespace) -> None:
     import quality
 
@@ -131,22 +159,29 @@ def cost(args: argparse.Namespace) -> None:
 
 def report(args: argparse.Namespace) -> None:
     rows = {r["set"]: r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r}
-    lines = ["| set | n | true k | chosen k | ACC auto k | ACC true k | NMI auto k | NMI true k | sweep (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    bfile = Path(args.out).with_name("autok_baseline.jsonl")
+    base = {r["set"]: r for r in map(json.loads, bfile.read_text().splitlines()) if r} if bfile.exists() else {}
+    bk = next(iter(base.values()))["k"] if base else None
+    lines = ["| set | n | true k | chosen k | ACC auto k | ACC true k | NMI auto k | NMI true k | sweep (s) |"
+             + (f" ACC k={bk} |" if base else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if base else "")]
     for s in SETS:
         if s in rows:
             r = rows[s]
             lines.append(f"| {s}{'' if s in SHORT else ' (held out)'} | {r['n']:,} | {r['true_k']} | {r['chosen_k']} | "
                          f"{r['acc_auto'] * 100:.1f} | {r['acc_true'] * 100:.1f} | {r['nmi_auto'] * 100:.1f} | "
-                         f"{r['nmi_true'] * 100:.1f} | {r['sweep_seconds']:.1f} |")
+                         f"{r['nmi_true'] * 100:.1f} | {r['sweep_seconds']:.1f} |"
+                         + (f" {base[s]['acc'] * 100:.1f} |" if s in base else (" |" if base else "")))
     short = [rows[s] for s in SHORT if s in rows]
     if short:
         ma = np.mean([r["acc_auto"] for r in short]) * 100
         mt = np.mean([r["acc_true"] for r in short]) * 100
         worst = min(short, key=lambda r: r["acc_auto"] - r["acc_true"])
+        bs = [base[r["set"]]["acc"] for r in short if r["set"] in base]
         lines.append(f"| mean of {len(short)} short-text sets | | | | {ma:.1f} | {mt:.1f} | "
                      f"{np.mean([r['nmi_auto'] for r in short]) * 100:.1f} | "
-                     f"{np.mean([r['nmi_true'] for r in short]) * 100:.1f} | |")
+                     f"{np.mean([r['nmi_true'] for r in short]) * 100:.1f} | |"
+                     + (f" {np.mean(bs) * 100:.1f} |" if base and len(bs) == len(short) else (" |" if base else "")))
         lines.append("")
         lines.append(f"Mean ACC gap (auto - true k): {ma - mt:+.1f} points; largest loss: {worst['set']} "
                      f"{(worst['acc_auto'] - worst['acc_true']) * 100:+.1f} points.")
@@ -162,11 +197,17 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "autok.jsonl"))
     p.add_argument("--report", action="store_true", help="only print the table of the saved results")
+    p.add_argument("--baseline-k", type=int, default=None, metavar="K",
+                   help="score k-means with this fixed k instead (into autok_baseline.jsonl)")
     p.add_argument("--cost", metavar="SET", help="measure the sweep's and stability's cost on this set instead")
     p.add_argument("--cost-seed", type=int, default=0, help="with --cost: offsets the runs' seed (default 0)")
     args = p.parse_args()
     if args.cost:
         cost(args)
+        return
+    if args.baseline_k:
+        baseline(args)
+        report(args)
         return
     if not args.report:
         if not Path(args.data).is_dir():
