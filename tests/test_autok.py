@@ -175,3 +175,11 @@ def test_cli_summary_hints_above_30_percent_noise(ws_emb, capsys) -> None:
     assert out.index("noise") < out.index("clusters")
     assert main(["cluster", eid, "--k", "5", "--projection", "pca", "--workspace", str(ws.root)]) == 0
     assert "hint:" not in capsys.readouterr().out
+
+
+def test_a_still_rising_curve_is_flagged() -> None:
+    X, _ = _blobs(600, 12, seed=4)
+    capped = autok.choose_k(X, seed=0, k_range=(2, 6))  # twelve groups, at most six tried
+    assert capped.chosen == 6 and "still rising" in capped.warning
+    clear = autok.choose_k(X, seed=0, k_range=(2, 20))
+    assert clear.chosen == 12 and clear.warning is None

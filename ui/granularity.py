@@ -125,6 +125,8 @@ def auto_k_chart(ws: Workspace, run_id: str) -> None:
     st.altair_chart((chart + rule).properties(height=260), key=f"autok_chart_{run_id}")
     st.caption(f"k = {ak['chosen']} chosen without labels: k-means on a {ak['sample']:,}-row subset of the "
                f"embedding for each candidate, scored by {ak['method']} ({ak['seconds']:.1f} s).")
+    if ak.get("warning"):
+        st.warning(md(ak["warning"]), icon=":material/warning:")
     c1, c2 = st.columns([1, 2])
     other = c1.selectbox("Try another k", ak["candidates"], index=ak["candidates"].index(ak["chosen"]),
                          key=f"autok_other_{run_id}")

@@ -50,7 +50,10 @@ class AutoK:
 
     method: the criterion (``silhouette``); candidates: the k values tried (ascending);
     scores: the criterion of each (higher is better); chosen: the k picked; k_range: the
-    ``[k_min, k_max]`` searched; sample: subset rows; seed; seconds: wall time of the sweep.
+    ``[k_min, k_max]`` searched; sample: subset rows; seed; seconds: wall time of the sweep;
+    warning: set when the choice is not clear-cut (the best k is the largest candidate, so the
+    criterion was still rising: the corpus may hold finer structure than the range, or no clear
+    k at all), else None.
     """
 
     method: str
@@ -61,6 +64,7 @@ class AutoK:
     sample: int
     seed: int
     seconds: float
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (the ``auto_k`` field of a run manifest and of ``run --json``)."""
@@ -197,6 +201,10 @@ def choose_k(
     meter.update(len(ks), "done")
     valid = [(s, k) for s, k in zip(scores, ks, strict=True) if math.isfinite(s)]
     chosen = max(valid, key=lambda t: (t[0], -t[1]))[1] if valid else lo
+    warning = None
+    if len(ks) > 2 and chosen == ks[-1]:
+        warning = (f"k={chosen} is the largest candidate: the {METHOD} was still rising, so there is no clear k "
+                   "in this range; cut the run to fewer clusters with its hierarchy, or pass a k")
     return AutoK(
         method=METHOD,
         candidates=[int(k) for k in ks],
@@ -206,4 +214,5 @@ def choose_k(
         sample=int(m),
         seed=int(seed),
         seconds=round(time.perf_counter() - t0, 3),
+        warning=warning,
     )

@@ -361,6 +361,8 @@ def _compute(
         timings["auto_k"] = time.perf_counter() - t
         notes.append(f"k={auto.chosen} chosen automatically ({auto.method} over k={auto.candidates[0]}"
                      f"..{auto.candidates[-1]}, {len(auto.candidates)} candidates)")
+        if auto.warning:
+            notes.append(auto.warning)
 
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
