@@ -180,6 +180,13 @@ def test_cli_summary_hints_above_30_percent_noise(ws_emb, capsys) -> None:
 def test_a_still_rising_curve_is_flagged() -> None:
     X, _ = _blobs(600, 12, seed=4)
     capped = autok.choose_k(X, seed=0, k_range=(2, 6))  # twelve groups, at most six tried
-    assert capped.chosen == 6 and "still rising" in capped.warning
+    assert "still rising" in capped.warning
+    assert capped.chosen == 6 or capped.candidates.index(capped.chosen) == autok._first_local_max(capped.scores)
     clear = autok.choose_k(X, seed=0, k_range=(2, 20))
     assert clear.chosen == 12 and clear.warning is None
+
+
+def test_first_local_max_is_the_fallback_of_a_rising_curve() -> None:
+    assert autok._first_local_max([0.1, 0.3, 0.2, 0.4, 0.5]) == 1
+    assert autok._first_local_max([0.1, 0.2, 0.3, 0.4]) is None
+    assert autok._first_local_max([0.3, 0.2, 0.25, 0.25, 0.4]) == 2

@@ -6,7 +6,9 @@ The method (measured on every labelled set of the benchmarks, docs/clustering.md
 corpora and whose layout changes with its seed), k-means (one k-means++ seeding, the
 project's BLAS Lloyd) for each k of a geometric grid over the k range, each scored by the
 silhouette of the subset (computed from one pairwise-distance matrix shared by every
-candidate); the chosen k is the best-scoring candidate.
+candidate); the chosen k is the best-scoring candidate, unless that is the largest candidate
+(the criterion still rising: no optimum in the range), then the first interior local maximum
+(the coarsest partition the criterion supports), with a ``warning``.
 
 :func:`choose_k` returns an :class:`AutoK` (``method``, ``candidates``, ``scores``,
 ``chosen``, ...) that the cluster stage stores in the run manifest (``auto_k``) and the
@@ -154,6 +156,16 @@ def silhouette_from_distances(D: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(s))
 
 
+def _first_local_max(scores: list[float]) -> int | None:
+    """Index of the first interior candidate scoring above its left and at least its right
+    neighbour (None when there is none)."""
+    for i in range(1, len(scores) - 1):
+        a, b, c = scores[i - 1], scores[i], scores[i + 1]
+        if all(math.isfinite(v) for v in (a, b, c)) and b > a and b >= c:
+            return i
+    return None
+
+
 def choose_k(
     X: np.ndarray,
     *,
@@ -203,8 +215,14 @@ def choose_k(
     chosen = max(valid, key=lambda t: (t[0], -t[1]))[1] if valid else lo
     warning = None
     if len(ks) > 2 and chosen == ks[-1]:
-        warning = (f"k={chosen} is the largest candidate: the {METHOD} was still rising, so there is no clear k "
-                   "in this range; cut the run to fewer clusters with its hierarchy, or pass a k")
+        # Still rising at the top of the range: the range holds no optimum. Take the first interior
+        # local maximum, the coarsest partition the criterion supports, rather than the range's edge.
+        first = _first_local_max(scores)
+        if first is not None:
+            chosen = ks[first]
+        warning = (f"the {METHOD} was still rising at k={ks[-1]}, the largest candidate: there is no clear k in "
+                   f"this range; k={chosen} is its first local maximum (the coarsest structure it supports). "
+                   "Cut the run with its hierarchy, or pass a k")
     return AutoK(
         method=METHOD,
         candidates=[int(k) for k in ks],
