@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from textcluster.describe.search import search_texts
-from ui import cached, state
+from ui import cached, edits, state
 from ui.granularity import granularity_panel
 from ui.widgets import guard, pick_run
 
@@ -255,3 +255,5 @@ with tab_search, guard("search"):
         )
         if hits.total > show.size:
             st.caption(f"Showing the first {show.size:,}.")
+
+edits.panel(run_id)  # Curate: names, merge / split / drop, selection actions, versions (ui/edits.py)

@@ -32,7 +32,7 @@ from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, check_id, default_workspace
 
 # Modules under textcluster.cli that register subcommands, in help order.
-COMMAND_MODULES = ("ingest", "embed", "cluster", "explore", "evaluate", "rm")
+COMMAND_MODULES = ("ingest", "embed", "cluster", "explore", "evaluate", "rm", "edit", "compare", "tag")
 
 EXIT_USAGE = 2
 

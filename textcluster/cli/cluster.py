@@ -21,6 +21,7 @@ from textcluster.cluster.autok import parse_k_range
 from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.cluster.runs import assign, cluster, validate_run
+from textcluster.cluster.versions import run_names
 from textcluster.config import (
     RECIPES,
     REDUCERS,
@@ -271,6 +272,9 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
     docs = load_docs(ws, rep.corpus_id, columns=["row", "text"])
     res = assign(ws, args.run_id, docs["text"].tolist(), progress=ui.progress())
     table = pd.DataFrame({"row": docs["row"].to_numpy(), "cluster": res.labels, "distance": res.distances})
+    names = run_names(ws, args.run_id)  # an edited version's names; none for a plain run
+    if names:
+        table["cluster_name"] = [names.get(int(c)) for c in res.labels]
     data: dict[str, Any] = {
         "run_id": args.run_id,
         "corpus_id": rep.corpus_id,
@@ -288,6 +292,8 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
         data["output"] = str(out)
         text = f"{len(table):,} rows labelled with {args.run_id} -> {out}"
     else:
-        data["labels"] = [{"row": int(r), "cluster": int(c)} for r, c in zip(table["row"], table["cluster"], strict=True)]
-        text = "row,cluster\n" + "\n".join(f"{int(r)},{int(c)}" for r, c in zip(table["row"], table["cluster"], strict=True))
+        data["labels"] = [{"row": int(r), "cluster": int(c), **({"cluster_name": names.get(int(c))} if names else {})}
+                          for r, c in zip(table["row"], table["cluster"], strict=True)]
+        cols = ["row", "cluster", "cluster_name"] if names else ["row", "cluster"]
+        text = table[cols].to_csv(index=False, lineterminator="\n")
     return data, text

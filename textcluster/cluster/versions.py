@@ -265,10 +265,13 @@ def _derive(
     psizes = np.bincount(parent_labels[parent_labels >= 0], minlength=pk) if pk else np.zeros(0, np.int64)
     source = np.full(k, -1, dtype=np.int64)  # the parent cluster a kept new cluster equals
     if k:
+        # one bincount of (new, parent) pairs: a new cluster fed by exactly one parent cluster
+        # (and all of it) is unchanged
         members = new >= 0
-        pair = np.unique(np.stack([new[members], parent_labels[members]], axis=1), axis=0)
-        counts = np.bincount(pair[:, 0], minlength=k)
-        for c, p in pair[counts[pair[:, 0]] == 1].tolist():
+        code = new[members] * (pk + 1) + (parent_labels[members] + 1)
+        pairs = np.bincount(code, minlength=k * (pk + 1)).reshape(k, pk + 1) > 0
+        for c in np.flatnonzero(pairs.sum(axis=1) == 1).tolist():
+            p = int(np.argmax(pairs[c])) - 1
             if p >= 0 and sizes[c] == psizes[p]:
                 source[c] = p
     touched = np.flatnonzero(source < 0)
@@ -314,8 +317,11 @@ def _derive(
         np.fill_diagonal(cpd, 0.0)
     medoids = _medoids(new, own, k)
     notes: list[str] = []
-    X = _load_embeddings(ws, pm.embedding_id)
-    metrics = _metrics(ws, pm.corpus_id, X, new.astype(np.int32), int(pm.seed or 0), notes)
+    if k == pk and np.array_equal(new, parent_labels):
+        metrics = dict(pm.metrics)  # the same partition (a rename): the same scores
+    else:
+        X = _load_embeddings(ws, pm.embedding_id)
+        metrics = _metrics(ws, pm.corpus_id, X, new.astype(np.int32), int(pm.seed or 0), notes)
     timings["metrics"] = time.perf_counter() - t
 
     # names: parent names follow unchanged clusters; given names (caller ids) override
