@@ -13,6 +13,7 @@ from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, Reducer
 from textcluster.embed.encoders.registry import available_encoders, check_encoder_source
 from textcluster.errors import EncoderError
 from ui import cached, plan, state
+from ui.engine import engine_picker
 from ui.granularity import auto_k_chart, noise_panel
 from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
 
@@ -192,13 +193,14 @@ with guard("cache check"):
             )
         )
 
+engine_cfg = engine_picker()  # shown only when $TEXTCLUSTER_RAY_ADDRESS is set (docs/scale.md)
 launch = st.button(
     "Launch", type="primary", key="pipe_launch", disabled=not enc_name,
     help="Runs in the background; you can use the other pages meanwhile.",
 )
 if launch:
     with guard("launch"):
-        job = jobs.submit_pipeline(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
+        job = jobs.submit_pipeline(ws, corpus_id, enc_cfg, red_cfg, clu_cfg, engine=engine_cfg)
         st.session_state[state.JOB] = job.id
 
 # -- the job: the one of this session, else the newest one (a reload finds it) -----

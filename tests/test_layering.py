@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "textcluster"
 
 FLOORS = {
     "errors": 0, "config": 0, "progress": 0, "store": 0,
-    "ingest": 1, "embed": 2, "cluster": 3, "describe": 4, "query": 5,
+    "ingest": 1, "embed": 2, "cluster": 3, "describe": 4, "query": 5, "engines": 5,
     "pipeline": 6, "jobs": 7, "cli": 8, "serve": 8, "__main__": 9,
 }
 #: Libraries a module may import inside a function: heavy ones (import times measured here:

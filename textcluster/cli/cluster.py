@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from textcluster.cli import artifact_id
+from textcluster.cli.engine_args import add_engine_options, engine_from_args
 from textcluster.cluster.autok import parse_k_range
 from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.registry import CLUSTERERS
-from textcluster.cluster.runs import assign, cluster, validate_run
+from textcluster.cluster.runs import cluster, validate_run
 from textcluster.cluster.versions import run_names
 from textcluster.config import (
     RECIPES,
@@ -33,7 +34,7 @@ from textcluster.config import (
 )
 from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import ingest, load_docs
-from textcluster.pipeline import run_pipeline
+from textcluster.pipeline import assign_texts, run_pipeline
 from textcluster.store import atomic_path, check_output_path
 
 
@@ -194,6 +195,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-dims", type=int, default=None, help="tfidf: SVD dimensions")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device for the encoder")
     _add_cluster_options(p)
+    add_engine_options(p, "the embedding stage")
     p.set_defaults(handler=handle_run)
 
     p = sub.add_parser(
@@ -205,6 +207,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="file of new texts")
     p.add_argument("--text-field", action="append", default=[], metavar="F", help="column holding the text")
     p.add_argument("--output", type=Path, default=None, help="write row,cluster,distance as CSV/Parquet here")
+    add_engine_options(p, "the encoding and labelling")
     p.set_defaults(handler=handle_assign)
 
 
@@ -256,7 +259,8 @@ def handle_run(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, An
     reducer, clusterer = configs_from_args(args)
     spec = CorpusSpec(text_fields=tuple(args.text_field), label_field=args.label_field, id_field=args.id_field)
     encoder = EncoderConfig(name=args.encoder, dims=args.encoder_dims, device=args.device).validate()
-    res = run_pipeline(args.file, spec, encoder, reducer, clusterer, ws, progress=ui.progress())
+    res = run_pipeline(args.file, spec, encoder, reducer, clusterer, ws, progress=ui.progress(),
+                       engine_cfg=engine_from_args(args))
     data = res.to_dict()
     return data, f"corpus {res.corpus_id}, embedding {res.embedding_id}\n" + _summary(data)
 
@@ -267,10 +271,11 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
 
 
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
+    engine_cfg = engine_from_args(args)
     out = None if args.output is None else check_output_path(ws, args.output, "--output")  # before any write
     rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())
     docs = load_docs(ws, rep.corpus_id, columns=["row", "text"])
-    res = assign(ws, args.run_id, docs["text"].tolist(), progress=ui.progress())
+    res = assign_texts(ws, args.run_id, docs["text"].tolist(), engine_cfg, progress=ui.progress())
     table = pd.DataFrame({"row": docs["row"].to_numpy(), "cluster": res.labels, "distance": res.distances})
     names = run_names(ws, args.run_id)  # an edited version's names; none for a plain run
     if names:

@@ -562,6 +562,87 @@ def _identical_rows(X: np.ndarray, V: np.ndarray, rows: np.ndarray) -> dict[int,
     return out
 
 
+@dataclass
+class Assigner:
+    """Everything that labels new vectors under a saved run, read once from its folder.
+
+    Plain arrays (picklable: the Ray engine ships one to each worker). ``mode`` is the run's
+    ``assign_mode``; ``centers`` (k, d) in the clusterer's space; ``pca``: the PCA reducer's
+    state, when the run has one; ``model``: GMM parameters (``model`` mode); ``X`` (n, dim)
+    and ``run_labels`` (n,): the embedding and the run's labels (``knn`` mode only);
+    ``outlier_threshold`` (k,): for a run made with ``outliers=Q``, each cluster's farthest kept
+    distance (a new vector farther from its centre is noise).
+    """
+
+    run_id: str
+    dim: int
+    mode: str
+    centers: np.ndarray | None = None
+    pca: dict[str, np.ndarray] | None = None
+    model: dict[str, np.ndarray] | None = None
+    X: np.ndarray | None = None
+    run_labels: np.ndarray | None = None
+    label_map: dict[str, Any] | None = None
+    parent: Assigner | None = None
+    outlier_threshold: np.ndarray | None = None
+
+    def assign(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (m,) int32 and distances (m,) float32 of vectors ``V`` (m, dim); row-wise,
+        so labelling a corpus chunk by chunk gives the same result as all at once."""
+        V = np.ascontiguousarray(V, dtype=np.float32)
+        if V.ndim != 2 or V.shape[1] != self.dim:
+            raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={self.dim}")
+        if V.shape[0] == 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        if self.mode == "knn":
+            X, run_labels = self.X, np.asarray(self.run_labels)
+            labels, dist = knn_labels(X, run_labels, V, k=ASSIGN_KNN)
+            # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
+            # for "identical to a run row" are found with a loose bound, then checked byte-exactly
+            norms = np.linalg.norm(V, axis=1)
+            cand = np.flatnonzero(dist <= 1e-2 * np.maximum(norms, 1e-12))
+            if cand.size:
+                hit = _identical_rows(X, V, cand)
+                if hit:
+                    rows = np.fromiter(hit.keys(), np.int64, len(hit))
+                    labels[rows] = run_labels[np.fromiter(hit.values(), np.int64, len(hit))]
+                    dist[rows] = 0.0
+            return labels, dist
+        Z = V if self.pca is None else red.PCAReducer.from_state(self.pca).transform(V)
+        if self.mode == "map":
+            # a version (cluster.versions): the parent's answer, then the version's label map
+            base_labels, base_dist = self.parent.assign(V)
+            return _map_assignment(self.label_map or {}, self.centers, base_labels, base_dist, Z)
+        if self.mode == "model":
+            labels = GMMClusterer.from_state(self.model).predict(Z)
+            return labels, np.sqrt(sq_distances(Z, self.centers)[np.arange(Z.shape[0]), labels])
+        labels, dist = nearest_center(Z, self.centers)
+        if self.outlier_threshold is not None:  # beyond its cluster's farthest kept member: noise
+            far = np.nan_to_num(self.outlier_threshold[labels], nan=-1.0) < dist
+            labels = np.where(far, -1, labels).astype(np.int32)
+        return labels, dist
+
+
+def load_assigner(ws: Workspace, run_id: str) -> Assigner:
+    """The :class:`Assigner` of a saved run (a ``knn`` run's embedding stays memory-mapped)."""
+    m = ws.manifest(check_id(run_id, "run"))
+    mode = m.assign_mode
+    if mode == "knn":
+        X = _load_embeddings(ws, m.embedding_id)
+        run_labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))
+        return Assigner(run_id, m.dim, mode, X=X, run_labels=run_labels)
+    rdir = ws.path(run_id) / "reducer"
+    pca = {p.stem: np.load(p) for p in rdir.glob("*.npy")} if m.reducer.get("method") == "pca" else None
+    model = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")} if mode == "model" else None
+    if mode == "map":  # a version: its parent's assigner, then its label map
+        return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca,
+                        label_map=dict(m.label_map or {}), parent=load_assigner(ws, m.parent_run))
+    thr_path = ws.path(run_id) / "outlier_threshold.npy"
+    thr = np.load(thr_path) if thr_path.is_file() else None
+    return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca, model,
+                    outlier_threshold=thr)
+
+
 def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     """Label embedding vectors ``V`` (m, dim) with a saved run, without refitting.
 
@@ -569,51 +650,9 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     row identical to one of the run's rows gets that row's label.
     """
     t0 = time.perf_counter()
-    m = ws.manifest(check_id(run_id, "run"))
-    V = np.ascontiguousarray(V, dtype=np.float32)
-    if V.ndim != 2 or V.shape[1] != m.dim:
-        raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={m.dim}")
-    mode = m.assign_mode
-    if V.shape[0] == 0:
-        return AssignResult(run_id, np.zeros(0, np.int32), np.zeros(0, np.float32), mode, 0.0)
-    if mode == "knn":
-        X = _load_embeddings(ws, m.embedding_id)
-        run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
-        labels, dist = knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
-        # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
-        # for "identical to a run row" are found with a loose bound, then checked byte-exactly
-        norms = np.linalg.norm(V, axis=1)
-        cand = np.flatnonzero(dist <= 1e-2 * np.maximum(norms, 1e-12))
-        if cand.size:
-            hit = _identical_rows(X, V, cand)
-            if hit:
-                rows = np.fromiter(hit.keys(), np.int64, len(hit))
-                labels[rows] = np.asarray(run_labels)[np.fromiter(hit.values(), np.int64, len(hit))]
-                dist[rows] = 0.0
-        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    Z = V
-    rdir = ws.path(run_id) / "reducer"
-    if m.reducer.get("method") == "pca":
-        state = {p.stem: np.load(p) for p in rdir.glob("*.npy")}
-        Z = red.PCAReducer.from_state(state).transform(V)
-    centers = np.load(ws.file(run_id, "centers.npy"))
-    if mode == "map":
-        # a version (cluster.versions): the parent's answer, then the version's label map
-        base = assign_vectors(ws, m.parent_run, V)
-        labels, dist = _map_assignment(m.label_map or {}, centers, base.labels, base.distances, Z)
-        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    if mode == "model":
-        state = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")}
-        labels = GMMClusterer.from_state(state).predict(Z)
-        dist = np.sqrt(sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
-        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    labels, dist = nearest_center(Z, centers)
-    thr_path = ws.path(run_id) / "outlier_threshold.npy"
-    if thr_path.is_file():  # a run made with outliers=Q: a text beyond its cluster's farthest kept member is noise
-        thr = np.load(thr_path)
-        far = np.nan_to_num(thr[labels], nan=-1.0) < dist
-        labels = np.where(far, -1, labels).astype(np.int32)
-    return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+    a = load_assigner(ws, run_id)
+    labels, dist = a.assign(V)
+    return AssignResult(run_id, labels, dist, a.mode, time.perf_counter() - t0)
 
 
 def _map_assignment(
@@ -656,20 +695,26 @@ def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
     return EncoderConfig.from_dict(enc)
 
 
-def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None) -> AssignResult:
+def assign(
+    ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> AssignResult:
     """Label new ``texts`` with a saved run, without refitting.
 
     The texts are encoded with the run's encoder config (:func:`textcluster.embed.engine.encode_texts`,
     which also reloads a corpus-fitted encoder's state such as tfidf's vocabulary), then
-    labelled by :func:`assign_vectors`.
+    labelled by the run's :class:`Assigner`, ``chunk_rows`` rows at a time (the encoder
+    config's; the same chunks the Ray engine labels, so its results are the same).
     """
     if not texts:
         raise ConfigError("no texts to assign (got an empty list)")
     t0 = time.perf_counter()
     m = ws.manifest(check_id(run_id, "run"))
-    V = encode_texts(
-        list(texts), encoder_config_of(ws, run_id), progress=progress, ws=ws, embedding_id=m.embedding_id
-    )
-    res = assign_vectors(ws, run_id, np.asarray(V, dtype=np.float32))
-    res.seconds = time.perf_counter() - t0
-    return res
+    cfg = encoder_config_of(ws, run_id)
+    V = encode_texts(list(texts), cfg, progress=progress, ws=ws, embedding_id=m.embedding_id, cancel=cancel)
+    a = load_assigner(ws, run_id)
+    labels = np.empty(len(texts), np.int32)
+    dist = np.empty(len(texts), np.float32)
+    for s in range(0, len(texts), cfg.chunk_rows):  # the chunks the Ray engine labels one by one
+        labels[s : s + cfg.chunk_rows], dist[s : s + cfg.chunk_rows] = a.assign(V[s : s + cfg.chunk_rows])
+    return AssignResult(run_id, labels, dist, a.mode, time.perf_counter() - t0)
