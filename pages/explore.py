@@ -9,6 +9,7 @@ import streamlit as st
 
 from textcluster.describe.search import search_texts
 from ui import cached, edits, state
+from ui.granularity import granularity_panel
 from ui.widgets import guard, pick_run
 
 #: Vega's tableau20 scheme; noise is drawn in grey.
@@ -65,6 +66,7 @@ m1.metric("Documents", f"{n:,}")
 m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
 m4.metric("Method", str(run_m.clusterer.get("method", "–")))
+granularity_panel(ws, run_id)  # hierarchy levels, saving a level, stability flags (ui/granularity.py)
 
 tab_map, tab_clusters, tab_dist, tab_search = st.tabs(
     ["Map", "Clusters", "Centre distances", "Search"]

@@ -18,6 +18,8 @@ from typing import Any
 
 from textcluster.cli import artifact_id
 from textcluster.cli.engine_args import add_engine_options, engine_from_args
+from textcluster.cluster.autok import parse_k_range
+from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.cluster.runs import cluster, validate_run
 from textcluster.cluster.versions import run_names
@@ -34,6 +36,49 @@ from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import ingest, load_docs
 from textcluster.pipeline import assign_texts, run_pipeline
 from textcluster.store import atomic_path, check_output_path
+
+
+def k_value(text: str) -> int | str:
+    """An argparse ``type=`` for ``--k``: ``auto`` or a whole number of at least 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} should be 'auto' or a whole number of at least 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} should be 'auto' or a whole number of at least 1")
+    return value
+
+
+def k_range_value(text: str) -> tuple[int, int]:
+    """An argparse ``type=`` for ``--k-range MIN:MAX`` (2 <= MIN <= MAX)."""
+    try:
+        return parse_k_range(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def outlier_share(text: str) -> float:
+    """An argparse ``type=`` for ``--outliers Q``: a share in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; --outliers takes a share in (0, 0.5]") from None
+    if not (0.0 < value <= 0.5):
+        raise argparse.ArgumentTypeError(f"{text!r} should be a share in (0, 0.5], e.g. 0.05")
+    return value
+
+
+def stability_seeds(text: str) -> int:
+    """An argparse ``type=`` for ``--stability N``: a whole number of seeds, at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seeds") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} should be at least 2 seeds to compare (N >= 2)")
+    return value
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -59,7 +104,18 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="2-D plot coordinates: auto = UMAP up to 200k rows, PCA above (plots only)")
     g.add_argument("--method", choices=list(CLUSTERERS), default=c.method,
                    help="; ".join(f"{name}: {info.help}" for name, info in CLUSTERERS.items()))
-    g.add_argument("--k", type=int, default=c.k, help=f"number of clusters for methods that take one (default {c.k})")
+    g.add_argument("--k", type=k_value, default=c.k,
+                   help="number of clusters for methods that take one, or auto: chosen without labels by a "
+                        "k-means sweep scored by silhouette on a 5,000-row subset of the embedding "
+                        f"(default {c.k}; docs/clustering.md)")
+    g.add_argument("--k-range", type=k_range_value, default=None, metavar="MIN:MAX",
+                   help="with --k auto: the range of k searched (default 2:min(200, rows/10))")
+    g.add_argument("--outliers", type=outlier_share, default=None, metavar="Q",
+                   help="mark the farthest share Q of each cluster (by distance to its centre, as a quantile "
+                        "within the cluster) as noise; Q in (0, 0.5] (default: none)")
+    g.add_argument("--stability", type=stability_seeds, default=None, metavar="N",
+                   help="rerun the clusterer with N seeds (N >= 2) on the same reduction and store each "
+                        "cluster's best-match Jaccard (default: not measured)")
     g.add_argument("--min-cluster-size", type=int, default=c.min_cluster_size, help=f"hdbscan (default {c.min_cluster_size})")
     g.add_argument("--min-samples", type=int, default=None, help="hdbscan / dbscan density (default: the method's)")
     g.add_argument("--eps", type=float, default=c.eps, help=f"dbscan radius (default {c.eps})")
@@ -98,6 +154,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, Clustere
         extra = _params(args.param)
         if extra:  # --param still adds or overrides method settings (e.g. n_init=3)
             clusterer = ClustererConfig(**{**clusterer.to_dict(), "params": {**clusterer.params, **extra}})
+        clusterer = ClustererConfig(**{**clusterer.to_dict(), "k_range": args.k_range,
+                                       "outliers": args.outliers, "stability": args.stability})
     else:
         reducer = ReducerConfig(
             method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
@@ -107,6 +165,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, Clustere
         clusterer = ClustererConfig(
             method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
             eps=args.eps, fit_size=args.fit_size, noise=args.noise, seed=args.seed, params=_params(args.param),
+            k_range=args.k_range, outliers=args.outliers, stability=args.stability,
         )
     validate_run(reducer, clusterer)
     return reducer, clusterer
@@ -159,12 +218,30 @@ def _summary(data: dict[str, Any]) -> str:
     t = data.get("timings", {})
     lines = [
         f"run {data['run_id']}{' (cached)' if data.get('cached') is True else ''}: "
-        f"{data['n']:,} rows, {data['k']} clusters, noise {data['noise']:.1%}",
+        f"{data['n']:,} rows, noise {data['noise']:.1%}, {data['k']} clusters",
+        noise_hint(data["noise"]),
+        _auto_k_line(data.get("auto_k")),
         f"metrics: {shown}" if shown else "",
         f"seconds: {t.get('total', 0.0):.2f}" if t else "",
     ]
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return "\n".join(x for x in lines if x)
+
+
+def noise_hint(noise: float) -> str:
+    """A hint when more than 30 % of the rows are noise (empty otherwise)."""
+    if noise <= NOISE_HINT:
+        return ""
+    return (f"hint: {noise:.0%} of the rows are noise (above {NOISE_HINT:.0%}): try --noise assign, a larger "
+            "--min-cluster-size with a UMAP reducer, or k-means (--method kmeans --k auto)")
+
+
+def _auto_k_line(auto: dict[str, Any] | None) -> str:
+    if not auto:
+        return ""
+    best = max((s for s in auto["scores"] if s is not None), default=float("nan"))
+    return (f"k chosen automatically: {auto['chosen']} ({auto['method']} {best:.3f}, best of "
+            f"{len(auto['candidates'])} candidates k={auto['candidates'][0]}..{auto['candidates'][-1]})")
 
 
 def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:

@@ -36,11 +36,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textcluster.cluster import evaluate as met
+from textcluster.cluster import hierarchy as hier
 from textcluster.cluster import reduce as red
+from textcluster.cluster import stability as stab
+from textcluster.cluster.autok import choose_k
 from textcluster.cluster.distances import CHUNK_ROWS, nearest_center, own_and_nearest, sq_distances
 from textcluster.cluster.fitting import fit_assign
 from textcluster.cluster.gmm import GMMClusterer
 from textcluster.cluster.neighbors import knn_labels
+from textcluster.cluster.outliers import mark_outliers, outlier_scores, thresholds
 from textcluster.cluster.registry import (
     cache_key as clusterer_key,
 )
@@ -97,8 +101,10 @@ class RunResult:
     cached: bool = False
     path: str = ""
     notes: list[str] = field(default_factory=list)
+    auto_k: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-able dict (``auto_k``: the sweep that chose k, or None)."""
         return asdict(self)
 
 
@@ -174,6 +180,7 @@ def load_run(ws: Workspace, run_id: str) -> RunResult:
         cached=True,
         path=str(ws.path(run_id)),
         notes=m.notes,
+        auto_k=m.auto_k,
     )
 
 
@@ -343,18 +350,45 @@ def _compute(
     timings["reduce"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    fit_cfg, auto = clusterer, None
+    if info.uses_k and clusterer.k == "auto":
+        # chosen on the embedding, not on Z: the choice must not depend on the reducer (a UMAP
+        # layout changes with its seed and hurts some corpora; docs/clustering.md)
+        t = time.perf_counter()
+        meter.update(1, "choosing k (silhouette sweep)")
+        auto = choose_k(X, k_range=clusterer.k_range, seed=clusterer.seed, progress=progress, cancel=cancel)
+        fit_cfg = replace(clusterer, k=auto.chosen)
+        timings["auto_k"] = time.perf_counter() - t
+        notes.append(f"k={auto.chosen} chosen automatically ({auto.method} over k={auto.candidates[0]}"
+                     f"..{auto.candidates[-1]}, {len(auto.candidates)} candidates)")
+        if auto.warning:
+            notes.append(auto.warning)
+
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
     # self-training reports its epochs (its own totals) through the same callback
-    out = fit_assign(Z, clusterer, progress=progress if info.takes_hooks else None, cancel=cancel)
+    out = fit_assign(Z, fit_cfg, progress=progress if info.takes_hooks else None, cancel=cancel)
     labels, centers = out.labels, out.centers
     k = int(centers.shape[0])
-    found = int(np.unique(labels[labels >= 0]).size)
     timings["cluster"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    stability = None
+    if clusterer.stability is not None and k:
+        stability = _stability(Z, labels, fit_cfg, k, cancel)
+        timings["stability"] = stability["seconds"]
+
     t = time.perf_counter()
     own, _ = own_and_nearest(Z, labels, centers)
+    scores = outlier_scores(labels, own)
+    outliers_info, thr = None, None
+    if clusterer.outliers is not None and k:
+        before = labels < 0
+        labels = mark_outliers(labels, scores, clusterer.outliers)
+        thr = thresholds(labels, own, k, clusterer.outliers)
+        outliers_info = {"q": float(clusterer.outliers), "marked": int(np.sum((labels < 0) & ~before))}
+    found = int(np.unique(labels[labels >= 0]).size)
+    hz = hier.linkage(centers) if k >= 2 else np.zeros((0, 4))
     write_dcd = k > 0 and n * k * 4 <= distance_limit_bytes
     if k and not write_dcd:
         notes.append(
@@ -385,6 +419,10 @@ def _compute(
         np.save(d / "distances.npy", own)
         np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
         np.save(d / "coords2d.npy", coords)
+        np.save(d / "outlier_score.npy", scores.astype(np.float32))
+        np.save(d / "hierarchy.npy", hz)
+        if thr is not None:
+            np.save(d / "outlier_threshold.npy", thr)
         if out.probabilities is not None:
             np.save(d / "probabilities.npy", out.probabilities.astype(np.float32))
         if out.fit_idx is not None:
@@ -407,6 +445,8 @@ def _compute(
                     "size": pa.array(sizes.astype(np.int64)),
                     "share": pa.array((sizes / n).astype(np.float64)),
                     "medoid_doc_id": pa.array(medoids),
+                    **({"stability": pa.array(np.asarray(stability["per_cluster"], dtype=np.float64))}
+                       if stability is not None else {}),
                 }
             ),
             d / "clusters.parquet",
@@ -428,10 +468,13 @@ def _compute(
         noise_before_assign=out.noise_before_assign,
         reducer=reducer.to_dict(),
         clusterer=clusterer.to_dict(),
+        auto_k=auto.to_dict() if auto is not None else None,
+        outliers=outliers_info,
+        stability=stability,
         clusterer_params=check_params(clusterer),
         seed=clusterer.seed,
         assign_mode="knn" if reducer.method in KNN_REDUCERS else info.assign,
-        can_mark_noise=info.can_mark_noise,
+        can_mark_noise=info.can_mark_noise or clusterer.outliers is not None,
         fit_rows=fit_rows(n, clusterer),
         projection={"method": pmethod, "cached": phit},
         data_center_distance=bool(write_dcd),
@@ -468,7 +511,32 @@ def _compute(
         cached=False,
         path=str(ws.path(run_id)),
         notes=notes,
+        auto_k=auto.to_dict() if auto is not None else None,
     )
+
+
+def _stability(
+    Z: np.ndarray, labels: np.ndarray, cfg: ClustererConfig, k: int, cancel: threading.Event | None
+) -> dict[str, Any]:
+    """Refit ``cfg`` (k resolved) with seeds ``seed + 1 .. seed + N - 1`` on the same ``Z`` and
+    average each cluster's best-match Jaccard (:mod:`textcluster.cluster.stability`)."""
+    t = time.perf_counter()
+    n_seeds = int(cfg.stability or 0)
+    per = []
+    for i in range(1, n_seeds):
+        check_cancel(cancel, "cluster")
+        rerun = fit_assign(Z, replace(cfg, seed=cfg.seed + i, stability=None, outliers=None), cancel=cancel)
+        per.append(stab.best_match_jaccard(labels, rerun.labels, k))
+    per_cluster = stab.summarize(per)
+    finite = per_cluster[np.isfinite(per_cluster)]
+    return {
+        "seeds": n_seeds,
+        "per_cluster": [None if not np.isfinite(v) else round(float(v), 4) for v in per_cluster],
+        "mean": round(float(finite.mean()), 4) if finite.size else None,
+        "unstable": [int(c) for c in np.flatnonzero(np.nan_to_num(per_cluster, nan=1.0) < stab.UNSTABLE)],
+        "threshold": stab.UNSTABLE,
+        "seconds": round(time.perf_counter() - t, 3),
+    }
 
 
 # --------------------------------------------------------------------------- assign
@@ -501,7 +569,9 @@ class Assigner:
     Plain arrays (picklable: the Ray engine ships one to each worker). ``mode`` is the run's
     ``assign_mode``; ``centers`` (k, d) in the clusterer's space; ``pca``: the PCA reducer's
     state, when the run has one; ``model``: GMM parameters (``model`` mode); ``X`` (n, dim)
-    and ``run_labels`` (n,): the embedding and the run's labels (``knn`` mode only).
+    and ``run_labels`` (n,): the embedding and the run's labels (``knn`` mode only);
+    ``outlier_threshold`` (k,): for a run made with ``outliers=Q``, each cluster's farthest kept
+    distance (a new vector farther from its centre is noise).
     """
 
     run_id: str
@@ -514,6 +584,7 @@ class Assigner:
     run_labels: np.ndarray | None = None
     label_map: dict[str, Any] | None = None
     parent: Assigner | None = None
+    outlier_threshold: np.ndarray | None = None
 
     def assign(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels (m,) int32 and distances (m,) float32 of vectors ``V`` (m, dim); row-wise,
@@ -545,7 +616,11 @@ class Assigner:
         if self.mode == "model":
             labels = GMMClusterer.from_state(self.model).predict(Z)
             return labels, np.sqrt(sq_distances(Z, self.centers)[np.arange(Z.shape[0]), labels])
-        return nearest_center(Z, self.centers)
+        labels, dist = nearest_center(Z, self.centers)
+        if self.outlier_threshold is not None:  # beyond its cluster's farthest kept member: noise
+            far = np.nan_to_num(self.outlier_threshold[labels], nan=-1.0) < dist
+            labels = np.where(far, -1, labels).astype(np.int32)
+        return labels, dist
 
 
 def load_assigner(ws: Workspace, run_id: str) -> Assigner:
@@ -562,7 +637,10 @@ def load_assigner(ws: Workspace, run_id: str) -> Assigner:
     if mode == "map":  # a version: its parent's assigner, then its label map
         return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca,
                         label_map=dict(m.label_map or {}), parent=load_assigner(ws, m.parent_run))
-    return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca, model)
+    thr_path = ws.path(run_id) / "outlier_threshold.npy"
+    thr = np.load(thr_path) if thr_path.is_file() else None
+    return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca, model,
+                    outlier_threshold=thr)
 
 
 def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:

@@ -8,7 +8,8 @@ Arrow arrays over memory maps):
   ``tags`` (the names of the document's tags, a list; NULL when none) (several corpora are
   stacked ``UNION ALL BY NAME``).
 - ``assignments``: ``doc_id``, ``run_id``, ``cluster``, ``distance``,
-  ``probability``, ``x``, ``y``, ``corpus_id``, ``cluster_name`` (one row per document
+  ``probability``, ``outlier_score`` (distance to the centre as a quantile within the
+  cluster, NULL for noise), ``x``, ``y``, ``corpus_id``, ``cluster_name`` (one row per document
   per run; the name given by a rename edit, else NULL).
 - ``clusters``: ``run_id``, ``cluster``, ``size``, ``share``, ``label``,
   ``keywords`` (label and keywords from the run's newest description, else NULL),
@@ -51,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from textcluster.cluster.outliers import outlier_scores
 from textcluster.cluster.versions import run_names
 from textcluster.describe.clusters import latest_description
 from textcluster.errors import ConfigError, LimitError, QueryError
@@ -175,12 +177,18 @@ def _assignments_table(ws: Workspace, run_id: str) -> Any:
         return pa.array(np.ascontiguousarray(arr), dtype)
 
     coords = _npy(d / "coords2d.npy")
+    dist = _npy(d / "distances.npy")
+    score = _npy(d / "outlier_score.npy")
+    if score is None and dist is not None:  # runs saved before scores were stored, versions
+        score = outlier_scores(np.asarray(labels), np.asarray(dist))
     return pa.table(
         {
             "doc_id": pa.array(np.arange(n, dtype=np.int64)),
             "cluster": col(labels.astype(np.int32, copy=False), pa.int32()),
-            "distance": col(_npy(d / "distances.npy"), pa.float32()),
+            "distance": col(dist, pa.float32()),
             "probability": col(_npy(d / "probabilities.npy"), pa.float32()),
+            "outlier_score": pa.array(np.ascontiguousarray(score), pa.float32(), from_pandas=True)
+            if score is not None else pa.nulls(n, pa.float32()),
             "x": col(None if coords is None else coords[:, 0], pa.float32()),
             "y": col(None if coords is None else coords[:, 1], pa.float32()),
             "cluster_name": name_column(labels, run_names(ws, run_id)),
@@ -348,13 +356,14 @@ def connect(
             keep.append(t)
             con.register(f"_asg_{i}", t)
             parts.append(
-                f"SELECT doc_id, '{rid}' AS run_id, cluster, distance, probability, x, y, "
+                f"SELECT doc_id, '{rid}' AS run_id, cluster, distance, probability, outlier_score, x, y, "
                 f"'{cid}' AS corpus_id, cluster_name FROM _asg_{i}"
             )
         if not parts:
             parts = [
                 "SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS run_id, NULL::INTEGER AS cluster, "
-                "NULL::FLOAT AS distance, NULL::FLOAT AS probability, NULL::FLOAT AS x, NULL::FLOAT AS y, "
+                "NULL::FLOAT AS distance, NULL::FLOAT AS probability, NULL::FLOAT AS outlier_score, "
+                "NULL::FLOAT AS x, NULL::FLOAT AS y, "
                 "NULL::VARCHAR AS corpus_id, NULL::VARCHAR AS cluster_name LIMIT 0"
             ]
         con.execute("CREATE VIEW assignments AS " + " UNION ALL ".join(parts))
