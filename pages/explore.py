@@ -1,25 +1,30 @@
-"""Explore: the 2-D map of a run, its clusters, their examples, distances and a text search."""
+"""Explore: the 2-D map of a run (WebGL, every point), its legend, clusters, examples,
+centre distances and a text search.
+
+The map lives in ui/map.py (figure, palette, ordering), the legend in ui/legend.py; this page
+wires them to the run's files. Rows chosen on the map (box, lasso or click) are listed below it
+and kept in ``st.session_state[state.SELECTION]`` for the selection actions.
+"""
 
 from __future__ import annotations
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from textcluster.describe.search import search_texts
 from ui import cached, state
+from ui import map as tcmap
+from ui.legend import legend, legend_table
+from ui.text import md
 from ui.widgets import guard, pick_run
 
-#: Vega's tableau20 scheme; noise is drawn in grey.
-TABLEAU20 = [
-    "#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b",
-    "#439894", "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2",
-    "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5",
-]
-NOISE_COLOR = "#d0d0d0"
 #: The search table shows at most this many documents.
 SEARCH_LIMIT = 500
+#: The selection table lists at most this many rows (the count is of all selected rows).
+SELECTION_TABLE_ROWS = 1000
+#: A metadata column colours the map as categories when it has at most this many values.
+MAX_CATEGORIES = 40
 
 st.title("Explore")
 
@@ -33,10 +38,13 @@ run_m = cached.manifest(root, run_id)
 corpus_id = cached.corpus_of(root, run_id)
 labels = cached.run_array(root, run_id, "labels.npy")
 coords = cached.run_array(root, run_id, "coords2d.npy")
-dist_own = cached.run_array(root, run_id, "distances.npy")
-docs = cached.docs(root, corpus_id, ("doc_id", "text"))
-texts = docs["text"].to_numpy()
 n = int(labels.shape[0])
+
+
+def texts() -> np.ndarray:
+    """The corpus's texts (read when a table or the hover needs them, not before the map)."""
+    return cached.docs(root, corpus_id, ("doc_id", "text"))["text"].to_numpy()
+
 
 desc: dict = {}
 with guard("cluster descriptions"):
@@ -52,11 +60,13 @@ def cluster_name(c: int) -> str:
 
 ids, counts = np.unique(labels, return_counts=True)
 names_of = {int(c): cluster_name(int(c)) for c in ids}
+sizes_of = {int(c): int(s) for c, s in zip(ids, counts, strict=True)}
 
 
 def names_for(rows: np.ndarray) -> list[str]:
     """Cluster names of some rows (one dict lookup each)."""
     return [names_of[c] for c in labels[rows].tolist()]
+
 
 k = int((ids >= 0).sum())
 noise = int(counts[ids == -1].sum()) if (ids == -1).any() else 0
@@ -66,91 +76,114 @@ m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
 m4.metric("Method", str(run_m.clusterer.get("method", "–")))
 
+pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
+colors_of = cached.cluster_colors(root, run_id)
+
 tab_map, tab_clusters, tab_dist, tab_search = st.tabs(
     ["Map", "Clusters", "Centre distances", "Search"]
 )
 
 # -- the map -------------------------------------------------------------------
+
+
+def colour_sources() -> dict[str, str]:
+    """What the map can be coloured by: label -> source (``cluster``, ``score:<file>``, ``column:<name>``)."""
+    out = {"cluster": "cluster"}
+    if cached.run_has(root, run_id, "outlier_scores.npy"):
+        out["outlier score"] = "score:outlier_scores.npy"
+    if cached.run_has(root, run_id, "distances.npy"):
+        out["distance to its centre"] = "score:distances.npy"
+    for col in cached.corpus_columns(root, corpus_id):
+        if col not in ("doc_id", "row", "text", "is_duplicate", "source_id"):
+            out[f"column: {col}"] = f"column:{col}"
+    return out
+
+
+def colour_values(source: str) -> tuple[np.ndarray | None, list[str] | None, str]:
+    """Per-row values for ``source``: (values, categories or None, title)."""
+    if source.startswith("score:"):
+        return cached.run_array(root, run_id, source[6:]).astype(np.float32), None, source[6:-4].replace("_", " ")
+    col = source[7:]
+    series = cached.docs(root, corpus_id, ("doc_id", col))[col]
+    if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_CATEGORIES:
+        return series.to_numpy(np.float32), None, col
+    codes, cats = pd.factorize(series.astype(str).fillna("–"), sort=True)
+    if len(cats) > MAX_CATEGORIES:  # the most frequent ones, the rest as "other"
+        top = pd.Series(codes).value_counts().index[: MAX_CATEGORIES - 1]
+        remap = np.full(len(cats), MAX_CATEGORIES - 1)
+        remap[top] = np.arange(top.size)
+        cats = [str(cats[i]) for i in top] + ["other"]
+        codes = remap[codes]
+    return codes.astype(np.float32), [str(c) for c in cats], col
+
+
+def selection_table(rows: np.ndarray) -> None:
+    """The selected rows (doc id, cluster, text) below the map, and their count."""
+    st.markdown(f"**{rows.size:,} documents selected**")
+    head = rows[:SELECTION_TABLE_ROWS]
+    st.dataframe(
+        pd.DataFrame({"doc_id": head, "cluster": names_for(head), "text": texts()[head]}),
+        hide_index=True, width="stretch", key="explore_selection_table",
+    )
+    if rows.size > SELECTION_TABLE_ROWS:
+        st.caption(f"Showing the first {SELECTION_TABLE_ROWS:,}.")
+
+
 with tab_map, guard("map"):
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
-        rows = cached.scatter_rows(root, run_id)
-        if rows.size < n:
-            st.caption(
-                f":material/info: {n:,} points: drawing a stratified subset of {rows.size:,} "
-                "(every cluster in proportion to its size, at least one point each). "
-                "A box selection below still filters all points."
+        sources = colour_sources()
+        c_by, c_hint = st.columns([1, 3])
+        by = c_by.selectbox("Colour by", list(sources), key="explore_color_by")
+        c_hint.caption(
+            "Drag to select a box, or pick the lasso in the chart's toolbar; click a point to "
+            "select it; scroll to zoom; double-click to reset. The selected rows are listed below."
+        )
+        col_map, col_legend = st.columns([3, 1])
+        with col_legend:
+            keywords = {c: by_cluster.get(c, {}).get("keywords", []) for c in sizes_of}
+            frame = legend_table(list(sizes_of), names_of, sizes_of, keywords, colors_of)
+            chosen = legend(frame, "explore_legend")
+        with col_map:
+            limit = tcmap.max_map_points()
+            rows = cached.scatter_rows(root, run_id, limit) if n > limit else None
+            drawn = n if rows is None else int(rows.size)
+            if rows is not None:
+                st.caption(
+                    f":material/info: {n:,} points, above the map's limit of {limit:,} "
+                    "(TEXTCLUSTER_MAP_MAX_POINTS): drawing a stratified subset of "
+                    f"{drawn:,} (every cluster in proportion to its size, at least one point each)."
+                )
+            hover = None
+            if drawn <= tcmap.hover_text_max_points():
+                hover = cached.hover_texts(root, corpus_id, tcmap.HOVER_CHARS)
+                if rows is not None:
+                    hover = [hover[i] for i in rows.tolist()]
+            values, cats, title = (None, None, "") if sources[by] == "cluster" else colour_values(sources[by])
+            if values is not None and rows is not None:
+                values = values[rows]
+            fig = tcmap.build_map(
+                coords, labels, names_of, colors_of, rows=rows, hover_texts=hover, highlight=chosen,
+                values=values, categories=cats, value_title=title,
             )
-        frame = pd.DataFrame(
-            {
-                "x": coords[rows, 0],
-                "y": coords[rows, 1],
-                "cluster": names_for(rows),
-                "doc_id": rows,
-                "text": [t[:200] for t in texts[rows]],
-            }
-        )
-        box = alt.selection_interval(
-            name="box",
-            encodings=["x", "y"],
-            on="[pointerdown[!event.shiftKey], window:pointerup] > window:pointermove!",
-        )
-        zoom = alt.selection_interval(
-            name="zoom",
-            bind="scales",
-            translate="[pointerdown[event.shiftKey], window:pointerup] > window:pointermove!",
-            zoom="wheel!",
-        )
-        many = frame["cluster"].nunique() > 20
-        domain = [names_of[int(c)] for c in ids]
-        palette = [NOISE_COLOR if int(c) == -1 else TABLEAU20[i % len(TABLEAU20)] for i, c in enumerate(ids)]
-        color = alt.Color(
-            "cluster:N",
-            legend=None if many else alt.Legend(title="cluster", symbolLimit=20),
-            scale=alt.Scale(domain=domain, range=palette),
-        )
-        chart = (
-            alt.Chart(frame)
-            .mark_circle(size=14 if rows.size > 5000 else 30, opacity=0.7)
-            .encode(
-                x=alt.X("x:Q", axis=None),
-                y=alt.Y("y:Q", axis=None),
-                color=alt.condition(box, color, alt.value("#c8c8c8")),
-                tooltip=["doc_id:Q", "cluster:N", "text:N"],
+            if chosen is not None:
+                st.caption(f"Highlighted: cluster {md(names_of[chosen])} ({sizes_of[chosen]:,} documents)")
+            event = st.plotly_chart(
+                fig.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                key="explore_map", width="stretch", theme=None,
+                config={"displaylogo": False, "scrollZoom": True},
             )
-            .add_params(box, zoom)
-            .properties(height=560)
-        )
-        st.caption(
-            "Drag to select a box (it filters the table below); scroll to zoom; "
-            "shift-drag to pan; double-click to reset."
-        )
-        event = st.altair_chart(
-            chart, on_select="rerun", selection_mode=["box"], key="explore_scatter",
-            width="stretch",
-        )
-        sel = (event or {}).get("selection", {}).get("box") or {}
-        if sel.get("x") and sel.get("y"):
-            (x0, x1), (y0, y1) = sorted(sel["x"]), sorted(sel["y"])
-            inside = np.flatnonzero(
-                (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
-            )
-            st.markdown(f"**{inside.size:,} documents in the box**")
-            table = pd.DataFrame(
-                {
-                    "doc_id": inside[:1000],
-                    "cluster": names_for(inside[:1000]),
-                    "text": texts[inside[:1000]],
-                }
-            )
-            if inside.size > 1000:
-                st.caption("Showing the first 1,000.")
-            st.dataframe(table, hide_index=True, width="stretch", key="explore_box_table")
+            st.caption(f"{fig.points:,} points drawn.")
+        picked = tcmap.selected_rows(event, fig)
+        st.session_state[state.SELECTION] = (run_id, picked)
+        if picked.size:
+            selection_table(picked)
         else:
-            st.caption("No box selected.")
+            st.caption("Nothing selected.")
 
 # -- clusters --------------------------------------------------------------------
+dist_own = cached.run_array(root, run_id, "distances.npy")
 with tab_clusters, guard("clusters"):
     table = pd.DataFrame(
         {
@@ -178,13 +211,14 @@ with tab_clusters, guard("clusters"):
         d = by_cluster.get(c_sel, {})
         order = np.asarray(d.get("nearest", []) + d.get("farthest", [])[::-1], dtype=np.int64)
     near, far = order[:how_many], order[::-1][:how_many]
+
     def examples(rows: np.ndarray, key: str) -> None:
         st.dataframe(
             pd.DataFrame(
                 {
                     "doc_id": rows,
                     "distance": dist_own[rows] if dist_own is not None else np.nan,
-                    "text": texts[rows],
+                    "text": texts()[rows],
                 }
             ),
             hide_index=True,
@@ -202,39 +236,26 @@ with tab_clusters, guard("clusters"):
 
 # -- centre distances --------------------------------------------------------------
 with tab_dist, guard("centre distances"):
-    pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
     if pair is None or pair.size == 0:
         st.info("This run has no cluster centres (nothing to compare).")
     else:
         kk = pair.shape[0]
-        cl = [int(c) for c in ids if c >= 0][:kk]
-        if len(cl) < kk:
-            cl = list(range(kk))
-        names = [cluster_name(c) for c in cl]
-        ii, jj = np.meshgrid(np.arange(kk), np.arange(kk), indexing="ij")
-        heat = pd.DataFrame(
-            {"a": np.asarray(names)[ii.ravel()], "b": np.asarray(names)[jj.ravel()], "distance": pair.ravel()}
+        st.plotly_chart(
+            tcmap.heatmap(pair, [cluster_name(c) for c in range(kk)], order=cached.center_order(root, run_id)),
+            key="explore_heatmap", width="stretch", theme=None, config={"displaylogo": False},
         )
-        side = min(900, max(300, 14 * kk))
-        st.altair_chart(
-            alt.Chart(heat)
-            .mark_rect()
-            .encode(
-                x=alt.X("a:N", sort=names, title=None, axis=alt.Axis(labels=kk <= 40)),
-                y=alt.Y("b:N", sort=names, title=None, axis=alt.Axis(labels=kk <= 40)),
-                color=alt.Color("distance:Q", scale=alt.Scale(scheme="viridis")),
-                tooltip=["a:N", "b:N", alt.Tooltip("distance:Q", format=".3f")],
-            )
-            .properties(width=side, height=side),
-            key="explore_heatmap",
+        st.caption(
+            "Euclidean distance between cluster centres in the space the clusterer saw, rows and "
+            "columns ordered by an average-linkage tree of the centres (similar clusters side by "
+            "side). Drag a box to zoom in; double-click to zoom out."
         )
-        st.caption("Euclidean distance between cluster centres in the space the clusterer saw.")
 
 # -- search ----------------------------------------------------------------------
 with tab_search, guard("search"):
     q = st.text_input("Search the texts", key="explore_search", placeholder="a word or phrase")
     if q.strip():
-        hits = search_texts(docs["text"], q, limit=SEARCH_LIMIT)
+        all_texts = texts()
+        hits = search_texts(all_texts, q, limit=SEARCH_LIMIT)
         # The query is not echoed into Markdown (it is the user's text); the box above shows it.
         st.markdown(f"**{hits.total:,} documents contain it** (most occurrences first, then by doc id)")
         show = hits.doc_ids
@@ -244,7 +265,7 @@ with tab_search, guard("search"):
                     "doc_id": show,
                     "occurrences": hits.occurrences,
                     "cluster": names_for(show),
-                    "text": texts[show],
+                    "text": all_texts[show],
                 }
             ),
             hide_index=True,

@@ -86,3 +86,51 @@ def evaluation(root: str, run_id: str, label_field: str | None = None) -> dict[s
     from textcluster.cluster.evaluate import evaluate_run
 
     return evaluate_run(Workspace(root), run_id, label_field=label_field).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_has(root: str, run_id: str, name: str) -> bool:
+    """Whether a run has the file ``name``."""
+    return (Workspace(root).path(run_id) / name).is_file()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def center_order(root: str, run_id: str) -> np.ndarray | None:
+    """:func:`ui.map.order_by_linkage` of the run's centre distances (None without centres)."""
+    from ui.map import order_by_linkage
+
+    pair = run_array(root, run_id, "center_pairwise_distance.npy")
+    return None if pair is None or pair.size == 0 else order_by_linkage(pair)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cluster_colors(root: str, run_id: str) -> dict[int, str]:
+    """A colour per cluster id of a run (:func:`ui.map.cluster_palette`; noise is grey).
+
+    Centre ``i`` of ``center_pairwise_distance.npy`` is cluster ``i``."""
+    from ui.map import NOISE_COLOR, cluster_palette
+
+    labels = run_array(root, run_id, "labels.npy")
+    clusters = [int(c) for c in np.unique(labels) if c >= 0]
+    pair = run_array(root, run_id, "center_pairwise_distance.npy")
+    k = max(clusters, default=-1) + 1
+    if pair is not None and pair.ndim == 2 and pair.shape[0] >= k:
+        palette = cluster_palette(pair, pair.shape[0])
+    else:
+        palette = cluster_palette(None, k)
+    out = {c: palette[c] for c in clusters}
+    out[-1] = NOISE_COLOR
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def hover_texts(root: str, corpus_id: str, chars: int) -> list[str]:
+    """Every text of a corpus trimmed to ``chars`` characters (``…`` when cut), HTML-escaped
+    (Plotly renders hover text as HTML), in doc id order."""
+    from ui.map import html_escape
+
+    out = []
+    for t in docs(root, corpus_id, ("doc_id", "text"))["text"].tolist():
+        t = "" if t is None else str(t)
+        out.append(html_escape(t if len(t) <= chars else t[: chars - 1] + "…"))
+    return out

@@ -25,6 +25,8 @@ RUN = "tc_run_id"
 JOB = "tc_job_id"
 SAMPLE = "tc_sample_id"
 SOURCE_PATH = "tc_source_path"
+#: (run id, sorted doc ids) chosen on the Explore map: what the selection actions act on.
+SELECTION = "tc_selection"
 
 
 _SWEPT: set[str] = set()
