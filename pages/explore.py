@@ -15,7 +15,7 @@ import streamlit as st
 from textcluster.describe.search import search_texts
 from ui import cached, state
 from ui import map as tcmap
-from ui.legend import legend, legend_table
+from ui.legend import chosen_cluster, legend, legend_table
 from ui.text import md
 from ui.widgets import guard, pick_run
 
@@ -23,8 +23,6 @@ from ui.widgets import guard, pick_run
 SEARCH_LIMIT = 500
 #: The selection table lists at most this many rows (the count is of all selected rows).
 SELECTION_TABLE_ROWS = 1000
-#: A metadata column colours the map as categories when it has at most this many values.
-MAX_CATEGORIES = 40
 
 st.title("Explore")
 
@@ -79,9 +77,8 @@ m4.metric("Method", str(run_m.clusterer.get("method", "–")))
 pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
 colors_of = cached.cluster_colors(root, run_id)
 
-tab_map, tab_clusters, tab_dist, tab_search = st.tabs(
-    ["Map", "Clusters", "Centre distances", "Search"]
-)
+# Only the open tab's content runs (on_change="rerun"), so the others do not slow the map.
+TABS = st.tabs(["Map", "Clusters", "Centre distances", "Search"], key="explore_tab", on_change="rerun")
 
 # -- the map -------------------------------------------------------------------
 
@@ -99,24 +96,6 @@ def colour_sources() -> dict[str, str]:
     return out
 
 
-def colour_values(source: str) -> tuple[np.ndarray | None, list[str] | None, str]:
-    """Per-row values for ``source``: (values, categories or None, title)."""
-    if source.startswith("score:"):
-        return cached.run_array(root, run_id, source[6:]).astype(np.float32), None, source[6:-4].replace("_", " ")
-    col = source[7:]
-    series = cached.docs(root, corpus_id, ("doc_id", col))[col]
-    if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_CATEGORIES:
-        return series.to_numpy(np.float32), None, col
-    codes, cats = pd.factorize(series.astype(str).fillna("–"), sort=True)
-    if len(cats) > MAX_CATEGORIES:  # the most frequent ones, the rest as "other"
-        top = pd.Series(codes).value_counts().index[: MAX_CATEGORIES - 1]
-        remap = np.full(len(cats), MAX_CATEGORIES - 1)
-        remap[top] = np.arange(top.size)
-        cats = [str(cats[i]) for i in top] + ["other"]
-        codes = remap[codes]
-    return codes.astype(np.float32), [str(c) for c in cats], col
-
-
 def selection_table(rows: np.ndarray) -> None:
     """The selected rows (doc id, cluster, text) below the map, and their count."""
     st.markdown(f"**{rows.size:,} documents selected**")
@@ -129,7 +108,8 @@ def selection_table(rows: np.ndarray) -> None:
         st.caption(f"Showing the first {SELECTION_TABLE_ROWS:,}.")
 
 
-with tab_map, guard("map"):
+def map_tab() -> None:
+    """Colour-by box, the map with its legend, and the selected rows."""
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
@@ -141,40 +121,30 @@ with tab_map, guard("map"):
             "select it; scroll to zoom; double-click to reset. The selected rows are listed below."
         )
         col_map, col_legend = st.columns([3, 1])
-        with col_legend:
-            keywords = {c: by_cluster.get(c, {}).get("keywords", []) for c in sizes_of}
-            frame = legend_table(list(sizes_of), names_of, sizes_of, keywords, colors_of)
-            chosen = legend(frame, "explore_legend")
-        with col_map:
+        keywords = {c: by_cluster.get(c, {}).get("keywords", []) for c in sizes_of}
+        frame = legend_table(list(sizes_of), names_of, sizes_of, keywords, colors_of)
+        chosen = chosen_cluster(frame, "explore_legend")
+        with col_map:  # the map first: it reaches the browser before the legend
             limit = tcmap.max_map_points()
-            rows = cached.scatter_rows(root, run_id, limit) if n > limit else None
-            drawn = n if rows is None else int(rows.size)
-            if rows is not None:
+            drawn = min(n, limit)
+            if n > limit:
                 st.caption(
                     f":material/info: {n:,} points, above the map's limit of {limit:,} "
                     "(TEXTCLUSTER_MAP_MAX_POINTS): drawing a stratified subset of "
                     f"{drawn:,} (every cluster in proportion to its size, at least one point each)."
                 )
-            hover = None
-            if drawn <= tcmap.hover_text_max_points():
-                hover = cached.hover_texts(root, corpus_id, tcmap.HOVER_CHARS)
-                if rows is not None:
-                    hover = [hover[i] for i in rows.tolist()]
-            values, cats, title = (None, None, "") if sources[by] == "cluster" else colour_values(sources[by])
-            if values is not None and rows is not None:
-                values = values[rows]
-            fig = tcmap.build_map(
-                coords, labels, names_of, colors_of, rows=rows, hover_texts=hover, highlight=chosen,
-                values=values, categories=cats, value_title=title,
-            )
             if chosen is not None:
                 st.caption(f"Highlighted: cluster {md(names_of[chosen])} ({sizes_of[chosen]:,} documents)")
+            fig = cached.map_figure(root, run_id, chosen, sources[by], limit, tcmap.hover_text_max_points(),
+                                    names_of, colors_of)
             event = st.plotly_chart(
                 fig.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
                 key="explore_map", width="stretch", theme=None,
                 config={"displaylogo": False, "scrollZoom": True},
             )
             st.caption(f"{fig.points:,} points drawn.")
+        with col_legend:
+            legend(frame, "explore_legend")
         picked = tcmap.selected_rows(event, fig)
         st.session_state[state.SELECTION] = (run_id, picked)
         if picked.size:
@@ -183,8 +153,11 @@ with tab_map, guard("map"):
             st.caption("Nothing selected.")
 
 # -- clusters --------------------------------------------------------------------
-dist_own = cached.run_array(root, run_id, "distances.npy")
-with tab_clusters, guard("clusters"):
+
+
+def clusters_tab() -> None:
+    """The cluster table and each cluster's nearest and farthest examples."""
+    dist_own = cached.run_array(root, run_id, "distances.npy")
     table = pd.DataFrame(
         {
             "cluster": ids.astype(int),
@@ -235,7 +208,8 @@ with tab_clusters, guard("clusters"):
         examples(far, "explore_far")
 
 # -- centre distances --------------------------------------------------------------
-with tab_dist, guard("centre distances"):
+def distances_tab() -> None:
+    """The centre-to-centre heatmap, ordered by a linkage of the centres."""
     if pair is None or pair.size == 0:
         st.info("This run has no cluster centres (nothing to compare).")
     else:
@@ -251,7 +225,8 @@ with tab_dist, guard("centre distances"):
         )
 
 # -- search ----------------------------------------------------------------------
-with tab_search, guard("search"):
+def search_tab() -> None:
+    """A literal text search over the corpus."""
     q = st.text_input("Search the texts", key="explore_search", placeholder="a word or phrase")
     if q.strip():
         all_texts = texts()
@@ -274,3 +249,10 @@ with tab_search, guard("search"):
         )
         if hits.total > show.size:
             st.caption(f"Showing the first {show.size:,}.")
+
+
+for tab, body, what in zip(TABS, (map_tab, clusters_tab, distances_tab, search_tab),
+                           ("map", "clusters", "centre distances", "search"), strict=True):
+    if tab.open:
+        with tab, guard(what):
+            body()

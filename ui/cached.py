@@ -18,6 +18,8 @@ from textcluster.store import Manifest, Workspace
 
 #: Above this many points the scatter draws a stratified subset per cluster.
 MAX_SCATTER_POINTS = 50_000
+#: A metadata column colours the map as categories when it has at most this many values.
+MAX_CATEGORIES = 40
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -134,3 +136,55 @@ def hover_texts(root: str, corpus_id: str, chars: int) -> list[str]:
         t = "" if t is None else str(t)
         out.append(html_escape(t if len(t) <= chars else t[: chars - 1] + "…"))
     return out
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def colour_values(root: str, run_id: str, source: str) -> tuple[np.ndarray, list[str] | None, str]:
+    """Per-row values the map is coloured by: (values, categories or None, title).
+
+    ``source``: ``score:<file>`` (a per-row ``.npy`` of the run: a continuous scale) or
+    ``column:<name>`` (a corpus column: categories when it has at most
+    :data:`MAX_CATEGORIES` values, the most frequent ones then "other"; else numbers)."""
+    if source.startswith("score:"):
+        name = source[len("score:"):]
+        return run_array(root, run_id, name).astype(np.float32), None, name.removesuffix(".npy").replace("_", " ")
+    col = source[len("column:"):]
+    series = docs(root, corpus_of(root, run_id), ("doc_id", col))[col]
+    if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_CATEGORIES:
+        return series.to_numpy(np.float32), None, col
+    codes, cats = pd.factorize(series.astype(str).fillna("–"), sort=True)
+    cats = [str(c) for c in cats]
+    if len(cats) > MAX_CATEGORIES:  # the most frequent ones, the rest as "other"
+        top = pd.Series(codes).value_counts().index[: MAX_CATEGORIES - 1].to_numpy()
+        remap = np.full(len(cats), MAX_CATEGORIES - 1)
+        remap[top] = np.arange(top.size)
+        cats = [cats[i] for i in top] + ["other"]
+        codes = remap[codes]
+    return codes.astype(np.float32), cats, col
+
+
+@st.cache_data(show_spinner=False, max_entries=6)
+def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit: int, hover_max: int,
+               names: dict[int, str], colors: dict[int, str]):
+    """The Explore map of a run (:func:`ui.map.build_map`), built once per (run, highlighted
+    cluster, colour source, limits): a rerun or a second visit sends it without rebuilding.
+
+    ``source``: ``cluster`` or a :func:`colour_values` source. Above ``limit`` points, a
+    stratified subset of ``limit``; hover texts up to ``hover_max`` drawn points."""
+    from ui import map as tcmap
+
+    labels = run_array(root, run_id, "labels.npy")
+    coords = run_array(root, run_id, "coords2d.npy")
+    n = int(labels.shape[0])
+    rows = scatter_rows(root, run_id, limit) if n > limit else None
+    drawn = n if rows is None else int(rows.size)
+    hover = None
+    if drawn <= hover_max:
+        hover = hover_texts(root, corpus_of(root, run_id), tcmap.HOVER_CHARS)
+        if rows is not None:
+            hover = [hover[i] for i in rows.tolist()]
+    values, cats, title = (None, None, "") if source == "cluster" else colour_values(root, run_id, source)
+    if values is not None and rows is not None:
+        values = values[rows]
+    return tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
+                           values=values, categories=cats, value_title=title)

@@ -36,9 +36,29 @@ def filter_legend(frame: pd.DataFrame, query: str) -> pd.DataFrame:
     return frame[hay.str.contains(q, regex=False)].reset_index(drop=True)
 
 
+def _table_key(key: str, query: str) -> str:
+    # a new search is a new table, which starts with nothing chosen
+    return f"{key}_table_{zlib.crc32(query.strip().lower().encode()):08x}"
+
+
+def chosen_cluster(frame: pd.DataFrame, key: str) -> int | None:
+    """The cluster chosen in the legend ``key`` as the session holds it, before the legend is
+    drawn (so the map can be sent to the browser first); None when none is chosen."""
+    query = str(st.session_state.get(f"{key}_search") or "")
+    state = st.session_state.get(_table_key(key, query)) or {}
+    return _picked(filter_legend(frame, query), state)
+
+
+def _picked(shown: pd.DataFrame, event) -> int | None:
+    rows = ((event or {}).get("selection") or {}).get("rows") or []
+    if rows and 0 <= rows[0] < len(shown):
+        return int(shown["cluster"].iloc[rows[0]])
+    return None
+
+
 def legend(frame: pd.DataFrame, key: str) -> int | None:
     """Draw the legend (search box + table with single-row selection); returns the chosen
-    cluster id, or None when none is chosen. Widget keys: ``{key}_search``, ``{key}_table``."""
+    cluster id, or None when none is chosen. Widget keys: ``{key}_search``, ``{key}_table_*``."""
     query = st.text_input("Find a cluster", key=f"{key}_search", placeholder="id, name or keyword")
     shown = filter_legend(frame, query)
     st.caption(f"{len(shown):,} of {len(frame):,} clusters · choose one to highlight it")
@@ -47,7 +67,7 @@ def legend(frame: pd.DataFrame, key: str) -> int | None:
         hide_index=True,
         width="stretch",
         height=520,
-        key=f"{key}_table_{zlib.crc32(query.strip().lower().encode()):08x}",  # a new search starts unselected
+        key=_table_key(key, query),
         on_select="rerun",
         selection_mode="single-row",
         column_config={
@@ -56,7 +76,4 @@ def legend(frame: pd.DataFrame, key: str) -> int | None:
             "size": st.column_config.NumberColumn(format="localized", width="small"),
         },
     )
-    picked = (event or {}).get("selection", {}).get("rows") or []
-    if picked and picked[0] < len(shown):
-        return int(shown["cluster"].iloc[picked[0]])
-    return None
+    return _picked(shown, event)

@@ -20,19 +20,28 @@ def test_scatter_clusters_examples_heatmap_and_search(app_ws, app_run):
     assert sorted(spec["data"][-1]["text"]) == sorted(v for k, v in _names(at).items())
     assert len({t["marker"]["color"] for t in points}) == 3
     assert {"points", "box", "lasso"} == {m for m in _modes(charts[0].proto)}
-    # The legend (first table), then the cluster table: three clusters of 20.
+    # The legend (first table): three clusters of 20.
     assert sorted(at.dataframe[0].value["size"]) == [20, 20, 20]
-    table = at.dataframe[1].value
+    # Only the open tab runs: the cluster table once its tab is chosen.
+    at.session_state["explore_tab"] = "Clusters"
+    at.run()
+    assert_clean(at)
+    assert not at.get("plotly_chart")
+    table = at.dataframe[0].value
     assert sorted(table["size"]) == [20, 20, 20] and table["keywords"].str.len().min() > 0
     # Nearest and farthest examples; how many is adjustable.
     at.slider(key="explore_examples").set_value(3).run()
-    near, far = at.dataframe[2].value, at.dataframe[3].value
+    near, far = at.dataframe[1].value, at.dataframe[2].value
     assert len(near) == 3 and len(far) == 3
     assert near["distance"].is_monotonic_increasing and far["distance"].is_monotonic_decreasing
     # Centre-to-centre heatmap: 3 x 3 cells, cluster names on both axes.
-    heat = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
+    at.session_state["explore_tab"] = "Centre distances"
+    at.run()
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert heat["type"] == "heatmap" and len(heat["x"]) == 3 and heat["x"] == heat["y"]
     # Search.
+    at.session_state["explore_tab"] = "Search"
+    at.run()
     at.text_input(key="explore_search").set_value("FOOTBALL").run()
     assert_clean(at)
     hits = at.dataframe[-1].value
@@ -56,6 +65,8 @@ def _modes(proto):
 
 def test_search_ranks_by_occurrences_then_doc_id(app_ws, app_run):
     at = open_page("pages/explore.py")
+    at.session_state["explore_tab"] = "Search"
+    at.run()
     at.text_input(key="explore_search").set_value(" Football ").run()
     assert_clean(at)
     hits = at.dataframe[-1].value
