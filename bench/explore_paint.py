@@ -33,16 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the synthetic run the browser tests use
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
-
-WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "sa", "tu", "vi", "zo")
-         for b in ("bar", "cen", "dor", "fin", "gul", "hap", "jet", "kor", "lum", "mex", "nop", "qua")]
 
 #: Injected before the page's own scripts: records when the map (the first Plotly chart with
 #: WebGL traces) has fired plotly_afterplot with its traces laid out, and how many points it holds.
@@ -69,58 +65,18 @@ window.__tcPaint = null;
 
 
 def build(ws_root: Path, rows: int, k: int, seed: int = 0) -> str:
-    """A corpus + embedding + run (+ description) of ``rows`` docs in ``k`` clusters; the run id.
-
-    Written once: a second call with the same folder returns the run id stored there."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """The synthetic run of ``rows`` docs in ``k`` clusters (tests/e2e/pagedriver.py
+    ``synthetic_run``, with its description), written once per folder; its run id."""
+    from pagedriver import synthetic_run
 
     from textcluster.describe import clusters as describe
-    from textcluster.store import CorpusManifest, EmbeddingManifest, RunManifest, Workspace, make_id
+    from textcluster.store import Workspace
 
     ids_file = ws_root / "bench_run_id.txt"
     if ids_file.is_file():
         return ids_file.read_text().strip()
     ws = Workspace(ws_root)
-    rng = np.random.default_rng(seed)
-    w = 1.0 / np.arange(1, k + 1) ** 0.7
-    labels = rng.choice(k, size=rows, p=w / w.sum()).astype(np.int32)
-    dim = 16
-    centers = rng.normal(size=(k, dim)).astype(np.float32) * 4
-    centers2d = rng.uniform(-60, 60, size=(k, 2)).astype(np.float32)
-    coords = (centers2d[labels] + rng.normal(size=(rows, 2)) * 2.5).astype(np.float32)
-    vocab = np.array(WORDS)
-    picks = (labels[:, None] * 7 + rng.integers(0, 9, size=(rows, 6))) % len(vocab)
-    texts = [" ".join(vocab[p]) + f" note {i}" for i, p in enumerate(picks)]
-    cid = make_id("corpus", f"bench-paint-{rows}-{k}-{seed}", {})
-    ws.write(cid, CorpusManifest(sha256=f"bench-paint-{rows}", source=f"synthetic-{rows}.csv", kept=rows,
-                                 n_docs=rows, format="csv"),
-             lambda d: pq.write_table(pa.table({
-                 "doc_id": np.arange(rows, dtype=np.int64), "row": np.arange(1, rows + 1, dtype=np.int64),
-                 "text": texts, "group": [f"g{i % 5}" for i in range(rows)]}), d / "docs.parquet"))
-    eid = make_id("embedding", cid, {"dim": dim})
-    emb = (centers[labels] + rng.normal(size=(rows, dim)).astype(np.float32)).astype(np.float32)
-    ws.write(eid, EmbeddingManifest(corpus_id=cid, encoder="bench", model_fingerprint="bench", n=rows, dim=dim),
-             lambda d: np.save(d / "embeddings.npy", emb))
-    rid = make_id("run", eid, {"k": k})
-    own = np.linalg.norm(emb - centers[labels], axis=1).astype(np.float32)
-    pair = np.linalg.norm(centers[:, None] - centers[None], axis=2).astype(np.float32)
-
-    def w_run(d: Path) -> None:
-        np.save(d / "labels.npy", labels)
-        np.save(d / "centers.npy", centers)
-        np.save(d / "distances.npy", own)
-        np.save(d / "center_pairwise_distance.npy", pair)
-        np.save(d / "coords2d.npy", coords)
-        ids, counts = np.unique(labels, return_counts=True)
-        first = np.full(k, -1, np.int64)
-        first[labels[::-1]] = np.arange(rows)[::-1]
-        pq.write_table(pa.table({"cluster": ids.astype(np.int32), "size": counts.astype(np.int64),
-                                 "share": counts / rows, "medoid_doc_id": first[ids]}), d / "clusters.parquet")
-
-    ws.write(rid, RunManifest(corpus_id=cid, embedding_id=eid, n=rows, dim=dim, k=k, noise=0.0,
-                              reducer={"method": "none"}, clusterer={"method": "kmeans", "k": k, "seed": seed},
-                              seed=seed), w_run)
+    rid = synthetic_run(ws, rows, k, seed=seed)
     describe.describe(ws, rid)  # as the pipeline does after clustering
     ids_file.write_text(rid)
     return rid

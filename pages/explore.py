@@ -99,6 +99,12 @@ def colour_sources() -> dict[str, str]:
 def selection_table(rows: np.ndarray) -> None:
     """The selected rows (doc id, cluster, text) below the map, and their count."""
     st.markdown(f"**{rows.size:,} documents selected**")
+    ids_in, n_in = np.unique(labels[rows], return_counts=True)
+    top = ids_in[np.argsort(-n_in, kind="stable")][:5]
+    st.caption(
+        f"From {ids_in.size:,} cluster{'s' if ids_in.size != 1 else ''}: "
+        + ", ".join(md(names_of[int(c)]) for c in top) + (", …" if ids_in.size > 5 else "")
+    )
     head = rows[:SELECTION_TABLE_ROWS]
     st.dataframe(
         pd.DataFrame({"doc_id": head, "cluster": names_for(head), "text": texts()[head]}),

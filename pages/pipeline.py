@@ -11,7 +11,15 @@ from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, Reducer
 from textcluster.embed.encoders.registry import available_encoders, check_encoder_source
 from textcluster.errors import EncoderError
 from ui import cached, plan, state
-from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
+from ui.widgets import (
+    guard,
+    is_finished,
+    job_progress,
+    method_params,
+    pick_corpus,
+    recent_jobs,
+    training_curves,
+)
 
 REDUCER_HELP = {
     "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
@@ -224,12 +232,5 @@ if run_id and ws.exists(run_id):
             training_curves(history)
 
 with st.expander("Recent jobs"):
-    rows = [
-        {
-            "job": s["id"], "status": s["status"], "what": s.get("label", ""),
-            "elapsed": round(s.get("elapsed_s") or 0.0, 1), "device": s.get("device"),
-            "run": s["result"].get("run_id"), "error": s.get("error"),
-        }
-        for s in mgr.list("pipeline", limit=20)
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pipe_jobs")
+    st.dataframe(pd.DataFrame(recent_jobs(ws, mgr.list("pipeline", limit=20))), hide_index=True,
+                 width="stretch", key="pipe_jobs")

@@ -33,6 +33,9 @@ MAX_MAP_POINTS = 2_000_000
 HOVER_TEXT_MAX_POINTS = 20_000
 #: A hover text is trimmed to this many characters.
 HOVER_CHARS = 80
+#: Names are drawn at the centres of at most this many clusters (the largest, and the
+#: highlighted one): more would cover the map.
+MAX_NAMES = 40
 NOISE_COLOR = "#c8c8c8"
 GREY = "#dcdcdc"
 
@@ -199,7 +202,8 @@ def build_map(
     short_names: dict[int, str] | None = None,
     height: int = 620,
 ) -> MapFigure:
-    """One ``Scattergl`` trace per cluster, and the clusters' names at their centres.
+    """One ``Scattergl`` trace per cluster, and the names of the :data:`MAX_NAMES` largest
+    clusters (and of the highlighted one) at their centres.
 
     ``coords`` ``(n, 2)``, ``labels`` ``(n,)`` (-1 = noise). ``rows``: the rows to draw (all
     when None). ``names``/``colors``: per cluster id. ``hover_texts``: one trimmed text per row
@@ -256,19 +260,22 @@ def build_map(
                 hovertemplate=hover + "<extra></extra>", **kw,
             )
         )
-    named = [c for c in drawn if c >= 0]
-    if named and len(named) <= 1000:
+    sizes = {c: int(ends[j] - starts[j]) for j, c in enumerate(int(p) for p in present)}
+    named = sorted((c for c in drawn if c >= 0), key=lambda c: (-sizes[c], c))[:MAX_NAMES]
+    if highlight is not None and highlight >= 0 and highlight in sizes:
+        named = [c for c in named if c != highlight][: MAX_NAMES - 1] + [highlight]
+    if named:
         centres = cluster_centres_2d(coords[rows], sub, named)
         traces.append(
             go.Scatter(
                 x=centres[:, 0], y=centres[:, 1], mode="text", text=[html_escape(short.get(c, str(c))) for c in named],
-                textfont={"size": 11 if len(named) <= 60 else 9, "color": "#1a1a1a"},
+                textfont={"size": 11, "color": "#1a1a1a"},
                 hoverinfo="skip", showlegend=False, name="cluster names",
             )
         )
     fig = go.Figure(traces)
     fig.update_layout(
-        height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="select",
+        height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
         xaxis={"visible": False}, yaxis={"visible": False}, uirevision="map",
         plot_bgcolor="white", hovermode="closest",
     )

@@ -38,7 +38,7 @@ def test_upload_preview_ingest_and_report(app_ws, topic_csv):
     assert snap["status"] == "done", snap["error"]
     at.run()
     assert_clean(at)
-    [m] = app_ws.list("corpus")
+    [m] = [c for c in app_ws.list("corpus") if c.source == "topics.csv"]  # (and the demo)
     assert snap["result"]["corpus_id"] == m.id
     report = corpus.load_report(app_ws, m.id)
     assert report.kept == 60 and report.rejected == 1
@@ -67,6 +67,16 @@ def test_demo_corpus_shows_its_credit_and_preview(app_ws):
     assert at.multiselect(key="data_text_demo").value == ["text"]
     assert at.selectbox(key="data_label_demo").value == "label"
     assert len(at.dataframe[0].value) == 20
+    # ... and ingests it at once: the report follows without pressing Ingest (README, line 4).
+    snap = jobs.get_manager(app_ws).latest("ingest").wait(120)
+    assert snap["status"] == "done", snap["error"]
+    at.run()
+    assert_clean(at)
+    assert {x.label: x.value for x in at.metric}["Kept"] == "10,003"
+    assert any("Ingest report" in h.value for h in at.subheader)
+    # Only a workspace where nothing was ever ingested does that: a new session does not again.
+    open_page()
+    assert len(jobs.get_manager(app_ws).list("ingest")) == 1
 
 
 def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
@@ -137,3 +147,18 @@ def test_no_text_field_guessed_leaves_the_choice_to_the_user(app_ws):
     assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == []
     assert at.button(key="data_ingest").disabled
     assert any("pick the text field" in i.value for i in at.info)
+
+
+def test_the_upload_and_its_fields_are_kept_across_pages_and_a_reload(app_ws, topic_csv):
+    at = upload(open_page(), "topics.csv", topic_csv.read_bytes())
+    sha = next((app_ws.root / "uploads").glob("*/topics.csv")).parent.name[:12]
+    at.selectbox(key="data_label_" + sha).set_value("label").run()
+    for again in (at.switch_page("pages/pipeline.py").run().switch_page("pages/data.py").run(), open_page()):
+        assert_clean(again)  # the second: a new session, as after a reload of the tab
+        assert again.radio(key="data_source").value == "Upload a file"
+        assert any("Working on topics" in i.value for i in again.info)
+        assert again.selectbox(key="data_label_" + sha).value == "label"
+        assert len(again.dataframe[0].value) == 20  # the preview of that file
+        # not ingested yet: no report of another corpus under it
+        assert not any("Ingest report" in h.value for h in again.subheader)
+        assert any("not ingested yet" in c.value for c in again.caption)
