@@ -166,8 +166,9 @@ def colour_values(root: str, run_id: str, source: str) -> tuple[np.ndarray, list
 @st.cache_data(show_spinner=False, max_entries=6)
 def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit: int, hover_max: int,
                names: dict[int, str], colors: dict[int, str]):
-    """The Explore map of a run (:func:`ui.map.build_map`), built once per (run, highlighted
-    cluster, colour source, limits): a rerun or a second visit sends it without rebuilding.
+    """The Explore map of a run (:func:`ui.map.build_map`, its figure as a dict), built once per
+    (run, highlighted cluster, colour source, limits): a rerun or a second visit sends it
+    without rebuilding.
 
     ``source``: ``cluster`` or a :func:`colour_values` source. Above ``limit`` points, a
     stratified subset of ``limit``; hover texts up to ``hover_max`` drawn points."""
@@ -186,5 +187,9 @@ def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit
     values, cats, title = (None, None, "") if source == "cluster" else colour_values(root, run_id, source)
     if values is not None and rows is not None:
         values = values[rows]
-    return tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
-                           values=values, categories=cats, value_title=title)
+    out = tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
+                          values=values, categories=cats, value_title=title)
+    # A plain dict, not the go.Figure: an unpickled Figure (what a cache hit returns) made
+    # st.plotly_chart drop the browser's selections (measured: the box came back empty).
+    out.figure = out.figure.to_dict()
+    return out
