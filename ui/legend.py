@@ -28,11 +28,14 @@ def legend_table(clusters: list[int], names: dict[int, str], sizes: dict[int, in
 
 
 def filter_legend(frame: pd.DataFrame, query: str) -> pd.DataFrame:
-    """Rows whose cluster id, name or keywords contain ``query`` (case-insensitive; all when blank)."""
+    """Rows whose name or keywords contain ``query`` (case-insensitive; all when blank); a
+    number finds the cluster of that id."""
     q = query.strip().lower()
     if not q:
         return frame
-    hay = frame["cluster"].astype(str) + " " + frame["name"].str.lower() + " " + frame["keywords"].str.lower()
+    if q.lstrip("-").isdigit():
+        return frame[frame["cluster"] == int(q)].reset_index(drop=True)
+    hay = frame["name"].str.lower() + " " + frame["keywords"].str.lower()
     return frame[hay.str.contains(q, regex=False)].reset_index(drop=True)
 
 

@@ -102,3 +102,16 @@ def test_user_text_is_escaped_in_hover_and_names():
     fig = tcmap.build_map(coords, labels, {0: "<img src=x>", 1: "a&b"}, {})
     assert "&lt;img src=x&gt;" in fig.figure.data[0].hovertemplate
     assert "a&amp;b" in fig.figure.data[-1].text
+
+
+def test_the_legend_search_finds_by_id_name_or_keyword():
+    from ui.legend import filter_legend, legend_table
+
+    frame = legend_table([0, 1, 42, 142], {0: "0 · refunds", 1: "1 · cards", 42: "42 · Travel", 142: "142 · fees"},
+                         {0: 5, 1: 9, 42: 3, 142: 7}, {0: ["money"], 1: ["visa"], 42: ["trip"], 142: ["charge"]},
+                         {})
+    assert frame["cluster"].tolist() == [1, 142, 0, 42]  # largest first
+    assert filter_legend(frame, "42")["cluster"].tolist() == [42]  # an id, not 142
+    assert filter_legend(frame, " travel ")["cluster"].tolist() == [42]
+    assert filter_legend(frame, "VISA")["cluster"].tolist() == [1]
+    assert len(filter_legend(frame, "")) == 4 and filter_legend(frame, "nothing").empty
