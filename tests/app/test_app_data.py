@@ -149,16 +149,31 @@ def test_no_text_field_guessed_leaves_the_choice_to_the_user(app_ws):
     assert any("pick the text field" in i.value for i in at.info)
 
 
-def test_the_upload_and_its_fields_are_kept_across_pages_and_a_reload(app_ws, topic_csv):
-    at = upload(open_page(), "topics.csv", topic_csv.read_bytes())
-    sha = next((app_ws.root / "uploads").glob("*/topics.csv")).parent.name[:12]
-    at.selectbox(key="data_label_" + sha).set_value("label").run()
-    for again in (at.switch_page("pages/pipeline.py").run().switch_page("pages/data.py").run(), open_page()):
-        assert_clean(again)  # the second: a new session, as after a reload of the tab
-        assert again.radio(key="data_source").value == "Upload a file"
-        assert any("Working on topics" in i.value for i in again.info)
-        assert again.selectbox(key="data_label_" + sha).value == "label"
-        assert len(again.dataframe[0].value) == 20  # the preview of that file
-        # not ingested yet: no report of another corpus under it
-        assert not any("Ingest report" in h.value for h in again.subheader)
-        assert any("not ingested yet" in c.value for c in again.caption)
+def test_a_new_session_goes_on_with_the_upload_kept_in_the_workspace(app_ws, app_corpus, topic_csv):
+    """After a reload the uploader is empty: the page works on the file kept in the workspace,
+    with the fields chosen for it, and shows no other corpus's report under it. (Moving between
+    pages in one session is a browser test: tests/e2e/test_explore_map.py.)"""
+    import json
+
+    from textcluster.ingest.uploads import save_upload
+    from ui.state import STATE_FILE
+
+    data = topic_csv.read_bytes() + b"extra,a new row of text,x\n"  # not the ingested bytes
+    path = save_upload(app_ws, "topics.csv", data)
+    sha = path.parent.name[:12]
+    (app_ws.root / STATE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (app_ws.root / STATE_FILE).write_text(json.dumps({
+        "corpus": app_corpus, "run": None,
+        "upload": {"path": str(path.relative_to(app_ws.root)), "name": "topics.csv", "size": len(data)},
+        "widgets": {"data_source": "Upload a file", f"data_label_{sha}": "label"},
+    }))
+    at = open_page()
+    assert_clean(at)
+    assert at.radio(key="data_source").value == "Upload a file"
+    assert any("Working on topics" in i.value for i in at.info)
+    assert at.selectbox(key="data_label_" + sha).value == "label"
+    assert len(at.dataframe[0].value) == 20  # the preview of that file
+    assert not any("Ingest report" in h.value for h in at.subheader)  # not the other corpus's
+    assert any("not ingested yet" in c.value for c in at.caption)
+    at.button(key="data_forget_upload").click().run()
+    assert not any("Working on" in i.value for i in at.info)
