@@ -115,3 +115,15 @@ def test_the_legend_search_finds_by_id_name_or_keyword():
     assert filter_legend(frame, " travel ")["cluster"].tolist() == [42]
     assert filter_legend(frame, "VISA")["cluster"].tolist() == [1]
     assert len(filter_legend(frame, "")) == 4 and filter_legend(frame, "nothing").empty
+
+
+def test_noise_is_grey_and_unnamed_and_a_palette_without_distances_still_differs():
+    coords, labels, _, _ = _blobs(3)
+    labels = labels.copy()
+    labels[::7] = -1
+    colors = {-1: tcmap.NOISE_COLOR, **dict(enumerate(tcmap.cluster_palette(None, 3)))}
+    fig = tcmap.build_map(coords, labels, {-1: "-1 · noise", 0: "0 · a", 1: "1 · b", 2: "2 · c"}, colors)
+    noise = [t for t, r in zip(fig.figure.data, fig.rows, strict=False) if (labels[r] == -1).all()]
+    assert len(noise) == 1 and noise[0].marker.color == tcmap.NOISE_COLOR
+    assert "-1 · noise" not in fig.figure.data[-1].text
+    assert len(set(tcmap.cluster_palette(None, 700))) == 648  # the candidate grid, then repeats
