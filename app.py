@@ -65,6 +65,13 @@ PAGES = [
 
 page = st.navigation(PAGES)
 
+# The user's place: taken from the workspace once per session (a reloaded tab), kept across
+# pages, and written back when it changed (ui/state.py).
+with guard("restoring your place"):
+    state.restore()
+    state.keep_widgets()
+    state.remember()
+
 with st.sidebar, guard("workspace"):
     ws = state.workspace()
     st.caption(f"Workspace: {md(display_path(ws.root))}", help=f"Full path: {md(ws.root.resolve())}")
@@ -79,3 +86,4 @@ with st.sidebar, guard("workspace"):
 
 with guard():
     page.run()
+    state.remember()  # what the page itself chose (a new corpus or run) without waiting for a rerun

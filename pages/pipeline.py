@@ -15,7 +15,15 @@ from textcluster.errors import EncoderError
 from ui import cached, plan, state
 from ui.engine import engine_picker
 from ui.granularity import auto_k_chart, noise_panel
-from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
+from ui.widgets import (
+    guard,
+    is_finished,
+    job_progress,
+    method_params,
+    pick_corpus,
+    recent_jobs,
+    training_curves,
+)
 
 REDUCER_HELP = {
     "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
@@ -252,12 +260,5 @@ if run_id and ws.exists(run_id):
             training_curves(history)
 
 with st.expander("Recent jobs"):
-    rows = [
-        {
-            "job": s["id"], "status": s["status"], "what": s.get("label", ""),
-            "elapsed": round(s.get("elapsed_s") or 0.0, 1), "device": s.get("device"),
-            "run": s["result"].get("run_id"), "error": s.get("error"),
-        }
-        for s in mgr.list("pipeline", limit=20)
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pipe_jobs")
+    st.dataframe(pd.DataFrame(recent_jobs(ws, mgr.list("pipeline", limit=20))), hide_index=True,
+                 width="stretch", key="pipe_jobs")
