@@ -45,8 +45,9 @@ UPLOAD = "tc_upload"
 KEPT_KEYS = (
     "data_source",
     "pipe_recipe", "pipe_encoder", "pipe_encoder_model", "pipe_device", "pipe_reducer",
-    "pipe_reducer_dims", "pipe_reducer_runs", "pipe_projection", "pipe_clusterer", "pipe_k",
+    "pipe_reducer_dims", "pipe_reducer_runs", "pipe_projection", "pipe_clusterer", "pipe_k_auto", "pipe_k",
     "pipe_mcs", "pipe_eps", "pipe_min_samples", "pipe_noise", "pipe_fit_size", "pipe_seed",
+    "pipe_outliers", "pipe_stability", "pipe_engine",
     "explore_color_by", "explore_examples", "explore_legend_search",
 )
 #: Prefixes of kept widget keys (a clusterer's settings; the Data page's field choices per file).

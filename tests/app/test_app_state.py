@@ -13,7 +13,7 @@ from ui.widgets import corpus_choice, recent_jobs, run_choice, when
 
 def test_a_new_session_takes_the_knobs_and_corpus_saved_in_the_workspace(app_ws, app_corpus, topic_csv):
     saved = {"corpus": app_corpus, "run": None, "upload": {"path": "../../etc/passwd", "name": "x", "size": 1},
-             "widgets": {"pipe_k": 7, "pipe_encoder": "tfidf", "pipe_launch": True, "not_a_knob": 1}}
+             "widgets": {"pipe_k_auto": False, "pipe_k": 7, "pipe_encoder": "tfidf", "pipe_launch": True, "not_a_knob": 1}}
     (app_ws.root / STATE_FILE).parent.mkdir(parents=True)
     (app_ws.root / STATE_FILE).write_text(json.dumps(saved))
     at = open_page("pages/pipeline.py")  # a new session, as after a reload of the tab
