@@ -53,16 +53,25 @@ def upload_and_ingest(page, data: Path) -> None:
     wait_idle(page)
 
 
+def set_k(page, k: int) -> None:
+    """On the Pipeline page: untick "Choose k automatically" (the default) and enter ``k``."""
+    auto = page.get_by_role("checkbox", name="Choose k automatically")
+    if auto.is_checked():
+        page.get_by_text("Choose k automatically", exact=True).click()
+        wait_idle(page)
+    box = page.get_by_label("Clusters (k)")
+    box.fill(str(k))
+    box.press("Enter")
+    wait_idle(page)
+
+
 def launch_fast_run(page, k: int = 3, timeout_ms: int = 120_000) -> None:
     """On the Pipeline page: tfidf, a PCA map, ``k`` clusters; launch and wait for the run."""
     choose(page, "Encoder", "tfidf")
     wait_idle(page)
     choose(page, "2-D map", "pca")
     wait_idle(page)
-    box = page.get_by_label("Clusters (k)")
-    box.fill(str(k))
-    box.press("Enter")
-    wait_idle(page)
+    set_k(page, k)
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("is ready").wait_for(timeout=timeout_ms)
     wait_idle(page)

@@ -12,7 +12,16 @@ import re
 import numpy as np
 import pytest
 from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
-from pagedriver import choose, data_to_page, goto, synthetic_run, wait_idle, wait_map, write_corpus
+from pagedriver import (
+    choose,
+    data_to_page,
+    goto,
+    set_k,
+    synthetic_run,
+    wait_idle,
+    wait_map,
+    write_corpus,
+)
 
 from textcluster.store import Workspace
 from ui.devserver import app_server
@@ -146,10 +155,7 @@ def test_the_upload_and_the_knobs_survive_other_pages_and_a_reload(app, page, tm
     goto(page, "Pipeline")
     choose(page, "Encoder", "tfidf")
     wait_idle(page)
-    k = page.get_by_label("Clusters (k)")
-    k.fill("7")
-    k.press("Enter")
-    wait_idle(page)
+    set_k(page, 7)
     for leave in ("Explore", "reload"):
         if leave == "reload":
             page.reload()
@@ -158,6 +164,7 @@ def test_the_upload_and_the_knobs_survive_other_pages_and_a_reload(app, page, tm
         else:
             goto(page, leave)
             goto(page, "Pipeline")
+        assert not page.get_by_role("checkbox", name="Choose k automatically").is_checked(), leave
         assert page.get_by_label("Clusters (k)").input_value() == "7", leave
         assert page.get_by_role("combobox", name="Encoder", exact=True).input_value() == "tfidf", leave
         goto(page, "Data")
