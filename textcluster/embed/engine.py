@@ -242,8 +242,12 @@ def _finish(vectors: np.ndarray, cfg: EncoderConfig, encoder: Encoder) -> np.nda
     return vectors
 
 
-def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
-    """Resolve the device, set torch threads on CPU, load the model; returns the device."""
+def _load(encoder: Encoder, cfg: EncoderConfig, ws: Workspace | None = None) -> str:
+    """Resolve the device, set torch threads on CPU, load the model; returns the device.
+
+    Encoders that build their model on first use (``int8:``, ``m2v:``) cache it in ``ws``."""
+    if ws is not None and getattr(encoder, "builds_model", False):
+        encoder.set_workspace(ws)  # type: ignore[attr-defined]
 
     device = "cpu" if encoder.needs_fit else resolve_device(cfg.device)
     if device == "cpu" and not encoder.needs_fit:
@@ -365,7 +369,7 @@ def _compute(
         nonlocal device, fit_seconds
         if device is None:
             meter.update(done, f"loading {cfg.name}")
-            device = _load(encoder, cfg)
+            device = _load(encoder, cfg, ws)
             if encoder.needs_fit:
                 t = time.perf_counter()
                 state_dir = partial / "state"
@@ -499,7 +503,7 @@ def encode_texts(
     texts = list(texts)
     meter = Meter("embed", len(texts), progress)
     meter.update(0, f"loading {cfg.name}")
-    device = _load(encoder, cfg)
+    device = _load(encoder, cfg, ws)
     done = 0
 
     def on_rows(k: int) -> None:
