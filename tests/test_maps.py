@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from textcluster import jobs
-from textcluster.cluster import maps
+from textcluster.cluster import maps, runs
 from textcluster.cluster import reduce as red
-from textcluster.cluster import runs
 from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 from textcluster.errors import JobCancelled
 from textcluster.jobs import JobManager
