@@ -32,7 +32,7 @@ if run_id is None:
 run_m = cached.manifest(root, run_id)
 corpus_id = cached.corpus_of(root, run_id)
 labels = cached.run_array(root, run_id, "labels.npy")
-coords = cached.run_array(root, run_id, "coords2d.npy")
+coords, map_info = cached.run_map(root, run_id)  # the final map once computed, else the provisional one
 dist_own = cached.run_array(root, run_id, "distances.npy")
 docs = cached.docs(root, corpus_id, ("doc_id", "text"))
 texts = docs["text"].to_numpy()
@@ -75,6 +75,9 @@ with tab_map, guard("map"):
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
+        if map_info.get("final") is False:
+            st.caption(":material/hourglass_top: Provisional layout (PCA): the 2-D map is still being computed "
+                       "in the background (its job is on the Pipeline page); rerun to see it when it is done.")
         rows = cached.scatter_rows(root, run_id)
         if rows.size < n:
             st.caption(

@@ -196,3 +196,14 @@ def test_bundled_minilm_int8_matches_float(tmp_path: Path) -> None:
     want = encode_texts(texts, EncoderConfig(name="minilm"), ws=ws)
     cos = (got * want).sum(1)
     assert cos.min() > 0.97 and cos.mean() > 0.985, cos
+
+
+def test_app_falls_back_to_the_float_model_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textcluster.embed.encoders.registry import usable_encoder
+
+    assert usable_encoder("int8:minilm") == ("int8:minilm", None)
+    assert usable_encoder("m2v:minilm") == ("m2v:minilm", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    name, note = usable_encoder("int8:minilm")
+    assert name == "minilm" and "textcluster[fast]" in note and "float model 'minilm'" in note
+    assert usable_encoder("int8:org/model")[0] == "st:org/model"

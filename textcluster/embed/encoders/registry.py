@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from textcluster.embed.encoders.base import Encoder, check_model_source, model_roots
 from textcluster.embed.encoders.distilled import make_m2v
-from textcluster.embed.encoders.onnx import make_int8
+from textcluster.embed.encoders.onnx import make_int8, require_onnx
 from textcluster.embed.encoders.static import make_static
 from textcluster.embed.encoders.tfidf import make_tfidf
 from textcluster.embed.encoders.transformer import (
@@ -105,6 +105,21 @@ def check_encoder_source(name: str) -> str:
         extra.append(bundled_minilm_path())
     check_model_source(model, model_roots(extra))
     return name
+
+
+def usable_encoder(name: str) -> tuple[str, str | None]:
+    """``(name, None)`` when the encoder can run here, else the float encoder of the same model
+    and a note saying why (the app shows it): ``int8:<model>`` without ONNX Runtime falls back
+    to ``minilm`` (for ``int8:minilm``) or ``st:<model>``."""
+    key, model = parse_name(name)
+    if key != "int8":
+        return name, None
+    try:
+        require_onnx()
+    except EncoderError as e:
+        fallback = "minilm" if model == "minilm" else f"st:{model}"
+        return fallback, f"{e} Using the float model {fallback!r} instead."
+    return name, None
 
 
 def get_encoder(cfg: EncoderConfig) -> Encoder:
