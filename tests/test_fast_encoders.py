@@ -170,7 +170,10 @@ def test_m2v_distilled_and_cached(tiny_st: Path, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     cfg = EncoderConfig(name=f"m2v:{tiny_st}")
     enc = get_encoder(cfg)
-    vecs = encode_texts(TEXTS, cfg, ws=ws)
+    reports: list = []
+    vecs = encode_texts(TEXTS, cfg, reports.append, ws=ws)
+    builds = [r for r in reports if r.stage == "build"]
+    assert builds and builds[-1].done == builds[-1].total > 0, "the first-use distillation reports progress"
     folder = next((ws.root / "models").glob("m2v-*"))
     table = np.load(folder / "vectors.npy")
     tok = AutoTokenizer.from_pretrained(str(tiny_st))

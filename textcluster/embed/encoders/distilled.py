@@ -30,6 +30,7 @@ from textcluster.embed.encoders.builds import build_key, built_model, default_bu
 from textcluster.embed.encoders.static import StaticEncoder
 from textcluster.embed.encoders.transformer import bundled_minilm_path
 from textcluster.errors import EncoderError
+from textcluster.progress import Meter, ProgressFn
 
 if TYPE_CHECKING:
     from textcluster.config import EncoderConfig
@@ -43,10 +44,14 @@ _REMOVE = re.compile(r"\[unused\d+\]")
 _BATCH = 1024
 
 
-def distill_static(source: Path, out: Path, pca_dims: int = PCA_DIMS, sif: float = SIF_COEFFICIENT) -> dict[str, Any]:
+def distill_static(
+    source: Path, out: Path, pca_dims: int = PCA_DIMS, sif: float = SIF_COEFFICIENT,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
     """Distil ``source`` into ``out``: ``vectors.npy`` (vocab, dims) float32 and ``tokenizer/``.
 
-    Rows of removed tokens (special tokens, ``[unusedN]``) are zero. Returns the build info.
+    Rows of removed tokens (special tokens, ``[unusedN]``) are zero. ``progress`` gets
+    reports of stage ``build`` counting tokens (ETA from the measured rate). Returns the build info.
     """
     import torch
     import transformers
@@ -64,6 +69,8 @@ def distill_static(source: Path, out: Path, pca_dims: int = PCA_DIMS, sif: float
     eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
     hidden = int(model.config.hidden_size)
     raw = np.zeros((keep.size, hidden), dtype=np.float32)
+    meter = Meter("build", int(keep.size), progress)
+    meter.update(0, f"distilling {keep.size:,} tokens (first use; cached in the workspace)")
     with torch.inference_mode():
         for s in range(0, keep.size, _BATCH):
             ids = torch.from_numpy(keep[s : s + _BATCH]).unsqueeze(1)
@@ -73,6 +80,7 @@ def distill_static(source: Path, out: Path, pca_dims: int = PCA_DIMS, sif: float
             mask = torch.ones_like(input_ids)
             h = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             raw[s : s + ids.shape[0]] = h.mean(1).float().numpy()
+            meter.update(s + ids.shape[0], "distilling the static model (first use)")
     raw = np.nan_to_num(raw)
     dims = min(pca_dims, hidden, keep.size - 1)
     centred = raw - raw.mean(0)
@@ -99,9 +107,11 @@ class DistilledStaticEncoder(StaticEncoder):
         super().__init__(name, model, cfg)
         self.ws_: Workspace | None = None
 
-    def set_workspace(self, ws: Workspace) -> None:
-        """The workspace whose ``models/`` folder caches the distilled model."""
+    def set_workspace(self, ws: Workspace, progress: ProgressFn | None = None) -> None:
+        """The workspace whose ``models/`` folder caches the distilled model; ``progress``
+        follows a first-use distillation."""
         self.ws_ = ws
+        self.progress_ = progress
 
     def _key(self) -> str:
         return build_key("m2v", super().fingerprint(), RECIPE)
@@ -112,7 +122,7 @@ class DistilledStaticEncoder(StaticEncoder):
     def model_dir(self) -> Path:
         """The distilled model's folder (distilled now if absent)."""
         return built_model(self.ws_ or default_build_workspace(), self._key(),
-                           lambda out: distill_static(self.path, out), f"the static model distilled from {self.model!r}")
+                           lambda out: distill_static(self.path, out, progress=getattr(self, "progress_", None)), f"the static model distilled from {self.model!r}")
 
     def load(self, device: str) -> None:
         folder = self.model_dir()

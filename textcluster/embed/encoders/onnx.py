@@ -40,6 +40,7 @@ from textcluster.embed.encoders.transformer import (
     bundled_minilm_path,
 )
 from textcluster.errors import EncoderError
+from textcluster.progress import Progress, ProgressFn
 
 if TYPE_CHECKING:
     from textcluster.config import EncoderConfig
@@ -213,9 +214,11 @@ class OnnxInt8Encoder(_TorchEncoder):
         super().__init__(name, model, cfg)
         self.ws_: Workspace | None = None
 
-    def set_workspace(self, ws: Workspace) -> None:
-        """The workspace whose ``models/`` folder caches the built model."""
+    def set_workspace(self, ws: Workspace, progress: ProgressFn | None = None) -> None:
+        """The workspace whose ``models/`` folder caches the built model; ``progress`` is told
+        when a first-use build starts (one export call: no finer progress)."""
         self.ws_ = ws
+        self.progress_ = progress
 
     def fingerprint(self) -> str:
         # the source model's files and the recipe: known before (and without) building
@@ -226,6 +229,10 @@ class OnnxInt8Encoder(_TorchEncoder):
         require_onnx()
         ws = self.ws_ or default_build_workspace()
         key = build_key("onnx-int8", super().fingerprint(), RECIPE)
+        progress = getattr(self, "progress_", None)
+        if progress is not None and not (ws.root / "models" / key / "build.json").is_file():
+            progress(Progress("build", 0, 1, message="building the int8 ONNX model (first use, about 20-60 s; "
+                                                     "cached in the workspace)"))
         return built_model(ws, key, lambda out: build_onnx_int8(self.path, out),
                            f"the int8 ONNX model of {self.model!r}")
 
