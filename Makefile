@@ -15,7 +15,7 @@ $(PY):
 
 # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU wheel, not GBs of CUDA wheels.
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,fast]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
