@@ -187,10 +187,10 @@ def test_project_is_cancellable_between_chunks(tmp_path, fake, fake_umap):
 def test_real_umap_map_reuses_the_reduced_space(tmp_path, fake):
     ws = Workspace(tmp_path)
     eid = _embedding(ws, fake, 300)
-    reducer = ReducerConfig(method="umap", dims=5)
+    reducer = ReducerConfig(method="umap", dims=3)  # the fake encoder has 4 dimensions
     rid = runs.cluster(ws, eid, reducer, ClustererConfig(k=2), defer_map=True).run_id
     pending = ws.manifest(rid).projection["final"]
-    assert pending["space"] is not None  # the 5-d UMAP space, not the embedding
+    assert pending["space"] is not None  # the 3-d UMAP space, not the embedding
     out = maps.project(ws, rid)
     coords, info = maps.load_map(ws, rid)
     assert info["final"] and coords.shape == (300, 2) and np.isfinite(coords).all() and not out.cached
