@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-dev
+STAMP := $(VENV)/.installed-dev-ray
 
 .PHONY: run test test-fast lint bench venv clean
 
@@ -14,8 +14,9 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU wheel, not GBs of CUDA wheels.
+# The ray extra is installed too: the suite checks the Ray engine against the local one.
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	$(PY) -m pip install --quiet -e '.[dev,ray,fast]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,6 +1,6 @@
 """The textcluster app: `streamlit run app.py` (or `make run`).
 
-Seven pages, each a thin layer over the `textcluster` library. Errors raised by a
+Eight pages, each a thin layer over the `textcluster` library. Errors raised by a
 page are shown as a readable message and the app stays up.
 
 At start (once per server process) UMAP's numba functions are compiled in a background
@@ -55,13 +55,22 @@ PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
     st.Page("pages/pipeline.py", title="Pipeline", icon=":material/play_circle:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/sample.py", title="Sample", icon=":material/filter_alt:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/labels.py", title="Labels", icon=":material/label:"),
     st.Page("pages/workspace.py", title="Workspace", icon=":material/folder_open:"),
 ]
 
 page = st.navigation(PAGES)
+
+# The user's place: taken from the workspace once per session (a reloaded tab), kept across
+# pages, and written back when it changed (ui/state.py).
+with guard("restoring your place"):
+    state.restore()
+    state.keep_widgets()
+    state.remember()
 
 with st.sidebar, guard("workspace"):
     ws = state.workspace()
@@ -77,3 +86,4 @@ with st.sidebar, guard("workspace"):
 
 with guard():
     page.run()
+    state.remember()  # what the page itself chose (a new corpus or run) without waiting for a rerun

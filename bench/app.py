@@ -126,8 +126,7 @@ def part_paint(points: int) -> list[tuple[str, str]]:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 t = time.perf_counter()
                 page.goto(f"{url}/explore")
-                page.locator('[data-testid="stVegaLiteChart"] canvas, '
-                             '[data-testid="stVegaLiteChart"] svg').first.wait_for(timeout=300_000)
+                page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=300_000)
                 rows.append((f"Explore first paint, {visit}", f"{time.perf_counter() - t:.1f} s"))
                 page.close()
             browser.close()

@@ -35,7 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the browser test uses
 
-from pagedriver import goto, launch_fast_run, snap, upload_and_ingest, wait_idle, write_corpus  # noqa: E402
+from pagedriver import (  # noqa: E402
+    goto,
+    launch_fast_run,
+    snap,
+    upload_and_ingest,
+    wait_idle,
+    wait_map,
+    write_corpus,
+)
 
 from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 
@@ -60,7 +68,7 @@ def demo_set(page, out: Path, tmp: Path) -> None:
     wait_idle(page)
     snap(page, out / "demo_pipeline.png")
     goto(page, "Explore")
-    page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+    wait_map(page)
     wait_idle(page)
     snap(page, out / "demo_explore.png")
     page.get_by_role("tab", name="Clusters").click()
@@ -82,17 +90,16 @@ def pages_set(page, out: Path, tmp: Path) -> None:
     snap(page, out / "pipeline.png")
 
     goto(page, "Explore")
-    chart = page.locator('[data-testid="stVegaLiteChart"]').first
-    chart.locator("canvas, svg").first.wait_for()
-    page.get_by_text("No box selected").wait_for()
+    wait_map(page)
+    page.get_by_text("Nothing selected.").wait_for()
     snap(page, out / "explore.png")
-    box = chart.locator("canvas, svg").first.bounding_box()
-    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    box = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.03, box["y"] + box["height"] * 0.06)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
-    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
     page.mouse.up()
-    page.get_by_text("documents in the box").wait_for()
+    page.get_by_text("documents selected").wait_for()
     wait_idle(page)
     snap(page, out / "explore_box.png")
     page.get_by_role("tab", name="Clusters").click()

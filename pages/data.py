@@ -11,6 +11,7 @@ from textcluster.config import CorpusSpec
 from textcluster.ingest import corpus
 from textcluster.ingest.readers import FORMATS, GZIP_EXTENSION, upload_types
 from textcluster.ingest.uploads import save_upload
+from textcluster.store import file_sha256
 from ui import state
 from ui.text import md
 from ui.widgets import guard, is_finished, job_progress
@@ -20,17 +21,40 @@ INGESTED = "data_ingested_job"
 POLL_S = 0.5
 NONE = "(none)"
 
+
+
+def corpus_from_file(ws, path: Path) -> str | None:
+    """The newest corpus ingested from the bytes of ``path`` (any settings), or None."""
+    sha = file_sha(str(path), path.stat().st_mtime_ns)
+    for m in ws.list("corpus"):  # newest first
+        if m.sha256 == sha:
+            return m.id
+    return None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def file_sha(path: str, mtime_ns: int) -> str:
+    """SHA-256 of a file's bytes (what a corpus manifest records), cached by path and time."""
+    return file_sha256(path)
+
+
 st.title("Data")
 ws = state.workspace()
 
-# An empty workspace opens on the demo corpus, so a first visit has something to try.
+# An empty workspace opens on the demo corpus, ingested at once in the background (a first
+# visit has something to cluster); never again once any ingest was submitted in the workspace.
+if not ws.list("corpus") and state.manager().latest("ingest") is None:
+    with guard("demo corpus"):
+        from textcluster.ingest import demo
+
+        st.session_state[INGEST_JOB] = jobs.submit_ingest(ws, Path(demo.demo_corpus_path()), demo.DEMO_SPEC).id
 source = st.radio(
     "Source",
     ["Upload a file", "Demo corpus"],
     index=0 if ws.list("corpus") else 1,
     horizontal=True,
     key="data_source",
-    help="The demo is Banking77: 13,083 customer-support questions in 77 intents.",
+    help="The demo is Banking77: 10,003 customer-support questions to a bank in 77 intents (CSV, gzip).",
 )
 
 path: Path | None = None
@@ -45,7 +69,21 @@ if source == "Upload a file":
         with guard("upload"):
             up.seek(0)
             path = save_upload(ws, up.name, up)
+            state.set_upload(path, up.name, up.size)
             st.caption(f"Saved as {md(path.relative_to(ws.root))} in the workspace ({up.size:,} bytes).")
+    else:  # the uploader is empty after another page or a reload: the file kept in the workspace
+        path = state.current_upload()
+        if path is not None:
+            kept = st.session_state[state.UPLOAD]
+            c1, c2 = st.columns([4, 1])
+            c1.info(
+                f"Working on {md(kept['name'])} ({int(kept['size']):,} bytes), uploaded earlier and kept "
+                "in the workspace. Drop another file above to replace it.",
+                icon=":material/description:",
+            )
+            if c2.button("Forget this file", key="data_forget_upload"):
+                state.forget_upload()
+                st.rerun()
 else:
     with guard("demo corpus"):
         from textcluster.ingest import demo
@@ -141,7 +179,17 @@ if ingest_job is not None:
         st.toast(f"Corpus {cid_done} ready", icon=":material/check_circle:")
 
 # -- the current corpus: its report and rejected rows ----------------------------
+# The report of the corpus made from the file on screen; when that file is not ingested yet
+# (with any settings), no older corpus's report is shown under it.
 cid = state.current_corpus()
+if path is not None:
+    made = corpus_from_file(ws, path)
+    if made is None:
+        cid = None
+        if not (ingest_job is not None and not ingest_job.finished):
+            st.caption(":material/info: This file is not ingested yet: choose its fields and press **Ingest**.")
+    elif cid is None or ws.manifest(cid).sha256 != ws.manifest(made).sha256:
+        cid = made
 if cid is not None:
     with guard("ingest report"):
         st.divider()

@@ -1,25 +1,29 @@
-"""Explore: the 2-D map of a run, its clusters, their examples, distances and a text search."""
+"""Explore: the 2-D map of a run (WebGL, every point), its legend, clusters, examples,
+centre distances and a text search.
+
+The map lives in ui/map.py (figure, palette, ordering), the legend in ui/legend.py; this page
+wires them to the run's files. Rows chosen on the map (box, lasso or click) are listed below it
+and kept in ``st.session_state[state.SELECTION]`` for the selection actions.
+"""
 
 from __future__ import annotations
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from textcluster.describe.search import search_texts
-from ui import cached, state
+from ui import cached, edits, state
+from ui import map as tcmap
+from ui.granularity import granularity_panel
+from ui.legend import chosen_cluster, legend, legend_table
+from ui.text import md
 from ui.widgets import guard, pick_run
 
-#: Vega's tableau20 scheme; noise is drawn in grey.
-TABLEAU20 = [
-    "#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b",
-    "#439894", "#83bcb6", "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2",
-    "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5",
-]
-NOISE_COLOR = "#d0d0d0"
 #: The search table shows at most this many documents.
 SEARCH_LIMIT = 500
+#: The selection table lists at most this many rows (the count is of all selected rows).
+SELECTION_TABLE_ROWS = 1000
 
 st.title("Explore")
 
@@ -33,10 +37,13 @@ run_m = cached.manifest(root, run_id)
 corpus_id = cached.corpus_of(root, run_id)
 labels = cached.run_array(root, run_id, "labels.npy")
 coords, map_info = cached.run_map(root, run_id)  # the final map once computed, else the provisional one
-dist_own = cached.run_array(root, run_id, "distances.npy")
-docs = cached.docs(root, corpus_id, ("doc_id", "text"))
-texts = docs["text"].to_numpy()
 n = int(labels.shape[0])
+
+
+def texts() -> np.ndarray:
+    """The corpus's texts (read when a table or the hover needs them, not before the map)."""
+    return cached.docs(root, corpus_id, ("doc_id", "text"))["text"].to_numpy()
+
 
 desc: dict = {}
 with guard("cluster descriptions"):
@@ -52,11 +59,13 @@ def cluster_name(c: int) -> str:
 
 ids, counts = np.unique(labels, return_counts=True)
 names_of = {int(c): cluster_name(int(c)) for c in ids}
+sizes_of = {int(c): int(s) for c, s in zip(ids, counts, strict=True)}
 
 
 def names_for(rows: np.ndarray) -> list[str]:
     """Cluster names of some rows (one dict lookup each)."""
     return [names_of[c] for c in labels[rows].tolist()]
+
 
 k = int((ids >= 0).sum())
 noise = int(counts[ids == -1].sum()) if (ids == -1).any() else 0
@@ -65,96 +74,101 @@ m1.metric("Documents", f"{n:,}")
 m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
 m4.metric("Method", str(run_m.clusterer.get("method", "–")))
+granularity_panel(ws, run_id)  # hierarchy levels, saving a level, stability flags (ui/granularity.py)
 
-tab_map, tab_clusters, tab_dist, tab_search = st.tabs(
-    ["Map", "Clusters", "Centre distances", "Search"]
-)
+pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
+colors_of = cached.cluster_colors(root, run_id)
+
+# Only the open tab's content runs (on_change="rerun"), so the others do not slow the map.
+TABS = st.tabs(["Map", "Clusters", "Centre distances", "Search"], key="explore_tab", on_change="rerun")
 
 # -- the map -------------------------------------------------------------------
-with tab_map, guard("map"):
+
+
+def colour_sources() -> dict[str, str]:
+    """What the map can be coloured by: label -> source (``cluster``, ``score:<file>``, ``column:<name>``)."""
+    out = {"cluster": "cluster"}
+    if cached.run_has(root, run_id, "outlier_score.npy"):
+        out["outlier score"] = "score:outlier_score.npy"
+    if cached.run_has(root, run_id, "distances.npy"):
+        out["distance to its centre"] = "score:distances.npy"
+    for col in cached.corpus_columns(root, corpus_id):
+        if col not in ("doc_id", "row", "text", "is_duplicate", "source_id"):
+            out[f"column: {col}"] = f"column:{col}"
+    return out
+
+
+def selection_table(rows: np.ndarray) -> None:
+    """The selected rows (doc id, cluster, text) below the map, and their count."""
+    st.markdown(f"**{rows.size:,} documents selected**")
+    ids_in, n_in = np.unique(labels[rows], return_counts=True)
+    top = ids_in[np.argsort(-n_in, kind="stable")][:5]
+    st.caption(
+        f"From {ids_in.size:,} cluster{'s' if ids_in.size != 1 else ''}: "
+        + ", ".join(md(names_of[int(c)]) for c in top) + (", …" if ids_in.size > 5 else "")
+    )
+    head = rows[:SELECTION_TABLE_ROWS]
+    st.dataframe(
+        pd.DataFrame({"doc_id": head, "cluster": names_for(head), "text": texts()[head]}),
+        hide_index=True, width="stretch", key="explore_selection_table",
+    )
+    if rows.size > SELECTION_TABLE_ROWS:
+        st.caption(f"Showing the first {SELECTION_TABLE_ROWS:,}.")
+
+
+def map_tab() -> None:
+    """Colour-by box, the map with its legend, and the selected rows."""
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
         if map_info.get("final") is False:
             st.caption(":material/hourglass_top: Provisional layout (PCA): the 2-D map is still being computed "
                        "in the background (its job is on the Pipeline page); rerun to see it when it is done.")
-        rows = cached.scatter_rows(root, run_id)
-        if rows.size < n:
-            st.caption(
-                f":material/info: {n:,} points: drawing a stratified subset of {rows.size:,} "
-                "(every cluster in proportion to its size, at least one point each). "
-                "A box selection below still filters all points."
+        sources = colour_sources()
+        c_by, c_hint = st.columns([1, 3])
+        by = c_by.selectbox("Colour by", list(sources), key="explore_color_by")
+        c_hint.caption(
+            "Drag to select a box, or pick the lasso in the chart's toolbar; click a point to "
+            "select it; scroll to zoom; double-click to reset. The selected rows are listed below."
+        )
+        col_map, col_legend = st.columns([3, 1])
+        keywords = {c: by_cluster.get(c, {}).get("keywords", []) for c in sizes_of}
+        frame = legend_table(list(sizes_of), names_of, sizes_of, keywords, colors_of)
+        chosen = chosen_cluster(frame, "explore_legend")
+        with col_map:  # the map first: it reaches the browser before the legend
+            limit = tcmap.max_map_points()
+            drawn = min(n, limit)
+            if n > limit:
+                st.caption(
+                    f":material/info: {n:,} points, above the map's limit of {limit:,} "
+                    "(TEXTCLUSTER_MAP_MAX_POINTS): drawing a stratified subset of "
+                    f"{drawn:,} (every cluster in proportion to its size, at least one point each)."
+                )
+            if chosen is not None:
+                st.caption(f"Highlighted: cluster {md(names_of[chosen])} ({sizes_of[chosen]:,} documents)")
+            fig = cached.map_figure(root, run_id, chosen, sources[by], limit, tcmap.hover_text_max_points(),
+                                    names_of, colors_of)
+            event = st.plotly_chart(
+                fig.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                key="explore_map", width="stretch", theme=None,
+                config={"displaylogo": False, "scrollZoom": True},
             )
-        frame = pd.DataFrame(
-            {
-                "x": coords[rows, 0],
-                "y": coords[rows, 1],
-                "cluster": names_for(rows),
-                "doc_id": rows,
-                "text": [t[:200] for t in texts[rows]],
-            }
-        )
-        box = alt.selection_interval(
-            name="box",
-            encodings=["x", "y"],
-            on="[pointerdown[!event.shiftKey], window:pointerup] > window:pointermove!",
-        )
-        zoom = alt.selection_interval(
-            name="zoom",
-            bind="scales",
-            translate="[pointerdown[event.shiftKey], window:pointerup] > window:pointermove!",
-            zoom="wheel!",
-        )
-        many = frame["cluster"].nunique() > 20
-        domain = [names_of[int(c)] for c in ids]
-        palette = [NOISE_COLOR if int(c) == -1 else TABLEAU20[i % len(TABLEAU20)] for i, c in enumerate(ids)]
-        color = alt.Color(
-            "cluster:N",
-            legend=None if many else alt.Legend(title="cluster", symbolLimit=20),
-            scale=alt.Scale(domain=domain, range=palette),
-        )
-        chart = (
-            alt.Chart(frame)
-            .mark_circle(size=14 if rows.size > 5000 else 30, opacity=0.7)
-            .encode(
-                x=alt.X("x:Q", axis=None),
-                y=alt.Y("y:Q", axis=None),
-                color=alt.condition(box, color, alt.value("#c8c8c8")),
-                tooltip=["doc_id:Q", "cluster:N", "text:N"],
-            )
-            .add_params(box, zoom)
-            .properties(height=560)
-        )
-        st.caption(
-            "Drag to select a box (it filters the table below); scroll to zoom; "
-            "shift-drag to pan; double-click to reset."
-        )
-        event = st.altair_chart(
-            chart, on_select="rerun", selection_mode=["box"], key="explore_scatter",
-            width="stretch",
-        )
-        sel = (event or {}).get("selection", {}).get("box") or {}
-        if sel.get("x") and sel.get("y"):
-            (x0, x1), (y0, y1) = sorted(sel["x"]), sorted(sel["y"])
-            inside = np.flatnonzero(
-                (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
-            )
-            st.markdown(f"**{inside.size:,} documents in the box**")
-            table = pd.DataFrame(
-                {
-                    "doc_id": inside[:1000],
-                    "cluster": names_for(inside[:1000]),
-                    "text": texts[inside[:1000]],
-                }
-            )
-            if inside.size > 1000:
-                st.caption("Showing the first 1,000.")
-            st.dataframe(table, hide_index=True, width="stretch", key="explore_box_table")
+            st.caption(f"{fig.points:,} points drawn.")
+        with col_legend:
+            legend(frame, "explore_legend")
+        picked = tcmap.selected_rows(event, fig)
+        st.session_state[state.SELECTION] = (run_id, picked)
+        if picked.size:
+            selection_table(picked)
         else:
-            st.caption("No box selected.")
+            st.caption("Nothing selected.")
 
 # -- clusters --------------------------------------------------------------------
-with tab_clusters, guard("clusters"):
+
+
+def clusters_tab() -> None:
+    """The cluster table and each cluster's nearest and farthest examples."""
+    dist_own = cached.run_array(root, run_id, "distances.npy")
     table = pd.DataFrame(
         {
             "cluster": ids.astype(int),
@@ -181,13 +195,14 @@ with tab_clusters, guard("clusters"):
         d = by_cluster.get(c_sel, {})
         order = np.asarray(d.get("nearest", []) + d.get("farthest", [])[::-1], dtype=np.int64)
     near, far = order[:how_many], order[::-1][:how_many]
+
     def examples(rows: np.ndarray, key: str) -> None:
         st.dataframe(
             pd.DataFrame(
                 {
                     "doc_id": rows,
                     "distance": dist_own[rows] if dist_own is not None else np.nan,
-                    "text": texts[rows],
+                    "text": texts()[rows],
                 }
             ),
             hide_index=True,
@@ -204,40 +219,29 @@ with tab_clusters, guard("clusters"):
         examples(far, "explore_far")
 
 # -- centre distances --------------------------------------------------------------
-with tab_dist, guard("centre distances"):
-    pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
+def distances_tab() -> None:
+    """The centre-to-centre heatmap, ordered by a linkage of the centres."""
     if pair is None or pair.size == 0:
         st.info("This run has no cluster centres (nothing to compare).")
     else:
         kk = pair.shape[0]
-        cl = [int(c) for c in ids if c >= 0][:kk]
-        if len(cl) < kk:
-            cl = list(range(kk))
-        names = [cluster_name(c) for c in cl]
-        ii, jj = np.meshgrid(np.arange(kk), np.arange(kk), indexing="ij")
-        heat = pd.DataFrame(
-            {"a": np.asarray(names)[ii.ravel()], "b": np.asarray(names)[jj.ravel()], "distance": pair.ravel()}
+        st.plotly_chart(
+            tcmap.heatmap(pair, [cluster_name(c) for c in range(kk)], order=cached.center_order(root, run_id)),
+            key="explore_heatmap", width="stretch", theme=None, config={"displaylogo": False},
         )
-        side = min(900, max(300, 14 * kk))
-        st.altair_chart(
-            alt.Chart(heat)
-            .mark_rect()
-            .encode(
-                x=alt.X("a:N", sort=names, title=None, axis=alt.Axis(labels=kk <= 40)),
-                y=alt.Y("b:N", sort=names, title=None, axis=alt.Axis(labels=kk <= 40)),
-                color=alt.Color("distance:Q", scale=alt.Scale(scheme="viridis")),
-                tooltip=["a:N", "b:N", alt.Tooltip("distance:Q", format=".3f")],
-            )
-            .properties(width=side, height=side),
-            key="explore_heatmap",
+        st.caption(
+            "Euclidean distance between cluster centres in the space the clusterer saw, rows and "
+            "columns ordered by an average-linkage tree of the centres (similar clusters side by "
+            "side). Drag a box to zoom in; double-click to zoom out."
         )
-        st.caption("Euclidean distance between cluster centres in the space the clusterer saw.")
 
 # -- search ----------------------------------------------------------------------
-with tab_search, guard("search"):
+def search_tab() -> None:
+    """A literal text search over the corpus."""
     q = st.text_input("Search the texts", key="explore_search", placeholder="a word or phrase")
     if q.strip():
-        hits = search_texts(docs["text"], q, limit=SEARCH_LIMIT)
+        all_texts = texts()
+        hits = search_texts(all_texts, q, limit=SEARCH_LIMIT)
         # The query is not echoed into Markdown (it is the user's text); the box above shows it.
         st.markdown(f"**{hits.total:,} documents contain it** (most occurrences first, then by doc id)")
         show = hits.doc_ids
@@ -247,7 +251,7 @@ with tab_search, guard("search"):
                     "doc_id": show,
                     "occurrences": hits.occurrences,
                     "cluster": names_for(show),
-                    "text": texts[show],
+                    "text": all_texts[show],
                 }
             ),
             hide_index=True,
@@ -256,3 +260,12 @@ with tab_search, guard("search"):
         )
         if hits.total > show.size:
             st.caption(f"Showing the first {show.size:,}.")
+
+
+for tab, body, what in zip(TABS, (map_tab, clusters_tab, distances_tab, search_tab),
+                           ("map", "clusters", "centre distances", "search"), strict=True):
+    if tab.open:
+        with tab, guard(what):
+            body()
+
+edits.panel(run_id)  # Curate: names, merge / split / drop, selection actions, versions (ui/edits.py)

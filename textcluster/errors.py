@@ -55,3 +55,8 @@ class LimitError(QueryError):
 
 class JobCancelled(TextclusterError):
     """A running stage was cancelled by the user between two batches."""
+
+
+class EngineError(TextclusterError):
+    """A distributed engine (Ray) cannot be reached or used, or lost its workers for good
+    (names the address and what to check)."""

@@ -50,6 +50,7 @@ from textcluster import pipeline
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.embed.devices import resolve_device
 from textcluster.embed.encoders.registry import available_encoders, parse_name
+from textcluster.engines import EngineConfig
 from textcluster.errors import CorpusError, IdError, JobCancelled, StoreError, TextclusterError
 from textcluster.ingest import corpus
 from textcluster.progress import Progress, ProgressFn
@@ -641,9 +642,13 @@ def submit_pipeline(
     clusterer: ClustererConfig,
     top_n: int = pipeline.DEFAULT_TOP_N,
     manager: JobManager | None = None,
+    engine: EngineConfig | None = None,
 ) -> Job:
     """Run :func:`textcluster.pipeline.run_corpus` (embed -> cluster -> describe) in the
     background; returns the :class:`Job`.
+
+    ``engine``: where the embed stage runs (default local; a Ray engine is part of the job's
+    config, not of any artifact id: its results are the local engine's).
 
     Stages whose artifacts are already in the workspace finish at once (marked
     ``cached``). The same corpus and configs submitted again return the same job.
@@ -656,20 +661,23 @@ def submit_pipeline(
         ws.manifest(corpus_id)  # raises StoreError naming the known corpora
     mgr = manager or get_manager(ws)
     cfg = pipeline_config(corpus_id, encoder, reducer, clusterer, top_n)
+    remote = engine is not None and not engine.validate().is_local
+    if remote:  # only then: the local jobs keep their ids
+        cfg["engine"] = engine.to_dict()
 
     def work(progress: ProgressFn, cancel: threading.Event, on_stage: StageFn) -> dict[str, Any]:
         pipeline.run_corpus(ws, corpus_id, encoder, reducer, clusterer, describe_top_n=top_n,
-                            progress=progress, cancel=cancel, on_stage=on_stage)
+                            progress=progress, cancel=cancel, on_stage=on_stage, engine_cfg=engine)
         return {}
 
-    label = f"{encoder.name} · {reducer.method} · {clusterer.method}"
+    label = f"{encoder.name} · {reducer.method} · {clusterer.method}" + (" · ray" if remote else "")
     return mgr.submit(
         "pipeline",
         cfg,
         work,
         stages=pipeline.stages(from_file=False, describe=True),
         label=label,
-        device=expected_device(encoder),
+        device="ray" if remote else expected_device(encoder),
     )
 
 

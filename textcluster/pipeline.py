@@ -29,6 +29,7 @@ from textcluster.cluster import maps, runs
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.describe import clusters as describe_stage
 from textcluster.embed import engine
+from textcluster.engines import EngineConfig, ray_engine
 from textcluster.ingest import corpus
 from textcluster.progress import ProgressFn, check_cancel
 from textcluster.store import Workspace, check_id
@@ -106,6 +107,38 @@ def validate(
         runs.validate_run(reducer or ReducerConfig(), clusterer or ClustererConfig())
 
 
+def embed_corpus(
+    ws: Workspace,
+    corpus_id: str,
+    encoder: EncoderConfig | None = None,
+    engine_cfg: EngineConfig | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> engine.EmbedResult:
+    """The embed stage on the chosen engine (default local): the same artifact either way
+    (:func:`textcluster.embed.engine.embed`; on Ray, :func:`textcluster.engines.ray_engine.embed`)."""
+    if engine_cfg is None or engine_cfg.validate().is_local:
+        return engine.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel)
+    return ray_engine.embed(ws, corpus_id, encoder, engine_cfg, progress=progress, cancel=cancel)
+
+
+def assign_texts(
+    ws: Workspace,
+    run_id: str,
+    texts: list[str],
+    engine_cfg: EngineConfig | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> runs.AssignResult:
+    """Label new ``texts`` with a saved run on the chosen engine (default local); the same
+    labels and distances either way (:func:`textcluster.cluster.runs.assign`)."""
+    if engine_cfg is None or engine_cfg.validate().is_local:
+        return runs.assign(ws, run_id, texts, progress=progress, cancel=cancel)
+    if not texts:
+        return runs.assign(ws, run_id, texts)  # the same "no texts" error as the local engine
+    return ray_engine.assign(ws, run_id, texts, engine_cfg, progress=progress, cancel=cancel)
+
+
 def stages(*, from_file: bool, describe: bool, map: bool = True) -> list[str]:
     """The names of the stages a call runs, in order."""
     return [s for s in STAGES if (s != "ingest" or from_file) and (s != "describe" or describe)
@@ -151,6 +184,7 @@ def run_pipeline(
     *,
     describe_top_n: int | None = None,
     on_stage: StageFn | None = None,
+    engine_cfg: EngineConfig | None = None,
     final_map: bool = True,
 ) -> PipelineResult:
     """Ingest ``path`` with ``spec``, embed with ``encoder``, cluster with ``reducer`` +
@@ -158,10 +192,13 @@ def run_pipeline(
     the final 2-D map (``final_map``; else the run keeps its provisional PCA layout).
 
     Every setting is validated before anything runs, so an impossible one fails fast.
+    ``engine_cfg``: where the embed stage runs (default local; see :func:`embed_corpus`).
     """
     validate(spec, encoder, reducer, clusterer)
+    if engine_cfg is not None:
+        engine_cfg.validate()
     return _run(ws, (Path(path), spec), encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage,
-                final_map)
+                engine_cfg, final_map)
 
 
 def run_corpus(
@@ -175,6 +212,7 @@ def run_corpus(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     on_stage: StageFn | None = None,
+    engine_cfg: EngineConfig | None = None,
     final_map: bool = True,
 ) -> PipelineResult:
     """Embed, cluster and describe (unless ``describe_top_n`` is None) an ingested corpus,
@@ -182,10 +220,13 @@ def run_corpus(
 
     This is what the app's pipeline jobs run. Settings are validated first, and an
     unknown corpus is a :class:`~textcluster.errors.StoreError` naming the known ones.
+    ``engine_cfg``: where the embed stage runs (default local; see :func:`embed_corpus`).
     """
     validate(None, encoder, reducer, clusterer)
+    if engine_cfg is not None:
+        engine_cfg.validate()
     ws.manifest(check_id(corpus_id, "corpus"))
-    return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage, final_map)
+    return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage, engine_cfg, final_map)
 
 
 def _run(
@@ -198,6 +239,7 @@ def _run(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
     on_stage: StageFn | None,
+    engine_cfg: EngineConfig | None = None,
     final_map: bool = True,
 ) -> PipelineResult:
     notify: StageFn = on_stage or (lambda name, status, info: None)
@@ -222,7 +264,7 @@ def _run(
         corpus_id = rep.corpus_id
     else:
         corpus_id = source
-    emb = stage("embed", lambda: engine.embed(ws, corpus_id, encoder, progress=progress, cancel=cancel),
+    emb = stage("embed", lambda: embed_corpus(ws, corpus_id, encoder, engine_cfg, progress=progress, cancel=cancel),
                 lambda r: {"embedding_id": r.embedding_id, "device": r.device})
     run = stage("cluster", lambda: runs.cluster(ws, emb.embedding_id, reducer, clusterer, progress=progress,
                                                 cancel=cancel, defer_map=True),

@@ -379,6 +379,12 @@ class RunManifest(Manifest):
     (seconds by step), versions (library versions), notes, backend, peak_rss_bytes, history
     (self-training curves, when any), encoder / encoder_config (copied from the embedding).
     parent_run: the run this one was derived from (None when computed from an embedding).
+    Versions (:mod:`textcluster.cluster.versions`) also record edit (the JSON edit that made
+    them), label_map (parent cluster id -> own id, list of candidate ids, or -1) and names
+    (cluster id as text -> name; any run may carry names).
+    auto_k: the sweep that chose k when ``k="auto"`` (``{method, candidates, scores, chosen,
+    k_range, sample, seed, seconds}``); outliers: ``{q, marked}`` when ``outliers`` was set;
+    stability: ``{seeds, per_cluster, mean, unstable, seconds}`` when ``stability`` was set.
     """
 
     kind: ClassVar[str] = "run"
@@ -412,6 +418,12 @@ class RunManifest(Manifest):
     backend: str | None = None
     peak_rss_bytes: int | None = field(default=None, metadata=_OMIT_NONE)
     history: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    edit: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    label_map: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    names: dict[str, str] | None = field(default=None, metadata=_OMIT_NONE)
+    auto_k: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    outliers: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+    stability: dict[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,8 @@ from textcluster.store import Manifest, Workspace
 
 #: Above this many points the scatter draws a stratified subset per cluster.
 MAX_SCATTER_POINTS = 50_000
+#: A metadata column colours the map as categories when it has at most this many values.
+MAX_CATEGORIES = 40
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -97,3 +99,108 @@ def evaluation(root: str, run_id: str, label_field: str | None = None) -> dict[s
     from textcluster.cluster.evaluate import evaluate_run
 
     return evaluate_run(Workspace(root), run_id, label_field=label_field).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_has(root: str, run_id: str, name: str) -> bool:
+    """Whether a run has the file ``name``."""
+    return (Workspace(root).path(run_id) / name).is_file()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def center_order(root: str, run_id: str) -> np.ndarray | None:
+    """:func:`ui.map.order_by_linkage` of the run's centre distances (None without centres)."""
+    from ui.map import order_by_linkage
+
+    pair = run_array(root, run_id, "center_pairwise_distance.npy")
+    return None if pair is None or pair.size == 0 else order_by_linkage(pair)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cluster_colors(root: str, run_id: str) -> dict[int, str]:
+    """A colour per cluster id of a run (:func:`ui.map.cluster_palette`; noise is grey).
+
+    Centre ``i`` of ``center_pairwise_distance.npy`` is cluster ``i``."""
+    from ui.map import NOISE_COLOR, cluster_palette
+
+    labels = run_array(root, run_id, "labels.npy")
+    clusters = [int(c) for c in np.unique(labels) if c >= 0]
+    pair = run_array(root, run_id, "center_pairwise_distance.npy")
+    k = max(clusters, default=-1) + 1
+    if pair is not None and pair.ndim == 2 and pair.shape[0] >= k:
+        palette = cluster_palette(pair, pair.shape[0])
+    else:
+        palette = cluster_palette(None, k)
+    out = {c: palette[c] for c in clusters}
+    out[-1] = NOISE_COLOR
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def hover_texts(root: str, corpus_id: str, chars: int) -> list[str]:
+    """Every text of a corpus trimmed to ``chars`` characters (``…`` when cut), HTML-escaped
+    (Plotly renders hover text as HTML), in doc id order."""
+    from ui.map import html_escape
+
+    out = []
+    for t in docs(root, corpus_id, ("doc_id", "text"))["text"].tolist():
+        t = "" if t is None else str(t)
+        out.append(html_escape(t if len(t) <= chars else t[: chars - 1] + "…"))
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def colour_values(root: str, run_id: str, source: str) -> tuple[np.ndarray, list[str] | None, str]:
+    """Per-row values the map is coloured by: (values, categories or None, title).
+
+    ``source``: ``score:<file>`` (a per-row ``.npy`` of the run: a continuous scale) or
+    ``column:<name>`` (a corpus column: categories when it has at most
+    :data:`MAX_CATEGORIES` values, the most frequent ones then "other"; else numbers)."""
+    if source.startswith("score:"):
+        name = source[len("score:"):]
+        return run_array(root, run_id, name).astype(np.float32), None, name.removesuffix(".npy").replace("_", " ")
+    col = source[len("column:"):]
+    series = docs(root, corpus_of(root, run_id), ("doc_id", col))[col]
+    if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_CATEGORIES:
+        return series.to_numpy(np.float32), None, col
+    codes, cats = pd.factorize(series.astype(str).fillna("–"), sort=True)
+    cats = [str(c) for c in cats]
+    if len(cats) > MAX_CATEGORIES:  # the most frequent ones, the rest as "other"
+        top = pd.Series(codes).value_counts().index[: MAX_CATEGORIES - 1].to_numpy()
+        remap = np.full(len(cats), MAX_CATEGORIES - 1)
+        remap[top] = np.arange(top.size)
+        cats = [cats[i] for i in top] + ["other"]
+        codes = remap[codes]
+    return codes.astype(np.float32), cats, col
+
+
+@st.cache_data(show_spinner=False, max_entries=6)
+def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit: int, hover_max: int,
+               names: dict[int, str], colors: dict[int, str]):
+    """The Explore map of a run (:func:`ui.map.build_map`, its figure as a dict), built once per
+    (run, highlighted cluster, colour source, limits): a rerun or a second visit sends it
+    without rebuilding.
+
+    ``source``: ``cluster`` or a :func:`colour_values` source. Above ``limit`` points, a
+    stratified subset of ``limit``; hover texts up to ``hover_max`` drawn points."""
+    from ui import map as tcmap
+
+    labels = run_array(root, run_id, "labels.npy")
+    coords = run_array(root, run_id, "coords2d.npy")
+    n = int(labels.shape[0])
+    rows = scatter_rows(root, run_id, limit) if n > limit else None
+    drawn = n if rows is None else int(rows.size)
+    hover = None
+    if drawn <= hover_max:
+        hover = hover_texts(root, corpus_of(root, run_id), tcmap.HOVER_CHARS)
+        if rows is not None:
+            hover = [hover[i] for i in rows.tolist()]
+    values, cats, title = (None, None, "") if source == "cluster" else colour_values(root, run_id, source)
+    if values is not None and rows is not None:
+        values = values[rows]
+    out = tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
+                          values=values, categories=cats, value_title=title)
+    # A plain dict, not the go.Figure: an unpickled Figure (what a cache hit returns) made
+    # st.plotly_chart drop the browser's selections (measured: the box came back empty).
+    out.figure = out.figure.to_dict()
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
@@ -101,14 +102,60 @@ def run_label(m: RunManifest) -> str:
     return " · ".join(bits)
 
 
+def when(created: float | None) -> str:
+    """A manifest's creation time as ``2026-12-03 10:42`` (local time); a dash when unknown."""
+    if not created:
+        return "–"
+    return dt.datetime.fromtimestamp(float(created)).strftime("%Y-%m-%d %H:%M")
+
+
+def corpus_choice(m: CorpusManifest) -> str:
+    """A corpus in a picker: file name and size, date, then the id.
+
+    ``support.csv · 120 docs · 2026-12-03 10:42 · cor-…``"""
+    return f"{label_of(m)} · {when(m.created)} · {m.id}"
+
+
+def run_choice(m: RunManifest, corpus: CorpusManifest | None) -> str:
+    """A run in a picker: its corpus (name and size), encoder, method, k, date, then the id.
+
+    ``support.csv (120 docs) · tfidf · pca → kmeans · k=3 · 2026-12-03 10:42 · run-…``"""
+    bits = []
+    if corpus is not None:
+        name = label_of(corpus).split(" · ")
+        bits.append(f"{name[0]} ({name[1]})" if len(name) > 1 else name[0])
+    encoder = m.encoder or (m.encoder_config or {}).get("name")
+    if encoder:
+        bits.append(str(encoder))
+    bits.append(label_of(m))
+    bits += [when(m.created), m.id]
+    return " · ".join(bits)
+
+
+def _run_choices(manifests: list) -> dict[str, str]:
+    ws = state.workspace()
+    corpora: dict[str, CorpusManifest | None] = {}
+    out = {}
+    for m in manifests:
+        cid = m.corpus_id
+        if cid not in corpora:
+            try:
+                corpora[cid] = ws.manifest(cid) if cid and ws.exists(cid) else None
+            except Exception:  # a damaged or foreign corpus manifest: the run is still listed
+                corpora[cid] = None
+        out[m.id] = run_choice(m, corpora[cid])
+    return out
+
+
 def _pick(kind: str, title: str, empty: str, label, current, set_current, key: str) -> str | None:
-    """A select box over the workspace's artifacts of ``kind`` (current one first); None when empty."""
-    manifests = state.workspace().list(kind)
+    """A select box over the workspace's artifacts of ``kind``, newest first, the current one
+    chosen; None when there is none. ``label(manifests) -> {id: text}``."""
+    manifests = state.workspace().list(kind)  # newest first
     if not manifests:
         st.info(empty, icon=":material/info:")
         return None
     ids = [m.id for m in manifests]
-    labels = {m.id: label(m) for m in manifests}
+    labels = label(manifests)
     cur = current()
     chosen = st.selectbox(title, ids, index=ids.index(cur) if cur in ids else 0, format_func=labels.get, key=key)
     if chosen:
@@ -117,15 +164,17 @@ def _pick(kind: str, title: str, empty: str, label, current, set_current, key: s
 
 
 def pick_corpus(key: str) -> str | None:
-    """A select box over the corpora of the workspace (current one first); None when empty."""
+    """A select box over the corpora of the workspace (newest first, the current one chosen;
+    each shown by :func:`corpus_choice`); None when empty."""
     return _pick("corpus", "Corpus", "No corpus yet: load one on the **Data** page.",
-                 corpus_label, state.current_corpus, state.set_corpus, key)
+                 lambda ms: {m.id: corpus_choice(m) for m in ms}, state.current_corpus, state.set_corpus, key)
 
 
 def pick_run(key: str) -> str | None:
-    """A select box over the clustering runs (current one first); None when there is none."""
+    """A select box over the clustering runs (newest first, the current one chosen; each shown
+    by :func:`run_choice`); None when there is none."""
     return _pick("run", "Clustering run", "No clustering run yet: launch one on the **Pipeline** page.",
-                 run_label, state.current_run, state.set_run, key)
+                 _run_choices, state.current_run, state.set_run, key)
 
 
 _STAGE_ICON = {
@@ -167,6 +216,29 @@ def job_progress(snap: dict[str, Any]) -> None:
         st.error(md(snap.get("error") or "the job failed"), icon=":material/error:")
     elif status in ("cancelled", "interrupted"):
         st.warning(md(snap.get("error") or status), icon=":material/block:")
+
+
+def recent_jobs(ws: Any, snaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the "Recent jobs" table: job, status, corpus (name and size), k, what, elapsed
+    seconds, device, run and error of each pipeline job snapshot."""
+    names: dict[str, str] = {}
+    rows = []
+    for s in snaps:
+        cfg = s.get("config") or {}
+        cid = cfg.get("corpus_id")
+        if isinstance(cid, str) and cid not in names:
+            try:
+                names[cid] = label_of(ws.manifest(cid)) if ws.exists(cid) else f"{cid} (deleted)"
+            except Exception:  # an id that is not a corpus id, a damaged manifest: show the id
+                names[cid] = str(cid)
+        clusterer = cfg.get("clusterer") or {}
+        rows.append({
+            "job": s["id"], "status": s["status"], "corpus": names.get(cid, "–"),
+            "k": clusterer.get("k"), "what": s.get("label", ""),
+            "elapsed": round(s.get("elapsed_s") or 0.0, 1), "device": s.get("device"),
+            "run": (s.get("result") or {}).get("run_id"), "error": s.get("error"),
+        })
+    return rows
 
 
 def is_finished(snap: dict[str, Any]) -> bool:

@@ -38,7 +38,7 @@ def test_upload_preview_ingest_and_report(app_ws, topic_csv):
     assert snap["status"] == "done", snap["error"]
     at.run()
     assert_clean(at)
-    [m] = app_ws.list("corpus")
+    [m] = [c for c in app_ws.list("corpus") if c.source == "topics.csv"]  # (and the demo)
     assert snap["result"]["corpus_id"] == m.id
     report = corpus.load_report(app_ws, m.id)
     assert report.kept == 60 and report.rejected == 1
@@ -67,6 +67,16 @@ def test_demo_corpus_shows_its_credit_and_preview(app_ws):
     assert at.multiselect(key="data_text_demo").value == ["text"]
     assert at.selectbox(key="data_label_demo").value == "label"
     assert len(at.dataframe[0].value) == 20
+    # ... and ingests it at once: the report follows without pressing Ingest (README, line 4).
+    snap = jobs.get_manager(app_ws).latest("ingest").wait(120)
+    assert snap["status"] == "done", snap["error"]
+    at.run()
+    assert_clean(at)
+    assert {x.label: x.value for x in at.metric}["Kept"] == "10,003"
+    assert any("Ingest report" in h.value for h in at.subheader)
+    # Only a workspace where nothing was ever ingested does that: a new session does not again.
+    open_page()
+    assert len(jobs.get_manager(app_ws).list("ingest")) == 1
 
 
 def test_a_running_ingest_is_shown_after_a_reload_and_can_be_cancelled(app_ws):
@@ -137,3 +147,33 @@ def test_no_text_field_guessed_leaves_the_choice_to_the_user(app_ws):
     assert at.multiselect(key="data_text_" + saved.parent.name[:12]).value == []
     assert at.button(key="data_ingest").disabled
     assert any("pick the text field" in i.value for i in at.info)
+
+
+def test_a_new_session_goes_on_with_the_upload_kept_in_the_workspace(app_ws, app_corpus, topic_csv):
+    """After a reload the uploader is empty: the page works on the file kept in the workspace,
+    with the fields chosen for it, and shows no other corpus's report under it. (Moving between
+    pages in one session is a browser test: tests/e2e/test_explore_map.py.)"""
+    import json
+
+    from textcluster.ingest.uploads import save_upload
+    from ui.state import STATE_FILE
+
+    data = topic_csv.read_bytes() + b"extra,a new row of text,x\n"  # not the ingested bytes
+    path = save_upload(app_ws, "topics.csv", data)
+    sha = path.parent.name[:12]
+    (app_ws.root / STATE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (app_ws.root / STATE_FILE).write_text(json.dumps({
+        "corpus": app_corpus, "run": None,
+        "upload": {"path": str(path.relative_to(app_ws.root)), "name": "topics.csv", "size": len(data)},
+        "widgets": {"data_source": "Upload a file", f"data_label_{sha}": "label"},
+    }))
+    at = open_page()
+    assert_clean(at)
+    assert at.radio(key="data_source").value == "Upload a file"
+    assert any("Working on topics" in i.value for i in at.info)
+    assert at.selectbox(key="data_label_" + sha).value == "label"
+    assert len(at.dataframe[0].value) == 20  # the preview of that file
+    assert not any("Ingest report" in h.value for h in at.subheader)  # not the other corpus's
+    assert any("not ingested yet" in c.value for c in at.caption)
+    at.button(key="data_forget_upload").click().run()
+    assert not any("Working on" in i.value for i in at.info)

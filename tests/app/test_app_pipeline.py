@@ -10,6 +10,7 @@ from textcluster import jobs
 def set_fast(at, k=3):
     at.selectbox(key="pipe_encoder").set_value("tfidf").run()
     at.selectbox(key="pipe_projection").set_value("pca").run()
+    at.checkbox(key="pipe_k_auto").uncheck().run()  # these tests mean a fixed k
     at.number_input(key="pipe_k").set_value(k).run()
     return at
 
@@ -184,6 +185,7 @@ def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, 
     assert not [w for w in at.number_input if w.key == "pipe_k"]  # hdbscan alone takes no k
     at.toggle(key="pipe_recipe").set_value(True).run()
     assert_clean(at)
+    at.checkbox(key="pipe_k_auto").uncheck().run()  # the checkbox came back at its default (auto)
     at.number_input(key="pipe_k").set_value(6).run()
     assert any("k-means k=6" in i.value for i in at.info)
     cfg = launched_config(at, app_ws)

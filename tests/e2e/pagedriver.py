@@ -1,5 +1,5 @@
-"""Driving the Streamlit app in chromium through Playwright: shared by the browser test and
-bench/screenshots.py (which is why nothing here imports pytest)."""
+"""Driving the Streamlit app in chromium through Playwright: shared by the browser tests,
+bench/screenshots.py and bench/explore_paint.py (which is why nothing here imports pytest)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import random
 import re
 import time
 from pathlib import Path
+
+import numpy as np
+
+WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "sa", "tu", "vi", "zo")
+         for b in ("bar", "cen", "dor", "fin", "gul", "hap", "jet", "kor", "lum", "mex", "nop", "qua")]
 
 
 def write_corpus(path: Path, per_topic: int = 40, seed: int = 0) -> Path:
@@ -108,3 +113,91 @@ def snap(page, path: Path) -> None:
     page.mouse.move(1, 1)
     page.wait_for_timeout(300)
     page.screenshot(path=str(path))
+
+
+def synthetic_run(ws, rows: int, k: int, seed: int = 0, spread: float = 1.0) -> str:
+    """Write a corpus, embedding and run of ``rows`` documents in ``k`` clusters into ``ws``
+    (no encoding); returns the run id.
+
+    Cluster sizes are Zipf-like (every cluster has at least one row); the 2-D map puts cluster c
+    on a square grid, 10 units apart, with Gaussian ``spread``: a box around one grid point holds
+    that cluster's rows only. Texts use words of the cluster (so keywords differ); centres are
+    16-dim, ``center_pairwise_distance.npy`` their distances."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from textcluster.store import CorpusManifest, EmbeddingManifest, RunManifest, make_id
+
+    rng = np.random.default_rng(seed)
+    w = 1.0 / np.arange(1, k + 1) ** 0.7
+    labels = np.concatenate([np.arange(k), rng.choice(k, size=max(rows - k, 0), p=w / w.sum())])[:rows]
+    labels = labels[rng.permutation(rows)].astype(np.int32)
+    dim = 16
+    centers = rng.normal(size=(k, dim)).astype(np.float32) * 4
+    side = int(np.ceil(np.sqrt(k)))
+    grid = np.stack([np.arange(k) % side, np.arange(k) // side], axis=1).astype(np.float32) * 10
+    coords = (grid[labels] + rng.normal(size=(rows, 2)) * spread).astype(np.float32)
+    vocab = np.array(WORDS)
+    picks = (labels[:, None] * 7 + rng.integers(0, 9, size=(rows, 6))) % len(vocab)
+    texts = [" ".join(vocab[p]) + f" note {i}" for i, p in enumerate(picks)]
+    cid = make_id("corpus", f"synthetic-{rows}-{k}-{seed}", {})
+    ws.write(cid, CorpusManifest(sha256=f"synthetic-{rows}-{k}-{seed}", source=f"synthetic-{rows}.csv",
+                                 kept=rows, n_docs=rows, format="csv"),
+             lambda d: pq.write_table(pa.table({
+                 "doc_id": np.arange(rows, dtype=np.int64), "row": np.arange(1, rows + 1, dtype=np.int64),
+                 "text": texts, "group": [f"g{i % 5}" for i in range(rows)]}), d / "docs.parquet"))
+    eid = make_id("embedding", cid, {"dim": dim})
+    emb = (centers[labels] + rng.normal(size=(rows, dim)).astype(np.float32)).astype(np.float32)
+    ws.write(eid, EmbeddingManifest(corpus_id=cid, encoder="synthetic", model_fingerprint="synthetic",
+                                    n=rows, dim=dim),
+             lambda d: np.save(d / "embeddings.npy", emb))
+    rid = make_id("run", eid, {"k": k})
+    own = np.linalg.norm(emb - centers[labels], axis=1).astype(np.float32)
+    pair = np.linalg.norm(centers[:, None] - centers[None], axis=2).astype(np.float32)
+
+    def w_run(d: Path) -> None:
+        np.save(d / "labels.npy", labels)
+        np.save(d / "centers.npy", centers)
+        np.save(d / "distances.npy", own)
+        np.save(d / "center_pairwise_distance.npy", pair)
+        np.save(d / "coords2d.npy", coords)
+        ids, counts = np.unique(labels, return_counts=True)
+        first = np.full(k, -1, np.int64)
+        first[labels[::-1]] = np.arange(rows)[::-1]
+        pq.write_table(pa.table({"cluster": ids.astype(np.int32), "size": counts.astype(np.int64),
+                                 "share": counts / rows, "medoid_doc_id": first[ids]}), d / "clusters.parquet")
+
+    ws.write(rid, RunManifest(corpus_id=cid, embedding_id=eid, n=rows, dim=dim, k=k, noise=0.0,
+                              reducer={"method": "none"}, clusterer={"method": "kmeans", "k": k, "seed": seed},
+                              seed=seed, encoder="synthetic"), w_run)
+    return rid
+
+
+def map_state(page) -> dict:
+    """What the Explore map holds in the browser: the WebGL traces' point counts and colours,
+    (``page`` shows the Explore page)."""
+    return page.evaluate("""() => {
+      const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+      if (!gd || !gd._fullData) return null;
+      const gl = gd._fullData.filter(t => t.type === 'scattergl');
+      return {points: gl.reduce((s, t) => s + (t._length || 0), 0),
+              traces: gl.map(t => ({name: t.name, n: t._length, color: t.marker.color}))};
+    }""")
+
+
+def wait_map(page, timeout_ms: int = 60_000) -> dict:
+    """Wait until the Explore map has drawn its WebGL traces; returns :func:`map_state`."""
+    page.wait_for_function("""() => {
+      const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+      return gd && gd._fullData && gd._fullData.some(t => t.type === 'scattergl' && t._length > 0);
+    }""", timeout=timeout_ms)
+    return map_state(page)
+
+
+def data_to_page(page, x: float, y: float) -> tuple[float, float]:
+    """Page pixel of the map's data point (x, y) (Plotly's axis conversions)."""
+    return tuple(page.evaluate("""([x, y]) => {
+      const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+      const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+      return [r.left + xa._offset + xa.d2p(x), r.top + ya._offset + ya.d2p(y)];
+    }""", [x, y]))

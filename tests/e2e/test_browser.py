@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
-from pagedriver import goto, launch_fast_run, upload_and_ingest, wait_idle, write_corpus
+from pagedriver import goto, launch_fast_run, upload_and_ingest, wait_idle, wait_map, write_corpus
 
 from ui.devserver import app_server
 
@@ -46,7 +46,7 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
             page.goto(server)
             page.get_by_role("heading", name="Data", exact=True).wait_for()
 
-            # -- Data: upload and ingest (an empty workspace opens on the demo corpus)
+            # -- Data: upload and ingest (an empty workspace opens on the demo corpus, ingesting it)
             upload_and_ingest(page, data)
 
             # -- Pipeline: a fast configuration, launched in the background
@@ -56,17 +56,17 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
 
             # -- Explore: the map and the cluster table
             goto(page, "Explore")
-            chart = page.locator('[data-testid="stVegaLiteChart"]').first
-            chart.locator("canvas, svg").first.wait_for()
-            page.get_by_text("No box selected").wait_for()
+            drawn = wait_map(page)
+            assert drawn["points"] == 120 and len(drawn["traces"]) == 3
+            page.get_by_text("Nothing selected.").wait_for()
             # Drag a box over the whole plot: the table below lists the documents inside.
-            box = chart.locator("canvas, svg").first.bounding_box()
-            page.mouse.move(box["x"] + 5, box["y"] + 5)
+            box = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.03, box["y"] + box["height"] * 0.06)
             page.mouse.down()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
-            page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=5)
+            page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
             page.mouse.up()
-            page.get_by_text("documents in the box").wait_for()
+            page.get_by_text("documents selected").wait_for()
             wait_idle(page)
             page.get_by_role("tab", name="Clusters").click()
             page.get_by_text("Nearest the centre").wait_for()

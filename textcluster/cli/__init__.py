@@ -32,7 +32,10 @@ from textcluster.progress import Progress, ProgressFn
 from textcluster.store import Workspace, check_id, default_workspace
 
 # Modules under textcluster.cli that register subcommands, in help order.
-COMMAND_MODULES = ("ingest", "embed", "cluster", "explore", "evaluate", "rm")
+COMMAND_MODULES = (
+    "ingest", "embed", "cluster", "explore", "evaluate", "rm", "edit", "compare", "tag",
+    "vocab", "labelmap", "serve",
+)
 
 EXIT_USAGE = 2
 

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from textcluster.cli import artifact_id
+from textcluster.cli.engine_args import add_engine_options, engine_from_args
+from textcluster.cluster.autok import parse_k_range
+from textcluster.cluster.outliers import NOISE_HINT
 from textcluster.cluster.registry import CLUSTERERS
-from textcluster.cluster.runs import assign, cluster, validate_run
+from textcluster.cluster.runs import cluster, validate_run
+from textcluster.cluster.versions import run_names
 from textcluster.config import (
     RECIPES,
     REDUCERS,
@@ -30,8 +34,51 @@ from textcluster.config import (
 )
 from textcluster.errors import ConfigError
 from textcluster.ingest.corpus import ingest, load_docs
-from textcluster.pipeline import run_pipeline
+from textcluster.pipeline import assign_texts, run_pipeline
 from textcluster.store import atomic_path, check_output_path
+
+
+def k_value(text: str) -> int | str:
+    """An argparse ``type=`` for ``--k``: ``auto`` or a whole number of at least 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} should be 'auto' or a whole number of at least 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} should be 'auto' or a whole number of at least 1")
+    return value
+
+
+def k_range_value(text: str) -> tuple[int, int]:
+    """An argparse ``type=`` for ``--k-range MIN:MAX`` (2 <= MIN <= MAX)."""
+    try:
+        return parse_k_range(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def outlier_share(text: str) -> float:
+    """An argparse ``type=`` for ``--outliers Q``: a share in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; --outliers takes a share in (0, 0.5]") from None
+    if not (0.0 < value <= 0.5):
+        raise argparse.ArgumentTypeError(f"{text!r} should be a share in (0, 0.5], e.g. 0.05")
+    return value
+
+
+def stability_seeds(text: str) -> int:
+    """An argparse ``type=`` for ``--stability N``: a whole number of seeds, at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seeds") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} should be at least 2 seeds to compare (N >= 2)")
+    return value
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -57,7 +104,18 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="2-D plot coordinates: auto = UMAP up to 200k rows, PCA above (plots only)")
     g.add_argument("--method", choices=list(CLUSTERERS), default=c.method,
                    help="; ".join(f"{name}: {info.help}" for name, info in CLUSTERERS.items()))
-    g.add_argument("--k", type=int, default=c.k, help=f"number of clusters for methods that take one (default {c.k})")
+    g.add_argument("--k", type=k_value, default=c.k,
+                   help="number of clusters for methods that take one, or auto: chosen without labels by a "
+                        "k-means sweep scored by silhouette on a 5,000-row subset of the embedding "
+                        f"(default {c.k}; docs/clustering.md)")
+    g.add_argument("--k-range", type=k_range_value, default=None, metavar="MIN:MAX",
+                   help="with --k auto: the range of k searched (default 2:min(200, rows/10))")
+    g.add_argument("--outliers", type=outlier_share, default=None, metavar="Q",
+                   help="mark the farthest share Q of each cluster (by distance to its centre, as a quantile "
+                        "within the cluster) as noise; Q in (0, 0.5] (default: none)")
+    g.add_argument("--stability", type=stability_seeds, default=None, metavar="N",
+                   help="rerun the clusterer with N seeds (N >= 2) on the same reduction and store each "
+                        "cluster's best-match Jaccard (default: not measured)")
     g.add_argument("--min-cluster-size", type=int, default=c.min_cluster_size, help=f"hdbscan (default {c.min_cluster_size})")
     g.add_argument("--min-samples", type=int, default=None, help="hdbscan / dbscan density (default: the method's)")
     g.add_argument("--eps", type=float, default=c.eps, help=f"dbscan radius (default {c.eps})")
@@ -96,6 +154,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, Clustere
         extra = _params(args.param)
         if extra:  # --param still adds or overrides method settings (e.g. n_init=3)
             clusterer = ClustererConfig(**{**clusterer.to_dict(), "params": {**clusterer.params, **extra}})
+        clusterer = ClustererConfig(**{**clusterer.to_dict(), "k_range": args.k_range,
+                                       "outliers": args.outliers, "stability": args.stability})
     else:
         reducer = ReducerConfig(
             method=args.reducer, dims=args.dims, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
@@ -105,6 +165,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ReducerConfig, Clustere
         clusterer = ClustererConfig(
             method=args.method, k=args.k, min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
             eps=args.eps, fit_size=args.fit_size, noise=args.noise, seed=args.seed, params=_params(args.param),
+            k_range=args.k_range, outliers=args.outliers, stability=args.stability,
         )
     validate_run(reducer, clusterer)
     return reducer, clusterer
@@ -134,6 +195,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-dims", type=int, default=None, help="tfidf: SVD dimensions")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device for the encoder")
     _add_cluster_options(p)
+    add_engine_options(p, "the embedding stage")
     p.set_defaults(handler=handle_run)
 
     p = sub.add_parser(
@@ -145,6 +207,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="file of new texts")
     p.add_argument("--text-field", action="append", default=[], metavar="F", help="column holding the text")
     p.add_argument("--output", type=Path, default=None, help="write row,cluster,distance as CSV/Parquet here")
+    add_engine_options(p, "the encoding and labelling")
     p.set_defaults(handler=handle_assign)
 
 
@@ -155,12 +218,30 @@ def _summary(data: dict[str, Any]) -> str:
     t = data.get("timings", {})
     lines = [
         f"run {data['run_id']}{' (cached)' if data.get('cached') is True else ''}: "
-        f"{data['n']:,} rows, {data['k']} clusters, noise {data['noise']:.1%}",
+        f"{data['n']:,} rows, noise {data['noise']:.1%}, {data['k']} clusters",
+        noise_hint(data["noise"]),
+        _auto_k_line(data.get("auto_k")),
         f"metrics: {shown}" if shown else "",
         f"seconds: {t.get('total', 0.0):.2f}" if t else "",
     ]
     lines += [f"note: {n}" for n in data.get("notes", [])]
     return "\n".join(x for x in lines if x)
+
+
+def noise_hint(noise: float) -> str:
+    """A hint when more than 30 % of the rows are noise (empty otherwise)."""
+    if noise <= NOISE_HINT:
+        return ""
+    return (f"hint: {noise:.0%} of the rows are noise (above {NOISE_HINT:.0%}): try --noise assign, a larger "
+            "--min-cluster-size with a UMAP reducer, or k-means (--method kmeans --k auto)")
+
+
+def _auto_k_line(auto: dict[str, Any] | None) -> str:
+    if not auto:
+        return ""
+    best = max((s for s in auto["scores"] if s is not None), default=float("nan"))
+    return (f"k chosen automatically: {auto['chosen']} ({auto['method']} {best:.3f}, best of "
+            f"{len(auto['candidates'])} candidates k={auto['candidates'][0]}..{auto['candidates'][-1]})")
 
 
 def handle_cluster(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], str]:
@@ -178,7 +259,8 @@ def handle_run(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, An
     reducer, clusterer = configs_from_args(args)
     spec = CorpusSpec(text_fields=tuple(args.text_field), label_field=args.label_field, id_field=args.id_field)
     encoder = EncoderConfig(name=args.encoder, dims=args.encoder_dims, device=args.device).validate()
-    res = run_pipeline(args.file, spec, encoder, reducer, clusterer, ws, progress=ui.progress())
+    res = run_pipeline(args.file, spec, encoder, reducer, clusterer, ws, progress=ui.progress(),
+                       engine_cfg=engine_from_args(args))
     data = res.to_dict()
     return data, f"corpus {res.corpus_id}, embedding {res.embedding_id}\n" + _summary(data)
 
@@ -189,11 +271,15 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
 
 
     ws.manifest(args.run_id)  # a clear error for an unknown run before reading the file
+    engine_cfg = engine_from_args(args)
     out = None if args.output is None else check_output_path(ws, args.output, "--output")  # before any write
     rep = ingest(args.file, CorpusSpec(text_fields=tuple(args.text_field)), ws, progress=ui.progress())
     docs = load_docs(ws, rep.corpus_id, columns=["row", "text"])
-    res = assign(ws, args.run_id, docs["text"].tolist(), progress=ui.progress())
+    res = assign_texts(ws, args.run_id, docs["text"].tolist(), engine_cfg, progress=ui.progress())
     table = pd.DataFrame({"row": docs["row"].to_numpy(), "cluster": res.labels, "distance": res.distances})
+    names = run_names(ws, args.run_id)  # an edited version's names; none for a plain run
+    if names:
+        table["cluster_name"] = [names.get(int(c)) for c in res.labels]
     data: dict[str, Any] = {
         "run_id": args.run_id,
         "corpus_id": rep.corpus_id,
@@ -211,6 +297,8 @@ def handle_assign(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str,
         data["output"] = str(out)
         text = f"{len(table):,} rows labelled with {args.run_id} -> {out}"
     else:
-        data["labels"] = [{"row": int(r), "cluster": int(c)} for r, c in zip(table["row"], table["cluster"], strict=True)]
-        text = "row,cluster\n" + "\n".join(f"{int(r)},{int(c)}" for r, c in zip(table["row"], table["cluster"], strict=True))
+        data["labels"] = [{"row": int(r), "cluster": int(c), **({"cluster_name": names.get(int(c))} if names else {})}
+                          for r, c in zip(table["row"], table["cluster"], strict=True)]
+        cols = ["row", "cluster", "cluster_name"] if names else ["row", "cluster"]
+        text = table[cols].to_csv(index=False, lineterminator="\n")
     return data, text

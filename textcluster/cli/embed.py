@@ -12,10 +12,11 @@ from dataclasses import asdict
 from typing import Any
 
 from textcluster.cli import artifact_id
+from textcluster.cli.engine_args import add_engine_options, engine_from_args
 from textcluster.config import EncoderConfig
 from textcluster.embed.encoders import available_encoders
-from textcluster.embed.engine import embed
 from textcluster.errors import ConfigError
+from textcluster.pipeline import embed_corpus
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,6 +47,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-normalize", action="store_true", help="keep raw vectors (default: L2-normalised)")
     p.add_argument("--chunk-rows", type=int, default=d.chunk_rows, help="rows per checkpointed chunk")
     p.add_argument("--list-encoders", action="store_true", help="list the encoders and exit")
+    add_engine_options(p, "the encoding")
     p.set_defaults(handler=handle)
 
 
@@ -77,7 +79,7 @@ def handle(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any], 
         raise ConfigError("CORPUS_ID is missing; run `textcluster ingest FILE` first, or pass --list-encoders")
 
     cfg = config_from_args(args)
-    res = embed(ws, args.corpus_id, cfg, progress=ui.progress())
+    res = embed_corpus(ws, args.corpus_id, cfg, engine_from_args(args), progress=ui.progress())
     data = res.to_dict()
     how = "cached" if res.cached else f"computed on {res.device} in {res.seconds:.1f} s"
     text = (

@@ -10,11 +10,12 @@ its own).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from textcluster.cluster.autok import choose_k
 from textcluster.cluster.distances import CHUNK_ROWS, member_means, nearest_center
 from textcluster.cluster.protocol import Clusterer, Hooks
 from textcluster.cluster.registry import (
@@ -45,6 +46,8 @@ class ClusterOutput:
     noise_before_assign: float
     history: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    auto_k: Any = None
+    cfg: ClustererConfig | None = None
 
 
 def _predict(model: Clusterer, X: np.ndarray, strength: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -67,10 +70,18 @@ def fit_assign(
     ``cfg.noise == "assign"`` noise rows then join the nearest centre. Centres are the
     method's own (k-means, GMM) or member means (others), in ``Z``'s space. Methods with
     long fits (self-training) report progress and stop when ``cancel`` is set.
+
+    With ``cfg.k == "auto"`` (methods that take k) k is first chosen by
+    :func:`~textcluster.cluster.autok.choose_k` on ``Z`` (the cluster stage resolves it
+    before, on the embedding, so that the choice does not depend on the reducer).
     """
     n = Z.shape[0]
     check_clusterer(cfg, n)
     info = get_clusterer(cfg.method)
+    auto = None
+    if info.uses_k and cfg.k == "auto":
+        auto = choose_k(Z, k_range=cfg.k_range, seed=cfg.seed, cancel=cancel)
+        cfg = replace(cfg, k=auto.chosen)
     meter = Meter("cluster", 3, progress, estimate=False)
     fit_idx = select_fit_rows(n, cfg)
     Zfit = np.asarray(Z if fit_idx is None else Z[fit_idx])
@@ -130,4 +141,6 @@ def fit_assign(
         fit_idx=fit_idx,
         noise_before_assign=noise_before,
         history=getattr(model, "history_", None),
+        auto_k=auto,
+        cfg=cfg,
     )

@@ -79,14 +79,17 @@ def make_clusterer(cfg: ClustererConfig, hooks: Hooks | None = None) -> Clustere
 
 
 def cache_key(cfg: ClustererConfig) -> dict[str, Any]:
-    """What a run's id hashes for its clusterer: the method, the fields it reads, the fit
-    subset, the seed, ``noise`` for methods that can mark noise, and the parameters that
-    differ from their defaults. A setting the method ignores (``eps`` for k-means, ``k``
+    """What a run's id hashes for its clusterer: the method, the fields it reads (``k`` may be
+    ``"auto"``, then ``k_range`` when given), the fit subset, the seed, ``noise`` for methods
+    that can mark noise, the parameters that differ from their defaults, and ``outliers`` /
+    ``stability`` when set. A setting the method ignores (``eps`` for k-means, ``k``
     for HDBSCAN, a parameter given at its default value) does not change the key."""
     info = get_clusterer(cfg.method)
     params = check_params(cfg)
     key: dict[str, Any] = {"method": info.name}
     key.update({f: getattr(cfg, f) for f in info.fields})
+    if info.uses_k and cfg.k == "auto" and cfg.k_range is not None:
+        key["k_range"] = list(cfg.k_range)
     key["fit_size"] = cfg.fit_size
     key["seed"] = cfg.seed
     if info.can_mark_noise:
@@ -94,6 +97,11 @@ def cache_key(cfg: ClustererConfig) -> dict[str, Any]:
     changed = {k: v for k, v in params.items() if v != info.params[k].default}
     if changed:
         key["params"] = changed
+    # in the key only when set, so runs made before these settings existed keep their ids
+    if cfg.outliers is not None:
+        key["outliers"] = float(cfg.outliers)
+    if cfg.stability is not None:
+        key["stability"] = cfg.stability
     return key
 
 
@@ -123,7 +131,15 @@ def check_clusterer(cfg: ClustererConfig, n: int) -> None:
         raise ConfigError("cannot cluster an empty input (n_samples=0)")
     n_fit = fit_rows(n, cfg)
     what = "n_samples" if n_fit == n else "fitted rows"
-    if info.uses_k and cfg.k > n_fit:
+    if info.uses_k and cfg.k == "auto":
+        if cfg.k_range is not None and cfg.k_range[1] > n_fit:
+            lo, hi = cfg.k_range
+            raise ConfigError(
+                f"k range {lo}:{hi} is larger than the number of documents (k_max={hi} > {what}={n_fit})"
+            )
+        if n_fit < 3:
+            raise ConfigError(f"automatic k needs at least 3 rows ({what}={n_fit}); pass a k")
+    elif info.uses_k and cfg.k > n_fit:
         raise ConfigError(f"k={cfg.k} should be <= {what}={n_fit}")
     if "min_cluster_size" in info.fields and cfg.min_cluster_size > n_fit:
         raise ConfigError(f"min_cluster_size={cfg.min_cluster_size} should be <= {what}={n_fit}")

@@ -36,12 +36,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textcluster.cluster import evaluate as met
+from textcluster.cluster import hierarchy as hier
 from textcluster.cluster import maps
 from textcluster.cluster import reduce as red
+from textcluster.cluster import stability as stab
+from textcluster.cluster.autok import choose_k
 from textcluster.cluster.distances import CHUNK_ROWS, nearest_center, own_and_nearest, sq_distances
 from textcluster.cluster.fitting import fit_assign
 from textcluster.cluster.gmm import GMMClusterer
 from textcluster.cluster.neighbors import knn_labels
+from textcluster.cluster.outliers import mark_outliers, outlier_scores, thresholds
 from textcluster.cluster.registry import (
     cache_key as clusterer_key,
 )
@@ -98,8 +102,10 @@ class RunResult:
     cached: bool = False
     path: str = ""
     notes: list[str] = field(default_factory=list)
+    auto_k: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-able dict (``auto_k``: the sweep that chose k, or None)."""
         return asdict(self)
 
 
@@ -109,7 +115,7 @@ class AssignResult:
 
     labels (m,) int32 (-1 = noise); distances (m,) float32: to the assigned centre
     (centroid / model runs) or to the nearest run row in the embedding space (k-NN runs);
-    mode: ``centroid`` | ``model`` | ``knn``.
+    mode: ``centroid`` | ``model`` | ``knn`` | ``map`` (a version: its parent's answer mapped).
     """
 
     run_id: str
@@ -175,6 +181,7 @@ def load_run(ws: Workspace, run_id: str) -> RunResult:
         cached=True,
         path=str(ws.path(run_id)),
         notes=m.notes,
+        auto_k=m.auto_k,
     )
 
 
@@ -382,18 +389,45 @@ def _compute(
     timings["reduce"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    fit_cfg, auto = clusterer, None
+    if info.uses_k and clusterer.k == "auto":
+        # chosen on the embedding, not on Z: the choice must not depend on the reducer (a UMAP
+        # layout changes with its seed and hurts some corpora; docs/clustering.md)
+        t = time.perf_counter()
+        meter.update(1, "choosing k (silhouette sweep)")
+        auto = choose_k(X, k_range=clusterer.k_range, seed=clusterer.seed, progress=progress, cancel=cancel)
+        fit_cfg = replace(clusterer, k=auto.chosen)
+        timings["auto_k"] = time.perf_counter() - t
+        notes.append(f"k={auto.chosen} chosen automatically ({auto.method} over k={auto.candidates[0]}"
+                     f"..{auto.candidates[-1]}, {len(auto.candidates)} candidates)")
+        if auto.warning:
+            notes.append(auto.warning)
+
     t = time.perf_counter()
     meter.update(1, f"fitting {clusterer.method}")
     # self-training reports its epochs (its own totals) through the same callback
-    out = fit_assign(Z, clusterer, progress=progress if info.takes_hooks else None, cancel=cancel)
+    out = fit_assign(Z, fit_cfg, progress=progress if info.takes_hooks else None, cancel=cancel)
     labels, centers = out.labels, out.centers
     k = int(centers.shape[0])
-    found = int(np.unique(labels[labels >= 0]).size)
     timings["cluster"] = time.perf_counter() - t
     check_cancel(cancel, "cluster")
 
+    stability = None
+    if clusterer.stability is not None and k:
+        stability = _stability(Z, labels, fit_cfg, k, cancel)
+        timings["stability"] = stability["seconds"]
+
     t = time.perf_counter()
     own, _ = own_and_nearest(Z, labels, centers)
+    scores = outlier_scores(labels, own)
+    outliers_info, thr = None, None
+    if clusterer.outliers is not None and k:
+        before = labels < 0
+        labels = mark_outliers(labels, scores, clusterer.outliers)
+        thr = thresholds(labels, own, k, clusterer.outliers)
+        outliers_info = {"q": float(clusterer.outliers), "marked": int(np.sum((labels < 0) & ~before))}
+    found = int(np.unique(labels[labels >= 0]).size)
+    hz = hier.linkage(centers) if k >= 2 else np.zeros((0, 4))
     write_dcd = k > 0 and n * k * 4 <= distance_limit_bytes
     if k and not write_dcd:
         notes.append(
@@ -428,6 +462,10 @@ def _compute(
         np.save(d / "distances.npy", own)
         np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
         np.save(d / "coords2d.npy", coords)
+        np.save(d / "outlier_score.npy", scores.astype(np.float32))
+        np.save(d / "hierarchy.npy", hz)
+        if thr is not None:
+            np.save(d / "outlier_threshold.npy", thr)
         if out.probabilities is not None:
             np.save(d / "probabilities.npy", out.probabilities.astype(np.float32))
         if out.fit_idx is not None:
@@ -450,6 +488,8 @@ def _compute(
                     "size": pa.array(sizes.astype(np.int64)),
                     "share": pa.array((sizes / n).astype(np.float64)),
                     "medoid_doc_id": pa.array(medoids),
+                    **({"stability": pa.array(np.asarray(stability["per_cluster"], dtype=np.float64))}
+                       if stability is not None else {}),
                 }
             ),
             d / "clusters.parquet",
@@ -471,10 +511,13 @@ def _compute(
         noise_before_assign=out.noise_before_assign,
         reducer=reducer.to_dict(),
         clusterer=clusterer.to_dict(),
+        auto_k=auto.to_dict() if auto is not None else None,
+        outliers=outliers_info,
+        stability=stability,
         clusterer_params=check_params(clusterer),
         seed=clusterer.seed,
         assign_mode="knn" if reducer.method in KNN_REDUCERS else info.assign,
-        can_mark_noise=info.can_mark_noise,
+        can_mark_noise=info.can_mark_noise or clusterer.outliers is not None,
         fit_rows=fit_rows(n, clusterer),
         projection=projection,
         data_center_distance=bool(write_dcd),
@@ -511,7 +554,32 @@ def _compute(
         cached=False,
         path=str(ws.path(run_id)),
         notes=notes,
+        auto_k=auto.to_dict() if auto is not None else None,
     )
+
+
+def _stability(
+    Z: np.ndarray, labels: np.ndarray, cfg: ClustererConfig, k: int, cancel: threading.Event | None
+) -> dict[str, Any]:
+    """Refit ``cfg`` (k resolved) with seeds ``seed + 1 .. seed + N - 1`` on the same ``Z`` and
+    average each cluster's best-match Jaccard (:mod:`textcluster.cluster.stability`)."""
+    t = time.perf_counter()
+    n_seeds = int(cfg.stability or 0)
+    per = []
+    for i in range(1, n_seeds):
+        check_cancel(cancel, "cluster")
+        rerun = fit_assign(Z, replace(cfg, seed=cfg.seed + i, stability=None, outliers=None), cancel=cancel)
+        per.append(stab.best_match_jaccard(labels, rerun.labels, k))
+    per_cluster = stab.summarize(per)
+    finite = per_cluster[np.isfinite(per_cluster)]
+    return {
+        "seeds": n_seeds,
+        "per_cluster": [None if not np.isfinite(v) else round(float(v), 4) for v in per_cluster],
+        "mean": round(float(finite.mean()), 4) if finite.size else None,
+        "unstable": [int(c) for c in np.flatnonzero(np.nan_to_num(per_cluster, nan=1.0) < stab.UNSTABLE)],
+        "threshold": stab.UNSTABLE,
+        "seconds": round(time.perf_counter() - t, 3),
+    }
 
 
 # --------------------------------------------------------------------------- assign
@@ -537,6 +605,87 @@ def _identical_rows(X: np.ndarray, V: np.ndarray, rows: np.ndarray) -> dict[int,
     return out
 
 
+@dataclass
+class Assigner:
+    """Everything that labels new vectors under a saved run, read once from its folder.
+
+    Plain arrays (picklable: the Ray engine ships one to each worker). ``mode`` is the run's
+    ``assign_mode``; ``centers`` (k, d) in the clusterer's space; ``pca``: the PCA reducer's
+    state, when the run has one; ``model``: GMM parameters (``model`` mode); ``X`` (n, dim)
+    and ``run_labels`` (n,): the embedding and the run's labels (``knn`` mode only);
+    ``outlier_threshold`` (k,): for a run made with ``outliers=Q``, each cluster's farthest kept
+    distance (a new vector farther from its centre is noise).
+    """
+
+    run_id: str
+    dim: int
+    mode: str
+    centers: np.ndarray | None = None
+    pca: dict[str, np.ndarray] | None = None
+    model: dict[str, np.ndarray] | None = None
+    X: np.ndarray | None = None
+    run_labels: np.ndarray | None = None
+    label_map: dict[str, Any] | None = None
+    parent: Assigner | None = None
+    outlier_threshold: np.ndarray | None = None
+
+    def assign(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (m,) int32 and distances (m,) float32 of vectors ``V`` (m, dim); row-wise,
+        so labelling a corpus chunk by chunk gives the same result as all at once."""
+        V = np.ascontiguousarray(V, dtype=np.float32)
+        if V.ndim != 2 or V.shape[1] != self.dim:
+            raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={self.dim}")
+        if V.shape[0] == 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        if self.mode == "knn":
+            X, run_labels = self.X, np.asarray(self.run_labels)
+            labels, dist = knn_labels(X, run_labels, V, k=ASSIGN_KNN)
+            # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
+            # for "identical to a run row" are found with a loose bound, then checked byte-exactly
+            norms = np.linalg.norm(V, axis=1)
+            cand = np.flatnonzero(dist <= 1e-2 * np.maximum(norms, 1e-12))
+            if cand.size:
+                hit = _identical_rows(X, V, cand)
+                if hit:
+                    rows = np.fromiter(hit.keys(), np.int64, len(hit))
+                    labels[rows] = run_labels[np.fromiter(hit.values(), np.int64, len(hit))]
+                    dist[rows] = 0.0
+            return labels, dist
+        Z = V if self.pca is None else red.PCAReducer.from_state(self.pca).transform(V)
+        if self.mode == "map":
+            # a version (cluster.versions): the parent's answer, then the version's label map
+            base_labels, base_dist = self.parent.assign(V)
+            return _map_assignment(self.label_map or {}, self.centers, base_labels, base_dist, Z)
+        if self.mode == "model":
+            labels = GMMClusterer.from_state(self.model).predict(Z)
+            return labels, np.sqrt(sq_distances(Z, self.centers)[np.arange(Z.shape[0]), labels])
+        labels, dist = nearest_center(Z, self.centers)
+        if self.outlier_threshold is not None:  # beyond its cluster's farthest kept member: noise
+            far = np.nan_to_num(self.outlier_threshold[labels], nan=-1.0) < dist
+            labels = np.where(far, -1, labels).astype(np.int32)
+        return labels, dist
+
+
+def load_assigner(ws: Workspace, run_id: str) -> Assigner:
+    """The :class:`Assigner` of a saved run (a ``knn`` run's embedding stays memory-mapped)."""
+    m = ws.manifest(check_id(run_id, "run"))
+    mode = m.assign_mode
+    if mode == "knn":
+        X = _load_embeddings(ws, m.embedding_id)
+        run_labels = np.asarray(np.load(ws.file(run_id, "labels.npy"), mmap_mode="r"))
+        return Assigner(run_id, m.dim, mode, X=X, run_labels=run_labels)
+    rdir = ws.path(run_id) / "reducer"
+    pca = {p.stem: np.load(p) for p in rdir.glob("*.npy")} if m.reducer.get("method") == "pca" else None
+    model = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")} if mode == "model" else None
+    if mode == "map":  # a version: its parent's assigner, then its label map
+        return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca,
+                        label_map=dict(m.label_map or {}), parent=load_assigner(ws, m.parent_run))
+    thr_path = ws.path(run_id) / "outlier_threshold.npy"
+    thr = np.load(thr_path) if thr_path.is_file() else None
+    return Assigner(run_id, m.dim, mode, np.load(ws.file(run_id, "centers.npy")), pca, model,
+                    outlier_threshold=thr)
+
+
 def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     """Label embedding vectors ``V`` (m, dim) with a saved run, without refitting.
 
@@ -544,41 +693,40 @@ def assign_vectors(ws: Workspace, run_id: str, V: np.ndarray) -> AssignResult:
     row identical to one of the run's rows gets that row's label.
     """
     t0 = time.perf_counter()
-    m = ws.manifest(check_id(run_id, "run"))
-    V = np.ascontiguousarray(V, dtype=np.float32)
-    if V.ndim != 2 or V.shape[1] != m.dim:
-        raise ConfigError(f"vectors of shape {V.shape} do not match the run's dim={m.dim}")
-    mode = m.assign_mode
-    if V.shape[0] == 0:
-        return AssignResult(run_id, np.zeros(0, np.int32), np.zeros(0, np.float32), mode, 0.0)
-    if mode == "knn":
-        X = _load_embeddings(ws, m.embedding_id)
-        run_labels = np.load(ws.file(run_id, "labels.npy"), mmap_mode="r")
-        labels, dist = knn_labels(X, np.asarray(run_labels), V, k=ASSIGN_KNN)
-        # float32 distances of a row to itself come out up to ~1e-3 (not 0), so candidates
-        # for "identical to a run row" are found with a loose bound, then checked byte-exactly
-        norms = np.linalg.norm(V, axis=1)
-        cand = np.flatnonzero(dist <= 1e-2 * np.maximum(norms, 1e-12))
-        if cand.size:
-            hit = _identical_rows(X, V, cand)
-            if hit:
-                rows = np.fromiter(hit.keys(), np.int64, len(hit))
-                labels[rows] = np.asarray(run_labels)[np.fromiter(hit.values(), np.int64, len(hit))]
-                dist[rows] = 0.0
-        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    Z = V
-    rdir = ws.path(run_id) / "reducer"
-    if m.reducer.get("method") == "pca":
-        state = {p.stem: np.load(p) for p in rdir.glob("*.npy")}
-        Z = red.PCAReducer.from_state(state).transform(V)
-    centers = np.load(ws.file(run_id, "centers.npy"))
-    if mode == "model":
-        state = {p.stem: np.load(p) for p in (ws.path(run_id) / "model").glob("*.npy")}
-        labels = GMMClusterer.from_state(state).predict(Z)
-        dist = np.sqrt(sq_distances(Z, centers)[np.arange(Z.shape[0]), labels])
-        return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
-    labels, dist = nearest_center(Z, centers)
-    return AssignResult(run_id, labels, dist, mode, time.perf_counter() - t0)
+    a = load_assigner(ws, run_id)
+    labels, dist = a.assign(V)
+    return AssignResult(run_id, labels, dist, a.mode, time.perf_counter() - t0)
+
+
+def _map_assignment(
+    label_map: dict[str, Any], centers: np.ndarray, parent_labels: np.ndarray, parent_dist: np.ndarray,
+    Z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and distances under a version of rows its parent labelled ``parent_labels``.
+
+    ``label_map``: parent cluster (text) -> the version's id (distance to its centre in
+    ``Z``'s space), a list of ids (the nearest of those centres), or -1 (noise; the parent's
+    distance kept). Parent noise stays noise.
+    """
+    out = np.full(parent_labels.shape[0], -1, dtype=np.int32)
+    dist = np.asarray(parent_dist, dtype=np.float32).copy()
+    for p in np.unique(parent_labels).tolist():
+        if p < 0:
+            continue
+        rows = np.flatnonzero(parent_labels == p)
+        target = label_map.get(str(p), -1)
+        if isinstance(target, list):
+            cand = np.asarray(target, dtype=np.int64)
+            if cand.size == 0:
+                continue
+            lab, d = nearest_center(Z[rows], centers[cand])
+            out[rows] = cand[lab]
+            dist[rows] = d
+        elif int(target) >= 0:
+            out[rows] = int(target)
+            diff = Z[rows] - centers[int(target)]
+            dist[rows] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out, dist
 
 
 def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
@@ -590,20 +738,26 @@ def encoder_config_of(ws: Workspace, run_id: str) -> EncoderConfig:
     return EncoderConfig.from_dict(enc)
 
 
-def assign(ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None) -> AssignResult:
+def assign(
+    ws: Workspace, run_id: str, texts: list[str], progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> AssignResult:
     """Label new ``texts`` with a saved run, without refitting.
 
     The texts are encoded with the run's encoder config (:func:`textcluster.embed.engine.encode_texts`,
     which also reloads a corpus-fitted encoder's state such as tfidf's vocabulary), then
-    labelled by :func:`assign_vectors`.
+    labelled by the run's :class:`Assigner`, ``chunk_rows`` rows at a time (the encoder
+    config's; the same chunks the Ray engine labels, so its results are the same).
     """
     if not texts:
         raise ConfigError("no texts to assign (got an empty list)")
     t0 = time.perf_counter()
     m = ws.manifest(check_id(run_id, "run"))
-    V = encode_texts(
-        list(texts), encoder_config_of(ws, run_id), progress=progress, ws=ws, embedding_id=m.embedding_id
-    )
-    res = assign_vectors(ws, run_id, np.asarray(V, dtype=np.float32))
-    res.seconds = time.perf_counter() - t0
-    return res
+    cfg = encoder_config_of(ws, run_id)
+    V = encode_texts(list(texts), cfg, progress=progress, ws=ws, embedding_id=m.embedding_id, cancel=cancel)
+    a = load_assigner(ws, run_id)
+    labels = np.empty(len(texts), np.int32)
+    dist = np.empty(len(texts), np.float32)
+    for s in range(0, len(texts), cfg.chunk_rows):  # the chunks the Ray engine labels one by one
+        labels[s : s + cfg.chunk_rows], dist[s : s + cfg.chunk_rows] = a.assign(V[s : s + cfg.chunk_rows])
+    return AssignResult(run_id, labels, dist, a.mode, time.perf_counter() - t0)

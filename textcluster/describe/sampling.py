@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from textcluster.cluster.versions import run_names
 from textcluster.config import SamplingPolicy
 from textcluster.describe.allocation import waterfill
 from textcluster.describe.clusters import load_description, member_distances
@@ -164,7 +165,9 @@ def load_labels(ws: Workspace, run_id: str) -> np.ndarray:
 
 
 def _labels_map(ws: Workspace, run_id: str) -> dict[str, int]:
-    """Cluster label (lower case) -> cluster id, from the run's newest description."""
+    """Cluster name or label (lower case) -> cluster id: the run's names (a rename edit) first,
+    then the labels of its newest description."""
+    names = {n.lower(): c for c, n in run_names(ws, run_id).items()}
     for m in ws.list("description"):
         if m.run_id != run_id:
             continue
@@ -172,12 +175,12 @@ def _labels_map(ws: Workspace, run_id: str) -> dict[str, int]:
             d = load_description(ws, m.id)
         except StoreError:
             continue
-        return {c.label.lower(): c.cluster for c in d.clusters if c.label}
-    return {}
+        return {**{c.label.lower(): c.cluster for c in d.clusters if c.label}, **names}
+    return names
 
 
 def resolve_clusters(ws: Workspace, run_id: str, items: tuple[int | str, ...]) -> tuple[int, ...]:
-    """Turn cluster ids or labels (from a description of the run) into sorted cluster ids."""
+    """Turn cluster ids, names (a rename edit) or labels (from a description of the run) into sorted cluster ids."""
     out: set[int] = set()
     by_label: dict[str, int] | None = None
     for it in items:
@@ -195,7 +198,7 @@ def resolve_clusters(ws: Workspace, run_id: str, items: tuple[int | str, ...]) -
         if s.lower() not in by_label:
             known = ", ".join(repr(k) for k in list(by_label)[:10])
             raise ConfigError(
-                f"cluster {s!r} is neither a cluster id nor the label of a cluster of {run_id}"
+                f"cluster {s!r} is neither a cluster id nor the label of a cluster of {run_id} (nor its name)"
                 + (f"; labels: {known}" if known else "; run `textcluster describe` first to get labels")
             )
         out.add(by_label[s.lower()])

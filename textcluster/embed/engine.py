@@ -177,6 +177,30 @@ class _Partial:
     vectors: np.ndarray  # (r, dim) float32
 
 
+@dataclass
+class ChunkWork:
+    """The chunks :func:`embed` hands to a distributed runner (``runner=`` of :func:`embed`).
+
+    texts: every text of the corpus (input order); chunks: the ``(start, end)`` row ranges
+    still to encode; save(start, end, vectors, truncated, seconds, device): store one
+    finished chunk (the raw output of :func:`encode_chunk`), callable in any order;
+    tick(): report that the runner is alive (lets a job see its cancel flag);
+    fingerprint: the model files' fingerprint, which every worker must find too.
+    """
+
+    cfg: EncoderConfig
+    fingerprint: str
+    texts: list[str]
+    chunks: list[tuple[int, int]]
+    save: Callable[[int, int, np.ndarray, int, float, str], None]
+    tick: Callable[[], None]
+    cancel: threading.Event | None
+
+
+#: ``runner(work)``: encodes ``work.chunks`` somewhere else and calls ``work.save`` for each.
+ChunkRunner = Callable[[ChunkWork], None]
+
+
 def _encode_rows(
     encoder: Encoder,
     texts: Sequence[str],
@@ -261,6 +285,31 @@ def _load(encoder: Encoder, cfg: EncoderConfig, ws: Workspace | None = None,
     return device
 
 
+def load_encoder(cfg: EncoderConfig, fingerprint: str | None = None) -> tuple[Encoder, str]:
+    """Build and load the encoder of ``cfg`` (a worker's side of a distributed run); returns
+    (encoder, device). ``fingerprint``: the model files the caller hashed; an
+    :class:`EncoderError` when this machine's files differ (another model, another version)."""
+    check_config(cfg)
+    encoder = get_encoder(cfg)
+    if encoder.needs_fit:
+        raise EncoderError(f"encoder {cfg.name!r} is fitted on a corpus; it runs on the local engine only")
+    if fingerprint is not None and encoder.fingerprint() != fingerprint:
+        raise EncoderError(
+            f"the model files of {cfg.name!r} on this machine differ from the caller's "
+            f"(fingerprint {encoder.fingerprint()} != {fingerprint}); install the same model everywhere"
+        )
+    return encoder, _load(encoder, cfg)
+
+
+def encode_chunk(
+    encoder: Encoder, texts: Sequence[str], cfg: EncoderConfig, device: str, cancel: Any = None,
+) -> tuple[np.ndarray, int]:
+    """Encode one chunk exactly as :func:`embed` does (same batches, so the same vectors);
+    returns (float32 (n, dim) in input order, truncated count). ``cancel``: anything with
+    ``is_set()``, checked between batches (:class:`JobCancelled`)."""
+    return _encode_rows(encoder, texts, cfg, device, cancel=cancel)
+
+
 # -- the stage ---------------------------------------------------------------
 
 def _read_texts(ws: Workspace, corpus_id: str) -> list[str]:
@@ -288,6 +337,17 @@ def _save_partial(partial: Path, start: int, end: int, part: _Partial) -> None:
     rows_path, vec_path = _part_paths(partial, start, end)
     save_npy_atomic(vec_path, part.vectors)
     save_npy_atomic(rows_path, part.rows)
+
+
+def _save_chunk(partial: Path, start: int, end: int, vectors: np.ndarray, truncated: int, seconds: float,
+                device: str) -> None:
+    """Store a finished chunk (vectors, then the .json that marks it finished); drop its .part files."""
+    npy, meta = _chunk_paths(partial, start, end)
+    save_npy_atomic(npy, vectors)
+    write_json_atomic(meta, {"rows": end - start, "truncated": int(truncated), "seconds": float(seconds),
+                             "device": device, "dim": int(vectors.shape[1])})
+    for p in _part_paths(partial, start, end):
+        p.unlink(missing_ok=True)
 
 
 def _load_partial(partial: Path, start: int, end: int) -> _Partial | None:
@@ -322,6 +382,8 @@ def embed(
     cfg: EncoderConfig | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    *,
+    runner: ChunkRunner | None = None,
 ) -> EmbedResult:
     """Embed every text of corpus ``corpus_id``; cached, resumable, cancellable.
 
@@ -332,6 +394,9 @@ def embed(
     ``cancel`` is checked between batches (:class:`JobCancelled`; finished
     chunks are kept for the next call). Two processes asking for the same
     embedding compute it once (the second waits on a lock, then reads it).
+    ``runner``: encode the missing chunks elsewhere (the Ray engine,
+    :mod:`textcluster.engines.ray_engine`); the chunk files, the artifact and its id are
+    the same as when encoded here. Encoders fitted on the corpus (tfidf) always run here.
     """
     t0 = time.perf_counter()
     cfg = cfg or EncoderConfig()
@@ -345,12 +410,12 @@ def embed(
     with ws.lock(eid):
         if ws.cached(eid):  # another process finished it while we waited
             return _cached_result(ws, eid, t0)
-        return _compute(ws, corpus_id, cfg, encoder, eid, fingerprint, progress, cancel, t0)
+        return _compute(ws, corpus_id, cfg, encoder, eid, fingerprint, progress, cancel, t0, runner)
 
 
 def _compute(
     ws: Workspace, corpus_id: str, cfg: EncoderConfig, encoder: Encoder, eid: str, fingerprint: str,
-    progress: ProgressFn | None, cancel: threading.Event | None, t0: float,
+    progress: ProgressFn | None, cancel: threading.Event | None, t0: float, runner: ChunkRunner | None = None,
 ) -> EmbedResult:
     texts = _read_texts(ws, corpus_id)
     n = len(texts)
@@ -385,6 +450,22 @@ def _compute(
                 fit_seconds = time.perf_counter() - t
         return device
 
+    todo = [c for c in chunks if c not in finished]
+    if runner is not None and todo and not encoder.needs_fit:
+        def save(start: int, end: int, vectors: np.ndarray, truncated: int, seconds: float, dev: str) -> None:
+            nonlocal done
+            vectors = np.asarray(vectors, dtype=np.float32)  # encode_chunk's output is final
+            if vectors.ndim != 2 or vectors.shape[0] != end - start:
+                raise EncoderError(f"chunk {start}-{end} came back with shape {vectors.shape}, "
+                                   f"expected ({end - start}, dim)")
+            _save_chunk(partial, start, end, vectors, truncated, seconds, dev)
+            finished.add((start, end))
+            part = resumed.pop((start, end), None)  # its rows were counted as done already
+            done += (end - start) - (int(part.rows.size) if part is not None else 0)
+            meter.update(done)
+
+        meter.update(done, f"encoding {len(todo)} chunks on the distributed engine")
+        runner(ChunkWork(cfg, fingerprint, texts, todo, save, lambda: meter.update(done), cancel))
     for start, end in chunks:
         if (start, end) in finished:
             continue
@@ -407,13 +488,7 @@ def _compute(
             if kept:  # the next call starts from these rows, not from the chunk's first
                 _save_partial(partial, start, end, kept[0])
             raise
-        npy, meta = _chunk_paths(partial, start, end)
-        save_npy_atomic(npy, vectors)
-        meta_info = {"rows": end - start, "truncated": truncated, "seconds": time.perf_counter() - t,
-                     "device": dev, "dim": int(vectors.shape[1])}
-        write_json_atomic(meta, meta_info)
-        for p in _part_paths(partial, start, end):
-            p.unlink(missing_ok=True)
+        _save_chunk(partial, start, end, vectors, truncated, time.perf_counter() - t, dev)
     if n == 0:
         ensure_loaded()
     if encoder.needs_fit and device is None:
@@ -513,5 +588,8 @@ def encode_texts(
         done += k
         meter.update(done)
 
-    vectors, _ = _encode_rows(encoder, texts, cfg, device, on_rows, cancel)
+    # chunk by chunk as embed does: the same batches, so the same vectors for the same texts
+    parts = [_encode_rows(encoder, texts[s : s + cfg.chunk_rows], cfg, device, on_rows, cancel)[0]
+             for s in range(0, len(texts), cfg.chunk_rows)] or [_encode_rows(encoder, [], cfg, device)[0]]
+    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return vectors.astype(cfg.dtype, copy=False)

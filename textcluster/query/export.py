@@ -12,11 +12,12 @@ Parquet file carries the same JSON in its file key-value metadata under
 What each source exports:
 
 - a run: every document of its corpus (``doc_id``, ``text``, metadata columns)
-  with ``run_id``, ``cluster``, ``distance``, ``probability``, ``x``, ``y`` and,
-  when the run was described, ``cluster_label``; ordered by ``doc_id``. (A corpus
-  column with one of these names is replaced by the run's.)
-- a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank`` and
-  ``cluster_label``; ordered by ``cluster``, ``rank``.
+  with ``run_id``, ``cluster``, ``distance``, ``probability``, ``x``, ``y``,
+  ``cluster_label`` when the run was described, ``cluster_name`` when it has names (a
+  rename edit) and ``tags`` (a list of tag names) when the corpus has tags; ordered by
+  ``doc_id``. (A corpus column with one of these names is replaced by the run's.)
+- a sample: the sampled documents with ``sample_id``, ``cluster``, ``rank``,
+  ``cluster_label`` and ``cluster_name``; ordered by ``cluster``, ``rank``.
 - SQL: the rows of one checked SELECT (see :func:`textcluster.query.sql.check_sql`).
 
 Limits: every export stops at a time limit, a row limit and a byte limit
@@ -49,6 +50,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 import textcluster
+from textcluster.cluster.versions import run_names
 from textcluster.describe.clusters import latest_description
 from textcluster.errors import ConfigError, LimitError, QueryError
 from textcluster.query.sql import (
@@ -58,8 +60,10 @@ from textcluster.query.sql import (
     deadline_of,
     env_int,
     iter_batches,
+    name_column,
     timeout_error,
 )
+from textcluster.query.tags import doc_tag_lists, load_tags
 from textcluster.store import Workspace, atomic_path, check_id, check_output_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -115,15 +119,20 @@ def source_sql(ws: Workspace, run_id: str | None = None, sample_id: str | None =
         if not rid:
             raise ConfigError(f"sample {sid} names no run_id in its manifest")
         return rid, (
-            "SELECT s.sample_id, s.cluster, s.rank, c.label AS cluster_label, d.* EXCLUDE (corpus_id) "
+            "SELECT s.sample_id, s.cluster, s.rank, c.label AS cluster_label, c.cluster_name, "
+            "d.* EXCLUDE (corpus_id) "
             "FROM samples s JOIN docs d USING (doc_id) "
             "LEFT JOIN clusters c ON c.run_id = s.run_id AND c.cluster = s.cluster "
             f"WHERE s.sample_id = '{sid}' ORDER BY s.cluster, s.rank"
         )
     rid = check_id(run_id, "run")
     label = ", c.label AS cluster_label" if _has_label(ws, rid) else ""
+    if run_names(ws, rid):
+        label += ", a.cluster_name"
+    if load_tags(ws, ws.corpus_of(rid)):
+        label += ", d.tags"
     return rid, (
-        "SELECT d.* EXCLUDE (corpus_id), a.run_id, a.cluster, a.distance, a.probability, a.x, a.y"
+        "SELECT d.* EXCLUDE (corpus_id, tags), a.run_id, a.cluster, a.distance, a.probability, a.x, a.y"
         f"{label} FROM docs d JOIN assignments a USING (doc_id) "
         "LEFT JOIN clusters c ON c.run_id = a.run_id AND c.cluster = a.cluster "
         "ORDER BY d.doc_id"
@@ -135,7 +144,8 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
 
     Reads ``docs.parquet`` batch by batch and gathers each batch's cluster,
     distance, probability and coordinates from the run's memory-mapped ``.npy``
-    files by ``doc_id`` (and the label from the newest description), so memory
+    files by ``doc_id`` (the label from the newest description, the name from the
+    run's names, the tags from the corpus's tags), so memory
     stays at one batch however big the run. Rows keep the corpus order (doc_id).
     """
 
@@ -158,6 +168,12 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
     ]
     if label_of is not None:
         extra.append(pa.field("cluster_label", pa.string()))
+    names = run_names(ws, run_id)
+    if names:
+        extra.append(pa.field("cluster_name", pa.string()))
+    tags = load_tags(ws, ws.corpus_of(run_id))
+    if tags:
+        extra.append(pa.field("tags", pa.list_(pa.string())))
     base = [f for f in src.schema if f.name not in {e.name for e in extra} | {"corpus_id"}]
     schema = pa.schema(base + extra)
     yield schema
@@ -175,6 +191,10 @@ def run_batches(ws: Workspace, run_id: str, batch_rows: int = 65_536) -> Iterato
                 take(dist, idx), take(prob, idx), take(xy, idx, 0), take(xy, idx, 1)]
         if label_of is not None:
             cols.append(pa.array([label_of.get(int(c)) for c in cl], pa.string()))
+        if names:
+            cols.append(name_column(cl, names))
+        if tags:
+            cols.append(doc_tag_lists(tags, idx))
         yield pa.RecordBatch.from_arrays(cols, schema=schema)
 
 

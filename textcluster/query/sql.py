@@ -4,13 +4,19 @@ Four views are built from the artifacts' files (nothing is copied; Parquet
 files are scanned through ``pyarrow.dataset`` and ``.npy`` arrays are wrapped as
 Arrow arrays over memory maps):
 
-- ``docs``: ``doc_id``, ``text``, the corpus's metadata columns and ``corpus_id``
-  (several corpora are stacked ``UNION ALL BY NAME``).
+- ``docs``: ``doc_id``, ``text``, the corpus's metadata columns, ``corpus_id`` and
+  ``tags`` (the names of the document's tags, a list; NULL when none) (several corpora are
+  stacked ``UNION ALL BY NAME``).
 - ``assignments``: ``doc_id``, ``run_id``, ``cluster``, ``distance``,
-  ``probability``, ``x``, ``y``, ``corpus_id`` (one row per document per run).
+  ``probability``, ``outlier_score`` (distance to the centre as a quantile within the
+  cluster, NULL for noise), ``x``, ``y``, ``corpus_id``, ``cluster_name`` (one row per document
+  per run; the name given by a rename edit, else NULL).
 - ``clusters``: ``run_id``, ``cluster``, ``size``, ``share``, ``label``,
-  ``keywords`` (label and keywords from the run's newest description, else NULL).
+  ``keywords`` (label and keywords from the run's newest description, else NULL),
+  ``cluster_name`` (as above).
 - ``samples``: ``sample_id``, ``doc_id``, ``cluster``, ``rank``, ``run_id``.
+- ``tags``: ``corpus_id``, ``tag``, ``doc_id`` (one row per tagged document, see
+  :mod:`textcluster.query.tags`).
 
 Scoped to a run (``run_id=...``), ``docs`` holds that run's corpus and the other
 views that run only.
@@ -46,8 +52,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from textcluster.cluster.outliers import outlier_scores
+from textcluster.cluster.versions import run_names
 from textcluster.describe.clusters import latest_description
 from textcluster.errors import ConfigError, LimitError, QueryError
+from textcluster.query.tags import tag_table
 from textcluster.store import Workspace, check_id
 
 logger = logging.getLogger(__name__)
@@ -81,7 +90,7 @@ MAX_SQL_BYTES = 100_000
 #: Most bytes (Arrow buffers) a :func:`query` result may hold; beyond, it is refused.
 MAX_RESULT_BYTES = 128 * 1024 * 1024
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
-VIEWS = ("docs", "assignments", "clusters", "samples")
+VIEWS = ("docs", "assignments", "clusters", "samples", "tags")
 TRUNCATED_KEY = b"textcluster.truncated"
 
 T = TypeVar("T")
@@ -143,6 +152,19 @@ def _npy(path: Any) -> np.ndarray | None:
     return np.load(path, mmap_mode="r") if path.is_file() else None
 
 
+def name_column(labels: np.ndarray, names: dict[int, str]) -> Any:
+    """The ``cluster_name`` of each row of ``labels`` (n,) as an Arrow string array (null for
+    noise and unnamed clusters), built through a dictionary so a million rows cost one take."""
+    n = labels.shape[0]
+    if not names:
+        return pa.nulls(n, pa.string())
+    top = max(max(names), int(labels.max(initial=-1))) + 1
+    dictionary = pa.array([names.get(i) for i in range(top)], pa.string())
+    lab = np.asarray(labels, dtype=np.int32)
+    idx = pa.array(np.maximum(lab, 0), pa.int32(), mask=lab < 0)
+    return dictionary.take(idx)
+
+
 def _assignments_table(ws: Workspace, run_id: str) -> Any:
 
     d = ws.path(run_id)
@@ -155,14 +177,21 @@ def _assignments_table(ws: Workspace, run_id: str) -> Any:
         return pa.array(np.ascontiguousarray(arr), dtype)
 
     coords = _npy(d / "coords2d.npy")
+    dist = _npy(d / "distances.npy")
+    score = _npy(d / "outlier_score.npy")
+    if score is None and dist is not None:  # runs saved before scores were stored, versions
+        score = outlier_scores(np.asarray(labels), np.asarray(dist))
     return pa.table(
         {
             "doc_id": pa.array(np.arange(n, dtype=np.int64)),
             "cluster": col(labels.astype(np.int32, copy=False), pa.int32()),
-            "distance": col(_npy(d / "distances.npy"), pa.float32()),
+            "distance": col(dist, pa.float32()),
             "probability": col(_npy(d / "probabilities.npy"), pa.float32()),
+            "outlier_score": pa.array(np.ascontiguousarray(score), pa.float32(), from_pandas=True)
+            if score is not None else pa.nulls(n, pa.float32()),
             "x": col(None if coords is None else coords[:, 0], pa.float32()),
             "y": col(None if coords is None else coords[:, 1], pa.float32()),
+            "cluster_name": name_column(labels, run_names(ws, run_id)),
         }
     )
 
@@ -170,7 +199,9 @@ def _assignments_table(ws: Workspace, run_id: str) -> Any:
 def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
 
 
-    cols: dict[str, list[Any]] = {k: [] for k in ("run_id", "cluster", "size", "share", "label", "keywords")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("run_id", "cluster", "size", "share", "label", "keywords", "cluster_name")
+    }
     for rid in runs:
         labels = np.load(ws.file(rid, "labels.npy"), mmap_mode="r")
         counts_all = np.bincount(np.asarray(labels, dtype=np.int64) + 1)  # O(n); index 0 is noise
@@ -178,6 +209,7 @@ def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
         counts = counts_all[ids + 1]
         desc = latest_description(ws, rid)
         by = desc.by_cluster() if desc is not None else {}
+        names = run_names(ws, rid)
         for c, n in zip(ids.tolist(), counts.tolist(), strict=True):
             cd = by.get(c)
             cols["run_id"].append(rid)
@@ -186,6 +218,7 @@ def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
             cols["share"].append(n / max(1, labels.shape[0]))
             cols["label"].append(cd.label if cd else ("noise" if c == -1 else None))
             cols["keywords"].append(list(cd.keywords) if cd else None)
+            cols["cluster_name"].append(names.get(c))
     return pa.table(
         {
             "run_id": pa.array(cols["run_id"], pa.string()),
@@ -194,6 +227,7 @@ def _clusters_table(ws: Workspace, runs: list[str]) -> Any:
             "share": pa.array(cols["share"], pa.float64()),
             "label": pa.array(cols["label"], pa.string()),
             "keywords": pa.array(cols["keywords"], pa.list_(pa.string())),
+            "cluster_name": pa.array(cols["cluster_name"], pa.string()),
         }
     )
 
@@ -273,7 +307,7 @@ def connect(
     keep: list[Any] = []
     try:
         # -- docs
-        parts = []
+        parts, tag_parts = [], []
         docs_cols: set[str] = set()
         for i, cid in enumerate(_corpora(ws, run_id)):
             check_id(cid, "corpus")  # quoted into the view's SQL below
@@ -281,12 +315,23 @@ def connect(
             keep.append(src)
             docs_cols.update(src.schema.names)
             con.register(f"_docs_{i}", src)
-            if "corpus_id" in src.schema.names:  # an input column of that name: ours wins
-                parts.append(f"SELECT * REPLACE ('{cid}' AS corpus_id) FROM _docs_{i}")
+            ours = [c for c in ("corpus_id", "tags") if c in src.schema.names]  # input columns: ours win
+            star = f"d.* EXCLUDE ({', '.join(ours)})" if ours else "d.*"
+            tt = tag_table(ws, cid)
+            if tt.num_rows:
+                keep.append(tt)
+                con.register(f"_tags_{i}", tt)
+                tag_parts.append(f"SELECT '{cid}' AS corpus_id, tag, doc_id FROM _tags_{i}")
+                parts.append(
+                    f"SELECT {star}, '{cid}' AS corpus_id, t.tags FROM _docs_{i} d LEFT JOIN "
+                    f"(SELECT doc_id, list(tag ORDER BY tag) AS tags FROM _tags_{i} GROUP BY doc_id) t "
+                    "USING (doc_id)"
+                )
             else:
-                parts.append(f"SELECT *, '{cid}' AS corpus_id FROM _docs_{i}")
+                parts.append(f"SELECT {star}, '{cid}' AS corpus_id, NULL::VARCHAR[] AS tags FROM _docs_{i} d")
         if not parts:
-            parts = ["SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS text, NULL::VARCHAR AS corpus_id LIMIT 0"]
+            parts = ["SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS text, NULL::VARCHAR AS corpus_id, "
+                     "NULL::VARCHAR[] AS tags LIMIT 0"]
         runs = _runs(ws, run_id)
         if all_runs and run_id is None:
             # one row per document per run of its corpus, so that every view carries run_id
@@ -311,14 +356,15 @@ def connect(
             keep.append(t)
             con.register(f"_asg_{i}", t)
             parts.append(
-                f"SELECT doc_id, '{rid}' AS run_id, cluster, distance, probability, x, y, "
-                f"'{cid}' AS corpus_id FROM _asg_{i}"
+                f"SELECT doc_id, '{rid}' AS run_id, cluster, distance, probability, outlier_score, x, y, "
+                f"'{cid}' AS corpus_id, cluster_name FROM _asg_{i}"
             )
         if not parts:
             parts = [
                 "SELECT NULL::BIGINT AS doc_id, NULL::VARCHAR AS run_id, NULL::INTEGER AS cluster, "
-                "NULL::FLOAT AS distance, NULL::FLOAT AS probability, NULL::FLOAT AS x, NULL::FLOAT AS y, "
-                "NULL::VARCHAR AS corpus_id LIMIT 0"
+                "NULL::FLOAT AS distance, NULL::FLOAT AS probability, NULL::FLOAT AS outlier_score, "
+                "NULL::FLOAT AS x, NULL::FLOAT AS y, "
+                "NULL::VARCHAR AS corpus_id, NULL::VARCHAR AS cluster_name LIMIT 0"
             ]
         con.execute("CREATE VIEW assignments AS " + " UNION ALL ".join(parts))
         # -- clusters
@@ -340,6 +386,9 @@ def connect(
             "CREATE VIEW samples AS SELECT s.sample_id, s.doc_id, s.cluster, s.rank, o.run_id "
             "FROM _samples s LEFT JOIN _sample_runs o USING (sample_id)"
         )
+        # -- tags
+        con.execute("CREATE VIEW tags AS " + (" UNION ALL ".join(tag_parts) if tag_parts else
+                    "SELECT NULL::VARCHAR AS corpus_id, NULL::VARCHAR AS tag, NULL::BIGINT AS doc_id LIMIT 0"))
         if sandbox:
             # bounded memory; a big sort spills under the workspace, not the current folder
             spill = str(ws.root.resolve() / "tmp" / "duckdb").replace("'", "''")

@@ -1,0 +1,129 @@
+"""ui/map.py: the WebGL map's figure, palette, ordering and selection mapping (no browser)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import plotly.io as pio
+import pytest
+
+from ui import map as tcmap
+
+
+def _blobs(k: int, per: int = 20, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, 2)) * 30
+    labels = np.repeat(np.arange(k), per).astype(np.int32)
+    coords = (centres[labels] + rng.normal(size=(labels.size, 2))).astype(np.float32)
+    pair = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    return coords, labels, centres, pair
+
+
+def test_order_by_linkage_puts_groups_side_by_side():
+    # Three tight groups of centres, interleaved in id order: the ordering makes them contiguous.
+    rng = np.random.default_rng(1)
+    group = np.arange(12) % 3
+    pts = np.array([[0, 0], [100, 0], [0, 100]])[group] + rng.normal(size=(12, 2))
+    pair = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    order = tcmap.order_by_linkage(pair)
+    assert sorted(order.tolist()) == list(range(12))
+    runs = np.count_nonzero(np.diff(group[order]) != 0)
+    assert runs == 2  # three blocks, two boundaries
+    with pytest.raises(ValueError, match="square"):
+        tcmap.order_by_linkage(np.zeros((3, 2)))
+
+
+def test_palette_of_150_clusters_is_distinct_and_keeps_neighbours_apart():
+    _, _, _, pair = _blobs(150)
+    colors = tcmap.cluster_palette(pair, 150)
+    assert len(set(colors)) == 150
+    assert tcmap.NOISE_COLOR not in colors and tcmap.GREY not in colors
+    nearest = np.argsort(pair + np.diag(np.full(150, np.inf)), axis=1)[:, :3]
+    worst = min(tcmap.color_distance(colors[c], colors[j]) for c in range(150) for j in nearest[c])
+    # the 20-colour cycle this replaces gave the same colour (distance 0) to clusters 20 apart
+    assert worst > 12, worst
+
+
+def test_map_draws_every_point_and_maps_a_selection_back_to_rows():
+    coords, labels, _, pair = _blobs(5, per=40)
+    perm = np.random.default_rng(2).permutation(labels.size)
+    coords, labels = coords[perm], labels[perm]
+    names = {c: f"{c} · name{c}" for c in range(5)}
+    colors = dict(enumerate(tcmap.cluster_palette(pair, 5)))
+    fig = tcmap.build_map(coords, labels, names, colors, hover_texts=[f"t{i}" for i in range(labels.size)])
+    spec = json.loads(pio.to_json(fig.figure, validate=False))
+    traces = [t for t in spec["data"] if t["type"] == "scattergl"]
+    assert fig.points == 200 and sum(r.size for r in fig.rows) == 200
+    assert sorted(np.concatenate(fig.rows).tolist()) == list(range(200))
+    assert spec["data"][-1]["mode"] == "text" and len(spec["data"][-1]["text"]) == 5
+    # typed arrays (base64), not lists of numbers: 8 bytes a point
+    assert traces[0]["x"]["dtype"] == "f4"
+    # each trace holds one cluster's rows, its hover names it and shows each row's own text
+    for t, rows in zip(traces, fig.rows, strict=True):
+        c = int(labels[rows[0]])
+        assert (labels[rows] == c).all() and f"name{c}" in t["hovertemplate"]
+        assert t["text"] == [f"t{r}" for r in rows]
+    # a lasso over points 0 and 3 of trace 1 and point 2 of trace 4 (the names trace is ignored)
+    event = {"selection": {"points": [
+        {"curve_number": 1, "point_index": 0}, {"curve_number": 1, "point_index": 3},
+        {"curve_number": 4, "point_index": 2}, {"curve_number": 5, "point_index": 0},
+    ]}}
+    got = tcmap.selected_rows(event, fig)
+    assert got.tolist() == sorted([int(fig.rows[1][0]), int(fig.rows[1][3]), int(fig.rows[4][2])])
+    assert tcmap.selected_rows({"selection": {"points": []}}, fig).size == 0
+
+
+def test_highlight_greys_the_others_and_draws_the_cluster_on_top():
+    coords, labels, _, pair = _blobs(4)
+    colors = dict(enumerate(tcmap.cluster_palette(pair, 4)))
+    fig = tcmap.build_map(coords, labels, {c: str(c) for c in range(4)}, colors, highlight=2)
+    traces = [t for t in fig.figure.data if t.type == "scattergl"]
+    assert traces[-1].marker.color == colors[2]
+    assert {t.marker.color for t in traces[:-1]} == {tcmap.GREY}
+    assert (labels[fig.rows[-1]] == 2).all()
+
+
+def test_colour_by_categories_and_scores():
+    coords, labels, _, _ = _blobs(3)
+    cats = np.arange(labels.size) % 2
+    fig = tcmap.build_map(coords, labels, {}, {}, values=cats.astype(np.float32), categories=["en", "fr"])
+    palette = tcmap.distinct_colors(2)
+    for t, rows in zip(fig.figure.data, fig.rows, strict=False):
+        assert list(t.marker.color) == [palette[v] for v in cats[rows]]
+    score = np.linspace(0, 1, labels.size).astype(np.float32)
+    fig = tcmap.build_map(coords, labels, {}, {}, values=score, value_title="outlier score")
+    t = fig.figure.data[0]
+    assert t.marker.colorscale is not None and t.marker.cmin == 0 and t.marker.cmax == 1
+
+
+def test_user_text_is_escaped_in_hover_and_names():
+    coords, labels, _, _ = _blobs(2)
+    fig = tcmap.build_map(coords, labels, {0: "<img src=x>", 1: "a&b"}, {})
+    assert "&lt;img src=x&gt;" in fig.figure.data[0].hovertemplate
+    assert "a&amp;b" in fig.figure.data[-1].text
+
+
+def test_the_legend_search_finds_by_id_name_or_keyword():
+    from ui.legend import filter_legend, legend_table
+
+    frame = legend_table([0, 1, 42, 142], {0: "0 · refunds", 1: "1 · cards", 42: "42 · Travel", 142: "142 · fees"},
+                         {0: 5, 1: 9, 42: 3, 142: 7}, {0: ["money"], 1: ["visa"], 42: ["trip"], 142: ["charge"]},
+                         {})
+    assert frame["cluster"].tolist() == [1, 142, 0, 42]  # largest first
+    assert filter_legend(frame, "42")["cluster"].tolist() == [42]  # an id, not 142
+    assert filter_legend(frame, " travel ")["cluster"].tolist() == [42]
+    assert filter_legend(frame, "VISA")["cluster"].tolist() == [1]
+    assert len(filter_legend(frame, "")) == 4 and filter_legend(frame, "nothing").empty
+
+
+def test_noise_is_grey_and_unnamed_and_a_palette_without_distances_still_differs():
+    coords, labels, _, _ = _blobs(3)
+    labels = labels.copy()
+    labels[::7] = -1
+    colors = {-1: tcmap.NOISE_COLOR, **dict(enumerate(tcmap.cluster_palette(None, 3)))}
+    fig = tcmap.build_map(coords, labels, {-1: "-1 · noise", 0: "0 · a", 1: "1 · b", 2: "2 · c"}, colors)
+    noise = [t for t, r in zip(fig.figure.data, fig.rows, strict=False) if (labels[r] == -1).all()]
+    assert len(noise) == 1 and noise[0].marker.color == tcmap.NOISE_COLOR
+    assert "-1 · noise" not in fig.figure.data[-1].text
+    assert len(set(tcmap.cluster_palette(None, 700))) == 648  # the candidate grid, then repeats

@@ -1,0 +1,236 @@
+"""Automatic k: choose the number of clusters without labels.
+
+The method (measured on every labelled set of the benchmarks, docs/clustering.md section
+*Automatic k*): a seeded subset of at most :data:`AUTO_K_SAMPLE` rows of the **embedding**
+(L2-normalised, so distances are cosine-like; never the UMAP output, which can hurt some
+corpora and whose layout changes with its seed), k-means (one k-means++ seeding, the
+project's BLAS Lloyd) for each k of a geometric grid over the k range, each scored by the
+silhouette of the subset (computed from one pairwise-distance matrix shared by every
+candidate); the chosen k is the best-scoring candidate, unless that is the largest candidate
+(the criterion still rising: no optimum in the range), then the first interior local maximum
+(the coarsest partition the criterion supports), with a ``warning``.
+
+:func:`choose_k` returns an :class:`AutoK` (``method``, ``candidates``, ``scores``,
+``chosen``, ...) that the cluster stage stores in the run manifest (``auto_k``) and the
+CLI prints with ``--json``, so the user sees the curve the choice came from.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from textcluster.cluster.kmeans import KMeansClusterer
+from textcluster.errors import ConfigError
+from textcluster.progress import Meter, ProgressFn, check_cancel
+
+#: Rows of the seeded subset the sweep runs on (the pairwise matrix is AUTO_K_SAMPLE^2 float32).
+AUTO_K_SAMPLE = 5000
+#: Smallest k tried by default.
+K_MIN_DEFAULT = 2
+#: Largest k tried by default (also capped at n // :data:`MIN_ROWS_PER_CLUSTER`).
+K_MAX_DEFAULT = 200
+#: The default largest k leaves at least this many subset rows per cluster.
+MIN_ROWS_PER_CLUSTER = 10
+#: Candidates on the geometric grid between k_min and k_max (fewer when the range is small).
+GRID_POINTS = 24
+#: Lloyd iterations of each candidate's k-means on the subset (converged or nearly: the
+#: silhouette of the partition barely moves after that).
+SWEEP_MAX_ITER = 100
+#: The criterion name recorded in ``auto_k.method``.
+METHOD = "silhouette"
+
+
+@dataclass
+class AutoK:
+    """The outcome of a sweep.
+
+    method: the criterion (``silhouette``); candidates: the k values tried (ascending);
+    scores: the criterion of each (higher is better); chosen: the k picked; k_range: the
+    ``[k_min, k_max]`` searched; sample: subset rows; seed; seconds: wall time of the sweep;
+    warning: set when the choice is not clear-cut (the best k is the largest candidate, so the
+    criterion was still rising: the corpus may hold finer structure than the range, or no clear
+    k at all), else None.
+    """
+
+    method: str
+    candidates: list[int]
+    scores: list[float]
+    chosen: int
+    k_range: list[int]
+    sample: int
+    seed: int
+    seconds: float
+    warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the ``auto_k`` field of a run manifest and of ``run --json``)."""
+        return asdict(self)
+
+
+def parse_k_range(text: str) -> tuple[int, int]:
+    """``"MIN:MAX"`` (or ``"MIN-MAX"``) -> ``(MIN, MAX)``; :class:`ConfigError` when it is not
+    two integers with ``2 <= MIN <= MAX``."""
+    parts = text.replace("-", ":").split(":") if isinstance(text, str) else []
+    try:
+        lo, hi = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"k range {text!r} should look like MIN:MAX, e.g. 2:200") from None
+    return check_k_range((lo, hi))
+
+
+def check_k_range(k_range: Any, n: int | None = None) -> tuple[int, int]:
+    """``k_range`` as ``(k_min, k_max)`` after checking it: two integers, ``2 <= k_min <= k_max``
+    and, when ``n`` (rows to cluster) is given, ``k_max <= n``. :class:`ConfigError` otherwise,
+    naming the range received."""
+    ok = (
+        isinstance(k_range, list | tuple)
+        and len(k_range) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in k_range)
+    )
+    if not ok:
+        raise ConfigError(f"k_range={k_range!r} should be two integers [k_min, k_max]")
+    lo, hi = int(k_range[0]), int(k_range[1])
+    if lo < 2:
+        raise ConfigError(f"k range {lo}:{hi} should start at 2 or more (k_min={lo})")
+    if lo > hi:
+        raise ConfigError(f"k range {lo}:{hi} is empty (k_min={lo} > k_max={hi})")
+    if n is not None and hi > n:
+        raise ConfigError(f"k range {lo}:{hi} is larger than the number of documents (k_max={hi} > n_samples={n})")
+    return lo, hi
+
+
+def default_k_range(n: int) -> tuple[int, int]:
+    """The range searched when none is given: ``2 .. min(200, subset rows // 10)`` (at least 2)."""
+    m = min(n, AUTO_K_SAMPLE)
+    return K_MIN_DEFAULT, max(K_MIN_DEFAULT, min(K_MAX_DEFAULT, m // MIN_ROWS_PER_CLUSTER))
+
+
+def candidates(k_min: int, k_max: int, points: int = GRID_POINTS) -> list[int]:
+    """About ``points`` integers from ``k_min`` to ``k_max`` (both included), evenly spaced on a
+    log scale (every integer when the range is small)."""
+    if k_max - k_min + 1 <= points:
+        return list(range(k_min, k_max + 1))
+    grid = np.geomspace(k_min, k_max, points)
+    return sorted({int(round(v)) for v in grid} | {k_min, k_max})
+
+
+def _pairwise(X: np.ndarray) -> np.ndarray:
+    """Euclidean distances (m, m) float32 between the rows of ``X``."""
+    xx = np.einsum("ij,ij->i", X, X)
+    d = xx[:, None] + xx[None, :] - 2.0 * (X @ X.T)
+    np.maximum(d, 0.0, out=d)
+    np.sqrt(d, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def silhouette_from_distances(D: np.ndarray, labels: np.ndarray) -> float:
+    """The mean silhouette of ``labels`` (m,) given the distance matrix ``D`` (m, m), as
+    scikit-learn defines it (a member of a singleton cluster scores 0); one matrix product."""
+    labels = np.asarray(labels)
+    _, lab = np.unique(labels, return_inverse=True)
+    k = int(lab.max()) + 1 if lab.size else 0
+    if k < 2 or k >= lab.size:
+        return float("nan")
+    from scipy import sparse  # lazily, as in kmeans.lloyd
+
+    m = lab.size
+    counts = np.bincount(lab, minlength=k).astype(np.float64)
+    # (m, k): sum of distances of each row to each cluster, as a sparse one-hot product
+    # (O(m^2) whatever k; a dense one-hot product would cost m^2 k)
+    onehot_t = sparse.csr_matrix((np.ones(m, dtype=np.float32), (lab, np.arange(m))), shape=(k, m))
+    sums = np.asarray(onehot_t @ D, dtype=np.float64).T  # D is symmetric
+    own_n = counts[lab]
+    a = sums[np.arange(m), lab] / np.maximum(own_n - 1.0, 1.0)
+    other = sums / counts[None, :]
+    other[np.arange(m), lab] = np.inf
+    b = other.min(axis=1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    s[own_n <= 1] = 0.0
+    return float(np.mean(s))
+
+
+def _first_local_max(scores: list[float]) -> int | None:
+    """Index of the first interior candidate scoring above its left and at least its right
+    neighbour (None when there is none)."""
+    for i in range(1, len(scores) - 1):
+        a, b, c = scores[i - 1], scores[i], scores[i + 1]
+        if all(math.isfinite(v) for v in (a, b, c)) and b > a and b >= c:
+            return i
+    return None
+
+
+def choose_k(
+    X: np.ndarray,
+    *,
+    k_range: tuple[int, int] | None = None,
+    seed: int = 0,
+    sample: int = AUTO_K_SAMPLE,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    smooth: int = 0,
+    n_init: int = 1,
+) -> AutoK:
+    """Choose k for ``X`` (n, d), the embedding (may be memory-mapped): see the module docstring.
+
+    k_range: ``(k_min, k_max)`` searched (default :func:`default_k_range`); k_max must not
+    exceed n. seed: the subset and every k-means seeding. Deterministic for a given
+    (X, k_range, seed, sample). Raises :class:`ConfigError` for an empty or too large range.
+    """
+    t0 = time.perf_counter()
+    n = int(X.shape[0])
+    if n < 3:
+        raise ConfigError(f"automatic k needs at least 3 rows (n_samples={n}); pass a k")
+    lo, hi = check_k_range(tuple(k_range) if k_range is not None else default_k_range(n), n)
+    rng = np.random.default_rng(seed)
+    rows = np.arange(n) if n <= sample else np.sort(rng.choice(n, size=sample, replace=False))
+    S = np.array(X[rows], dtype=np.float32)
+    S /= np.maximum(np.linalg.norm(S, axis=1, keepdims=True), np.float32(1e-12))
+    m = S.shape[0]
+    hi_eff = min(hi, m - 1)
+    if hi_eff < lo:
+        raise ConfigError(f"k range {lo}:{hi} needs more than {m} rows to compare candidates")
+    ks = candidates(lo, hi_eff)
+    meter = Meter("auto-k", len(ks), progress, estimate=True)
+    D = _pairwise(S)
+    if smooth > 0:
+        nn = np.argpartition(D, smooth, axis=1)[:, : smooth + 1]  # itself (distance 0) and its neighbours
+        S = S[nn].mean(axis=1)
+        S /= np.maximum(np.linalg.norm(S, axis=1, keepdims=True), np.float32(1e-12))
+        D = _pairwise(S)
+    scores: list[float] = []
+    for i, k in enumerate(ks):
+        check_cancel(cancel, "auto-k")
+        meter.update(i, f"k={k}")
+        km = KMeansClusterer(k, seed=seed + i, n_init=n_init, max_iter=SWEEP_MAX_ITER).fit(S)
+        scores.append(silhouette_from_distances(D, km.labels_))
+    meter.update(len(ks), "done")
+    valid = [(s, k) for s, k in zip(scores, ks, strict=True) if math.isfinite(s)]
+    chosen = max(valid, key=lambda t: (t[0], -t[1]))[1] if valid else lo
+    warning = None
+    if len(ks) > 2 and chosen == ks[-1]:
+        # Still rising at the top of the range: the range holds no optimum. Take the first interior
+        # local maximum, the coarsest partition the criterion supports, rather than the range's edge.
+        first = _first_local_max(scores)
+        if first is not None:
+            chosen = ks[first]
+        warning = (f"the {METHOD} was still rising at k={ks[-1]}, the largest candidate: there is no clear k in "
+                   f"this range; k={chosen} is its first local maximum (the coarsest structure it supports). "
+                   "Cut the run with its hierarchy, or pass a k")
+    return AutoK(
+        method=METHOD,
+        candidates=[int(k) for k in ks],
+        scores=[round(float(s), 6) if math.isfinite(s) else None for s in scores],  # type: ignore[misc]
+        chosen=int(chosen),
+        k_range=[lo, hi],
+        sample=int(m),
+        seed=int(seed),
+        seconds=round(time.perf_counter() - t0, 3),
+        warning=warning,
+    )

@@ -1,0 +1,339 @@
+"""The Explore map: a WebGL scatter (Plotly ``Scattergl``) of every point of a run.
+
+Pure functions (no Streamlit): the page builds the figure here and hands it to
+``st.plotly_chart(on_select="rerun", selection_mode=("points", "box", "lasso"))``.
+
+Why this shape (measured in docs/benchmarks.md, "Explore map paint (issue 18)"):
+
+* one ``Scattergl`` trace per cluster. The hover names the cluster from the trace (no string
+  per point), a highlighted cluster is one trace coloured and the others grey, and a selection
+  comes back as (trace, index in trace), mapped to rows by :attr:`MapFigure.rows`;
+* coordinates are sent as float32 typed arrays (Plotly encodes NumPy arrays as base64
+  ``bdata``): 8 bytes a point, about 11 MB of JSON for a million points;
+* the text of each point goes into the hover only up to :data:`HOVER_TEXT_MAX_POINTS` points
+  (trimmed to :data:`HOVER_CHARS` characters); above that the hover names the cluster and a
+  selection lists the texts in the table below the map;
+* above :data:`MAX_MAP_POINTS` points (env ``TEXTCLUSTER_MAP_MAX_POINTS``) the map draws a
+  stratified subset; every run up to that limit is drawn point for point.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Every point is drawn up to this many (env ``TEXTCLUSTER_MAP_MAX_POINTS``); above, a
+#: stratified subset of this size (every cluster in proportion, at least one point each).
+MAX_MAP_POINTS = 2_000_000
+#: Hover texts are sent up to this many points (env ``TEXTCLUSTER_MAP_HOVER_TEXTS``).
+HOVER_TEXT_MAX_POINTS = 20_000
+#: A hover text is trimmed to this many characters.
+HOVER_CHARS = 80
+#: Names are drawn at the centres of at most this many clusters (the largest, and the
+#: highlighted one): more would cover the map.
+MAX_NAMES = 40
+NOISE_COLOR = "#c8c8c8"
+GREY = "#dcdcdc"
+
+
+def env_int(name: str, default: int) -> int:
+    """A non-negative integer from the environment, else ``default`` (a bad value is ignored)."""
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isdigit() else default
+
+
+def max_map_points() -> int:
+    """:data:`MAX_MAP_POINTS`, or ``$TEXTCLUSTER_MAP_MAX_POINTS`` when set."""
+    return env_int("TEXTCLUSTER_MAP_MAX_POINTS", MAX_MAP_POINTS)
+
+
+def hover_text_max_points() -> int:
+    """:data:`HOVER_TEXT_MAX_POINTS`, or ``$TEXTCLUSTER_MAP_HOVER_TEXTS`` when set."""
+    return env_int("TEXTCLUSTER_MAP_HOVER_TEXTS", HOVER_TEXT_MAX_POINTS)
+
+
+# -- ordering and colours ---------------------------------------------------------------
+
+
+def order_by_linkage(center_distances: np.ndarray) -> np.ndarray:
+    """The order of ``k`` clusters that puts similar ones side by side.
+
+    ``center_distances``: ``(k, k)`` symmetric distances between centres. Returns a
+    permutation of ``0..k-1``: the leaves of an average-linkage tree of the centres, with
+    the optimal leaf ordering (scipy). Used for the heatmap's axes and the palette; a run
+    hierarchy, when there is one, can replace it."""
+    d = np.asarray(center_distances, dtype=np.float64)
+    k = d.shape[0]
+    if d.ndim != 2 or d.shape[1] != k:
+        raise ValueError(f"center_distances should be a square matrix, got shape {d.shape}")
+    if k <= 2:
+        return np.arange(k)
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+    from scipy.spatial.distance import squareform
+
+    d = np.nan_to_num((d + d.T) / 2, nan=0.0, posinf=0.0)
+    np.fill_diagonal(d, 0.0)
+    cond = squareform(np.maximum(d, 0.0), checks=False)
+    z = linkage(cond, method="average")
+    if k <= 400:  # O(k^3) on the leaves: instant at 150, seconds at 1,000
+        z = optimal_leaf_ordering(z, cond)
+    return leaves_list(z).astype(np.int64)
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` sRGB in 0..1 -> CIELAB (D65)."""
+    c = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def _candidates() -> tuple[np.ndarray, np.ndarray]:
+    """A grid of saturated, mid-light colours (no greys: grey means noise or "not chosen")."""
+    rgb = []
+    for h in np.linspace(0, 1, 72, endpoint=False):
+        for s in (0.45, 0.7, 0.95):
+            for v in (0.55, 0.75, 0.95):
+                rgb.append(colorsys.hsv_to_rgb(h, s, v))
+    arr = np.asarray(rgb)
+    return arr, _srgb_to_lab(arr)
+
+
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours as far apart as possible in CIELAB (greedy farthest point, glasbey-like);
+    deterministic. The first few are as distinct as colours get; at 150 they still differ."""
+    rgb, lab = _candidates()
+    if n <= 0:
+        return []
+    chosen = [int(np.argmax(lab[:, 1] + lab[:, 2]))]  # start from a strong red-orange
+    dmin = np.linalg.norm(lab - lab[chosen[0]], axis=1)
+    while len(chosen) < min(n, len(rgb)):
+        i = int(np.argmax(dmin))
+        chosen.append(i)
+        dmin = np.minimum(dmin, np.linalg.norm(lab - lab[i], axis=1))
+    out = [_hex(rgb[i]) for i in chosen]
+    while len(out) < n:  # more clusters than candidates: repeat (never reached below 648)
+        out.append(out[len(out) % len(chosen)])
+    return out
+
+
+def _hex(rgb: Sequence[float]) -> str:
+    return "#" + "".join(f"{round(float(v) * 255):02x}" for v in rgb)
+
+
+def color_distance(a: str, b: str) -> float:
+    """CIELAB distance between two ``#rrggbb`` colours (about 2.3 is just noticeable)."""
+    rgb = np.array([[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in (a, b)])
+    lab = _srgb_to_lab(rgb)
+    return float(np.linalg.norm(lab[0] - lab[1]))
+
+
+def cluster_palette(center_distances: np.ndarray | None, k: int, neighbours: int = 6) -> list[str]:
+    """A colour for each of ``k`` clusters such that clusters with near centres differ.
+
+    Takes :func:`distinct_colors` (k) and hands them out in :func:`order_by_linkage` order,
+    each cluster taking the unused colour farthest (CIELAB) from the colours already given to
+    its ``neighbours`` nearest centres. Without distances, the colours in cluster order."""
+    colors = distinct_colors(k)
+    if center_distances is None or k <= 2 or np.shape(center_distances) != (k, k):
+        return colors
+    d = np.asarray(center_distances, dtype=np.float64)
+    lab = _srgb_to_lab(np.array([[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in colors]))
+    near = np.argsort(d + np.diag(np.full(k, np.inf)), axis=1)[:, :neighbours]
+    free = np.ones(k, bool)
+    given = np.full(k, -1)
+    for c in order_by_linkage(d):
+        done = [given[j] for j in near[c] if given[j] >= 0]
+        cand = np.flatnonzero(free)
+        if done:
+            score = np.min(np.linalg.norm(lab[cand][:, None, :] - lab[done][None, :, :], axis=2), axis=1)
+            pick = int(cand[int(np.argmax(score))])
+        else:
+            pick = int(cand[0])
+        given[c] = pick
+        free[pick] = False
+    return [colors[g] for g in given]
+
+
+# -- the figure -----------------------------------------------------------------------
+
+
+@dataclass
+class MapFigure:
+    """A Plotly figure and what maps a selection back to rows.
+
+    ``rows[t]``: the row (doc id) of each point of trace ``t``, in the trace's order;
+    traces past ``len(rows)`` (the cluster names) hold no rows."""
+
+    figure: object
+    rows: list[np.ndarray] = field(default_factory=list)
+    points: int = 0
+
+
+def cluster_centres_2d(coords: np.ndarray, labels: np.ndarray, clusters: Sequence[int]) -> np.ndarray:
+    """The median 2-D position of each cluster's points (where its name is drawn); ``(len(clusters), 2)``."""
+    out = np.zeros((len(clusters), 2), np.float32)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    for i, c in enumerate(clusters):
+        lo, hi = np.searchsorted(sorted_labels, [c, c + 1])
+        if hi > lo:
+            out[i] = np.median(coords[order[lo:hi]], axis=0)
+    return out
+
+
+def build_map(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    names: dict[int, str],
+    colors: dict[int, str],
+    *,
+    rows: np.ndarray | None = None,
+    hover_texts: Sequence[str] | None = None,
+    highlight: int | None = None,
+    values: np.ndarray | None = None,
+    value_title: str = "",
+    categories: Sequence[str] | None = None,
+    short_names: dict[int, str] | None = None,
+    height: int = 620,
+) -> MapFigure:
+    """One ``Scattergl`` trace per cluster, and the names of the :data:`MAX_NAMES` largest
+    clusters (and of the highlighted one) at their centres.
+
+    ``coords`` ``(n, 2)``, ``labels`` ``(n,)`` (-1 = noise). ``rows``: the rows to draw (all
+    when None). ``names``/``colors``: per cluster id. ``hover_texts``: one trimmed text per row
+    of ``rows`` (or None: the hover names the cluster only). ``highlight``: a cluster drawn in
+    its colour on top of the others in grey. ``values``: colour by a per-row value instead of
+    the cluster (float: a continuous scale titled ``value_title``; with ``categories``, codes
+    ``0..len(categories)-1`` of a categorical column, one colour each)."""
+    import plotly.graph_objects as go
+
+    rows = np.arange(labels.shape[0]) if rows is None else np.asarray(rows)
+    sub = labels[rows]
+    order = np.argsort(sub, kind="stable")
+    present, starts = np.unique(sub[order], return_index=True)
+    ends = np.append(starts[1:], order.size)
+    short = short_names or names
+    cat_colors = distinct_colors(len(categories)) if categories is not None else None
+    vmin = vmax = None
+    if values is not None and cat_colors is None and values.size:
+        finite = values[np.isfinite(values)]
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    traces, trace_rows = [], []
+    drawn = [int(c) for c in present]
+    if highlight is not None and highlight in drawn:  # the highlighted cluster last: drawn on top
+        drawn.remove(highlight)
+        drawn.append(highlight)
+    for c in drawn:
+        j = int(np.searchsorted(present, c))
+        idx = order[starts[j] : ends[j]]
+        r = rows[idx]
+        trace_rows.append(r)
+        color: object = colors.get(c, NOISE_COLOR)
+        marker: dict = {"size": 3 if rows.size > 20_000 else 5, "opacity": 0.75}
+        if highlight is not None and c != highlight:
+            color, marker["opacity"] = GREY, 0.35
+        elif values is not None and cat_colors is not None:
+            color = [cat_colors[int(v)] for v in values[idx]] if idx.size <= 50_000 else None
+            if color is None:  # many points: numbers and a discrete colour scale (compact)
+                color = values[idx].astype(np.float32)
+                marker.update(cmin=0, cmax=max(len(cat_colors) - 1, 1), colorscale=_discrete_scale(cat_colors))
+        elif values is not None:
+            color = values[idx].astype(np.float32)
+            marker.update(cmin=vmin, cmax=vmax, colorscale="Viridis",
+                          showscale=c == drawn[-1], colorbar={"title": {"text": value_title}})
+        marker["color"] = color
+        hover = f"<b>{html_escape(names.get(c, str(c)))}</b>"
+        kw: dict = {}
+        if hover_texts is not None:
+            kw["text"] = [hover_texts[i] for i in idx.tolist()]
+            hover += "<br>%{text}"
+        traces.append(
+            go.Scattergl(
+                x=coords[r, 0].astype(np.float32), y=coords[r, 1].astype(np.float32),
+                mode="markers", marker=marker, name=short.get(c, str(c)), showlegend=False,
+                hovertemplate=hover + "<extra></extra>", **kw,
+            )
+        )
+    sizes = {c: int(ends[j] - starts[j]) for j, c in enumerate(int(p) for p in present)}
+    named = sorted((c for c in drawn if c >= 0), key=lambda c: (-sizes[c], c))[:MAX_NAMES]
+    if highlight is not None and highlight >= 0 and highlight in sizes:
+        named = [c for c in named if c != highlight][: MAX_NAMES - 1] + [highlight]
+    if named:
+        centres = cluster_centres_2d(coords[rows], sub, named)
+        traces.append(
+            go.Scatter(
+                x=centres[:, 0], y=centres[:, 1], mode="text", text=[html_escape(short.get(c, str(c))) for c in named],
+                textfont={"size": 11, "color": "#1a1a1a"},
+                hoverinfo="skip", showlegend=False, name="cluster names",
+            )
+        )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
+        xaxis={"visible": False}, yaxis={"visible": False}, uirevision="map",
+        plot_bgcolor="white", hovermode="closest",
+    )
+    return MapFigure(fig, trace_rows, int(rows.size))
+
+
+def _discrete_scale(colors: Sequence[str]) -> list[list]:
+    """A colour scale with one flat band per category (codes 0..n-1 over cmin=0, cmax=n-1)."""
+    n = len(colors)
+    if n == 1:
+        return [[0, colors[0]], [1, colors[0]]]
+    out = []
+    for i, c in enumerate(colors):
+        lo, hi = max(0.0, (i - 0.5) / (n - 1)), min(1.0, (i + 0.5) / (n - 1))
+        out += [[lo, c], [hi, c]]
+    return out
+
+
+def html_escape(text: str) -> str:
+    """Plotly renders hover and label text as a subset of HTML: escape what a user wrote."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def selected_rows(event: object, fig: MapFigure) -> np.ndarray:
+    """The rows (doc ids) of a ``st.plotly_chart`` selection event, sorted, no duplicates.
+
+    The event is ``{"selection": {"points": [{"curve_number", "point_index", ...}], ...}}``;
+    points of the names trace are ignored."""
+    sel = (event or {}).get("selection") or {}
+    pts = sel.get("points") or []
+    if not pts:
+        return np.zeros(0, np.int64)
+    out = []
+    for p in pts:
+        t, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if isinstance(t, int) and isinstance(i, int) and 0 <= t < len(fig.rows) and 0 <= i < fig.rows[t].size:
+            out.append(int(fig.rows[t][i]))
+    return np.unique(np.asarray(out, np.int64))
+
+
+def heatmap(pair: np.ndarray, names: Sequence[str], order: np.ndarray | None = None, height: int | None = None):
+    """A Plotly heatmap of centre-to-centre distances, rows and columns in ``order`` (by default
+    :func:`order_by_linkage`), with the cluster names on both axes (zoomable: drag a box)."""
+    import plotly.graph_objects as go
+
+    order = order_by_linkage(pair) if order is None else np.asarray(order)
+    k = len(order)
+    labels = [html_escape(names[i]) for i in order]
+    z = np.asarray(pair)[np.ix_(order, order)]
+    fig = go.Figure(
+        go.Heatmap(z=z, x=labels, y=labels, colorscale="Viridis",
+                   hovertemplate="%{y}<br>%{x}<br>distance %{z:.3f}<extra></extra>",
+                   colorbar={"title": {"text": "distance"}})
+    )
+    side = height or int(min(1400, max(360, 11 * k + 160)))
+    fig.update_layout(
+        height=side, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"tickfont": {"size": 8 if k > 60 else 10}, "tickangle": -60, "type": "category"},
+        yaxis={"tickfont": {"size": 8 if k > 60 else 10}, "autorange": "reversed", "type": "category"},
+    )
+    return fig
