@@ -16,7 +16,7 @@ $(PY):
 # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU wheel, not GBs of CUDA wheels.
 # The ray extra is installed too: the suite checks the Ray engine against the local one.
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -e '.[dev,ray,fast]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -36,7 +36,7 @@ if run_id is None:
 run_m = cached.manifest(root, run_id)
 corpus_id = cached.corpus_of(root, run_id)
 labels = cached.run_array(root, run_id, "labels.npy")
-coords = cached.run_array(root, run_id, "coords2d.npy")
+coords, map_info = cached.run_map(root, run_id)  # the final map once computed, else the provisional one
 n = int(labels.shape[0])
 
 
@@ -121,6 +121,9 @@ def map_tab() -> None:
     if coords is None:
         st.info("This run has no 2-D projection.")
     else:
+        if map_info.get("final") is False:
+            st.caption(":material/hourglass_top: Provisional layout (PCA): the 2-D map is still being computed "
+                       "in the background (its job is on the Pipeline page); rerun to see it when it is done.")
         sources = colour_sources()
         c_by, c_hint = st.columns([1, 3])
         by = c_by.selectbox("Colour by", list(sources), key="explore_color_by")

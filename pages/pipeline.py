@@ -10,11 +10,17 @@ import streamlit as st
 from textcluster import jobs
 from textcluster.cluster.registry import CLUSTERERS
 from textcluster.config import REDUCERS, ClustererConfig, EncoderConfig, ReducerConfig, recipe
-from textcluster.embed.encoders.registry import available_encoders, check_encoder_source
+from textcluster.embed.encoders.registry import (
+    BUNDLED_ALIAS,
+    available_encoders,
+    check_encoder_source,
+    usable_encoder,
+)
 from textcluster.errors import EncoderError
 from ui import cached, plan, state
 from ui.engine import engine_picker
 from ui.granularity import auto_k_chart, noise_panel
+from ui.text import md
 from ui.widgets import (
     guard,
     is_finished,
@@ -67,8 +73,10 @@ with col_enc:
     st.caption(info.help)
     enc_name = enc_choice
     if info.takes_model:
+        bundled = enc_choice.split(":", 1)[0] in BUNDLED_ALIAS  # 'minilm' is the bundled model
         model = st.text_input(
-            "Model (hub name or local folder)", key="pipe_encoder_model", placeholder="org/model or /path"
+            "Model (hub name or local folder)", key=f"pipe_encoder_model_{enc_choice.split(':', 1)[0]}" if bundled else "pipe_encoder_model",
+            value="minilm" if bundled else "", placeholder="org/model or /path",
         )
         enc_name = f"{enc_choice.split(':', 1)[0]}:{model.strip()}" if model.strip() else ""
         if enc_name:  # only hub names and folders under $TEXTCLUSTER_MODEL_DIRS; nothing else is read
@@ -77,6 +85,10 @@ with col_enc:
             except EncoderError as e:
                 st.error(f"model: {jobs.error_message(e)}", icon=":material/error:")
                 enc_name = ""
+        if enc_name:  # int8 without ONNX Runtime: the float model, with a visible note
+            enc_name, note = usable_encoder(enc_name)
+            if note:
+                st.warning(md(note), icon=":material/info:")
     device = st.selectbox(
         "Device", ["auto", "cpu", "cuda", "mps"], key="pipe_device",
         help="auto picks a GPU when there is one. Does not change the vectors.",
@@ -236,13 +248,21 @@ def job_panel() -> None:
                 st.toast("Cancelling at the next batch boundary…")
         elif running:  # it finished while we watched: refresh the whole page once
             st.rerun()
+        if not is_finished(snap) and snap["result"].get("description_id"):
+            # the clusters are written and described; only the 2-D map is left: show them now
+            shown = st.session_state.get("pipe_clusters_shown")
+            if shown != snap["result"].get("run_id"):
+                st.session_state["pipe_clusters_shown"] = snap["result"].get("run_id")
+                st.rerun()
 
 
 st.divider()
 job_panel()
 
 snap = job.snapshot()
-run_id = snap["result"].get("run_id") if snap["status"] == "done" else None
+# clusters are shown as soon as they are described: the 2-D map (the job's last stage) may still run
+clusters_ready = snap["status"] == "done" or (not is_finished(snap) and bool(snap["result"].get("description_id")))
+run_id = snap["result"].get("run_id") if clusters_ready else None
 if run_id and ws.exists(run_id):
     state.set_run(run_id)
     with guard("run summary"):

@@ -117,7 +117,7 @@ def _reference(folder: Path, pooling: str, model_cls: str = "AutoModel") -> np.n
 def test_registry_lists_every_encoder_with_help():
     infos = {i.name: i for i in available_encoders()}
     assert list(infos)[0] == "minilm"
-    assert set(infos) == {"minilm", "tfidf", "st:<model>", "hf:<model>", "static:<model>"}
+    assert set(infos) == {"minilm", "tfidf", "st:<model>", "hf:<model>", "static:<model>", "int8:<model>", "m2v:<model>"}
     assert infos["tfidf"].needs_model is False and infos["minilm"].needs_model is True
     assert infos["hf:<model>"].takes_model and not infos["minilm"].takes_model
     assert all(i.help for i in infos.values())

@@ -304,7 +304,7 @@ def test_a_cancelled_pipeline_job_relaunched_resumes_the_embedding(ws, fake):
     snap = again.wait(60)
     assert snap["status"] == "done", snap["error"]
     assert sum(len(b.seen) for b in built) == len(texts)  # nothing encoded twice
-    assert [s["name"] for s in snap["stages"]] == ["embed", "cluster", "describe"]
+    assert [s["name"] for s in snap["stages"]] == ["embed", "cluster", "describe", "map"]
     assert {"embedding_id", "run_id", "description_id"} <= set(snap["result"])
 
 

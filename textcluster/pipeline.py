@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textcluster.cluster import runs
+from textcluster.cluster import maps, runs
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.describe import clusters as describe_stage
 from textcluster.embed import engine
@@ -37,8 +37,9 @@ from textcluster.store import Workspace, check_id
 #: ``on_stage(stage name, status, info)``: status is ``running``, ``done`` or ``cached``.
 StageFn = Callable[[str, str, Mapping[str, Any]], None]
 
-#: The stages in the order they run.
-STAGES = ("ingest", "embed", "cluster", "describe")
+#: The stages in the order they run. ``map`` (the final 2-D map) comes last: the clusters,
+#: their sizes, keywords and examples are written before it starts (see cluster/maps.py).
+STAGES = ("ingest", "embed", "cluster", "describe", "map")
 #: Keywords per cluster in the describe stage (the app's jobs describe every run).
 DEFAULT_TOP_N = 10
 
@@ -48,7 +49,8 @@ class PipelineResult:
     """Ids of the artifacts made or found, the run summary and seconds per stage.
 
     timings: ``ingest`` (when a file was read), ``embed``, ``cluster``, ``describe`` (when
-    described) and ``total``; cached: which stages were cache hits; device: where the
+    described), ``clusters_ready`` (from the start to the clusters written, before the map),
+    ``map`` (the final 2-D map) and ``total``; cached: which stages were cache hits; device: where the
     embedding was computed.
     """
 
@@ -137,9 +139,10 @@ def assign_texts(
     return ray_engine.assign(ws, run_id, texts, engine_cfg, progress=progress, cancel=cancel)
 
 
-def stages(*, from_file: bool, describe: bool) -> list[str]:
+def stages(*, from_file: bool, describe: bool, map: bool = True) -> list[str]:
     """The names of the stages a call runs, in order."""
-    return [s for s in STAGES if (s != "ingest" or from_file) and (s != "describe" or describe)]
+    return [s for s in STAGES if (s != "ingest" or from_file) and (s != "describe" or describe)
+            and (s != "map" or map)]
 
 
 def plan(
@@ -182,9 +185,11 @@ def run_pipeline(
     describe_top_n: int | None = None,
     on_stage: StageFn | None = None,
     engine_cfg: EngineConfig | None = None,
+    final_map: bool = True,
 ) -> PipelineResult:
     """Ingest ``path`` with ``spec``, embed with ``encoder``, cluster with ``reducer`` +
-    ``clusterer`` (and describe the clusters when ``describe_top_n`` is given).
+    ``clusterer`` (and describe the clusters when ``describe_top_n`` is given), then compute
+    the final 2-D map (``final_map``; else the run keeps its provisional PCA layout).
 
     Every setting is validated before anything runs, so an impossible one fails fast.
     ``engine_cfg``: where the embed stage runs (default local; see :func:`embed_corpus`).
@@ -193,7 +198,7 @@ def run_pipeline(
     if engine_cfg is not None:
         engine_cfg.validate()
     return _run(ws, (Path(path), spec), encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage,
-                engine_cfg)
+                engine_cfg, final_map)
 
 
 def run_corpus(
@@ -208,8 +213,10 @@ def run_corpus(
     cancel: threading.Event | None = None,
     on_stage: StageFn | None = None,
     engine_cfg: EngineConfig | None = None,
+    final_map: bool = True,
 ) -> PipelineResult:
-    """Embed, cluster and describe (unless ``describe_top_n`` is None) an ingested corpus.
+    """Embed, cluster and describe (unless ``describe_top_n`` is None) an ingested corpus,
+    then compute the final 2-D map (unless ``final_map`` is False).
 
     This is what the app's pipeline jobs run. Settings are validated first, and an
     unknown corpus is a :class:`~textcluster.errors.StoreError` naming the known ones.
@@ -219,7 +226,7 @@ def run_corpus(
     if engine_cfg is not None:
         engine_cfg.validate()
     ws.manifest(check_id(corpus_id, "corpus"))
-    return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage, engine_cfg)
+    return _run(ws, corpus_id, encoder, reducer, clusterer, describe_top_n, progress, cancel, on_stage, engine_cfg, final_map)
 
 
 def _run(
@@ -233,6 +240,7 @@ def _run(
     cancel: threading.Event | None,
     on_stage: StageFn | None,
     engine_cfg: EngineConfig | None = None,
+    final_map: bool = True,
 ) -> PipelineResult:
     notify: StageFn = on_stage or (lambda name, status, info: None)
     timings: dict[str, float] = {}
@@ -259,7 +267,7 @@ def _run(
     emb = stage("embed", lambda: embed_corpus(ws, corpus_id, encoder, engine_cfg, progress=progress, cancel=cancel),
                 lambda r: {"embedding_id": r.embedding_id, "device": r.device})
     run = stage("cluster", lambda: runs.cluster(ws, emb.embedding_id, reducer, clusterer, progress=progress,
-                                                cancel=cancel),
+                                                cancel=cancel, defer_map=True),
                 lambda r: {"run_id": r.run_id})
     description_id = None
     if describe_top_n is not None:
@@ -267,6 +275,10 @@ def _run(
                                                               progress=progress),
                   lambda r: {"description_id": r.description_id})
         description_id = d.description_id
+    if final_map:
+        timings["clusters_ready"] = time.perf_counter() - t_all
+        stage("map", lambda: maps.project(ws, run.run_id, progress=progress, cancel=cancel),
+              lambda r: {"map": r.method})
     timings["total"] = time.perf_counter() - t_all
     return PipelineResult(
         corpus_id=corpus_id,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from textcluster.cluster import maps
 from textcluster.store import Manifest, Workspace
 
 #: Above this many points the scatter draws a stratified subset per cluster.
@@ -44,6 +45,16 @@ def run_array(root: str, run_id: str, name: str) -> np.ndarray | None:
     if not p.is_file():
         return None
     return np.load(p)
+
+
+def run_map(root: str, run_id: str) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The run's 2-D map and ``{"method", "final"}`` (:func:`textcluster.cluster.maps.load_map`):
+    not cached here, since the final map replaces the provisional one when its job finishes
+    (reading n x 2 floats is fast). ``(None, {})`` when the run has no map."""
+    try:
+        return maps.load_map(Workspace(root), run_id)
+    except (OSError, ValueError):
+        return None, {}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

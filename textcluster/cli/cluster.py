@@ -191,7 +191,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="column or nested path holding the text; repeat to join several (default: the likeliest)")
     p.add_argument("--label-field", metavar="F", help="column holding a class label (scores the run; never fits)")
     p.add_argument("--id-field", metavar="F", help="column holding a document id")
-    p.add_argument("--encoder", default="minilm", metavar="NAME", help="minilm (default), tfidf, st:<model>, hf:<model>, ...")
+    p.add_argument("--encoder", default="minilm", metavar="NAME", help="minilm (default), tfidf, int8:minilm (ONNX int8), m2v:minilm (fast preview), st:<model>, hf:<model>, ...")
     p.add_argument("--encoder-dims", type=int, default=None, help="tfidf: SVD dimensions")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="device for the encoder")
     _add_cluster_options(p)

@@ -31,7 +31,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("corpus_id", metavar="CORPUS_ID", nargs="?", type=artifact_id("corpus"), help="id of an ingested corpus (cor-...)")
     p.add_argument("--encoder", default=d.name, metavar="NAME",
-                   help="minilm (default), tfidf, st:<model>, hf:<model>, static:<model>; see --list-encoders")
+                   help="minilm (default), tfidf, st:<model>, hf:<model>, static:<model>, int8:minilm (ONNX int8), "
+                        "m2v:minilm (fast preview); see --list-encoders")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help=f"texts per batch of average length (default {d.batch_size}); short texts go in larger batches")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.device,

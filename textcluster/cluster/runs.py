@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from textcluster.cluster import evaluate as met
 from textcluster.cluster import hierarchy as hier
+from textcluster.cluster import maps
 from textcluster.cluster import reduce as red
 from textcluster.cluster import stability as stab
 from textcluster.cluster.autok import choose_k
@@ -200,8 +201,13 @@ def cluster(
     cancel: threading.Event | None = None,
     *,
     distance_limit_bytes: int = DISTANCE_LIMIT_BYTES,
+    defer_map: bool = False,
 ) -> RunResult:
     """Cluster an embedding artifact and write a run artifact; a cache hit on repeat.
+
+    ``defer_map=True`` (the pipeline's setting) writes a provisional PCA layout as the 2-D
+    map when the final UMAP map is not cached yet, so the clusters are not held back by it;
+    :func:`textcluster.cluster.maps.project` computes the final map afterwards.
 
     Steps: load ``embeddings.npy`` (memory-mapped) -> fit the reducer (on the fit subset
     for UMAP) and map all rows -> :func:`textcluster.cluster.fitting.fit_assign` -> distances,
@@ -219,7 +225,8 @@ def cluster(
     with ws.lock(run_id):
         if ws.cached(run_id):
             return load_run(ws, run_id)
-        return _compute(ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes)
+        return _compute(ws, run_id, embedding_id, reducer, clusterer, progress, cancel, distance_limit_bytes,
+                        defer_map)
 
 
 def _reduce(
@@ -239,12 +246,6 @@ def _reduce(
         sub = fit_idx if reducer.method == "smooth" else None
         fitted, Z = red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=sub)
         return np.ascontiguousarray(Z, dtype=np.float32), fitted.state()
-    key = {
-        "embedding_id": embedding_id,
-        "reducer": {k: v for k, v in reducer.cache_key().items() if k != "projection"},
-        "seed": clusterer.seed,
-        "fit_rows": fit_rows(n, clusterer),
-    }
 
     def on_run(i: int, runs: int) -> None:
         check_cancel(cancel, "cluster")
@@ -252,12 +253,49 @@ def _reduce(
             meter.update(0, f"reducing (umap ensemble: run {i + 1} of {runs})")
 
     Z, hit = _cached_array(
-        _cache_path(ws, embedding_id, "reduced", key),
+        _reduced_path(ws, embedding_id, reducer, clusterer, n),
         lambda: red.fit_reduce(X, reducer, seed=clusterer.seed, fit_idx=fit_idx, on_run=on_run)[1],
     )
     if hit:
         notes.append("UMAP-reduced matrix taken from the workspace cache")
     return np.ascontiguousarray(Z, dtype=np.float32), {}
+
+
+def _reduced_path(ws: Workspace, embedding_id: str, reducer: ReducerConfig, clusterer: ClustererConfig,
+                  n: int) -> Path:
+    """The cache file of the UMAP-reduced matrix (embedding, reducer settings, seed, fitted rows)."""
+    key = {
+        "embedding_id": embedding_id,
+        "reducer": {k: v for k, v in reducer.cache_key().items() if k != "projection"},
+        "seed": clusterer.seed,
+        "fit_rows": fit_rows(n, clusterer),
+    }
+    return _cache_path(ws, embedding_id, "reduced", key)
+
+
+def _deferred_projection(
+    ws: Workspace, X: np.ndarray, embedding_id: str, reducer: ReducerConfig, clusterer: ClustererConfig,
+    meter: Meter,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The run's ``coords2d.npy`` and its manifest ``projection`` when the map is deferred: the
+    final UMAP map when cached, else a provisional PCA layout naming the final map's file."""
+    n = X.shape[0]
+    if red.projection_method(reducer, n) != "umap" or n < 4:
+        coords, pmethod, hit = _projection(ws, X, embedding_id, reducer, clusterer.seed, meter)
+        return coords, {"method": pmethod, "cached": hit}
+    space = None
+    if reducer.method == "umap" and reducer.runs == 1:  # re-use the reduced space (few dims)
+        reduced = _reduced_path(ws, embedding_id, reducer, clusterer, n)
+        space = reduced.name if reduced.is_file() else None
+    path = maps.final_path(ws, embedding_id, maps.final_key(embedding_id, reducer, clusterer.seed, space))
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            coords = np.load(path, allow_pickle=False)
+            if coords.shape == (n, 2):
+                return coords.astype(np.float32), {"method": "umap", "cached": True, "file": path.name}
+    meter.update(2, "2-D map: provisional PCA layout (the UMAP map follows)")
+    return maps.provisional(X), {"method": "pca", "cached": False, "provisional": True,
+                                 "final": {"method": "umap", "file": path.name, "space": space}}
 
 
 def _medoids(labels: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
@@ -325,6 +363,7 @@ def _compute(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
     distance_limit_bytes: int,
+    defer_map: bool = False,
 ) -> RunResult:
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
@@ -404,7 +443,11 @@ def _compute(
     check_cancel(cancel, "cluster")
 
     t = time.perf_counter()
-    coords, pmethod, phit = _projection(ws, X, embedding_id, reducer, clusterer.seed, meter)
+    if defer_map:
+        coords, projection = _deferred_projection(ws, X, embedding_id, reducer, clusterer, meter)
+    else:
+        coords, pmethod, phit = _projection(ws, X, embedding_id, reducer, clusterer.seed, meter)
+        projection = {"method": pmethod, "cached": phit}
     timings["project"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -476,7 +519,7 @@ def _compute(
         assign_mode="knn" if reducer.method in KNN_REDUCERS else info.assign,
         can_mark_noise=info.can_mark_noise or clusterer.outliers is not None,
         fit_rows=fit_rows(n, clusterer),
-        projection={"method": pmethod, "cached": phit},
+        projection=projection,
         data_center_distance=bool(write_dcd),
         metrics=metrics,
         metrics_space=met.METRICS_SPACE,

@@ -266,8 +266,14 @@ def _finish(vectors: np.ndarray, cfg: EncoderConfig, encoder: Encoder) -> np.nda
     return vectors
 
 
-def _load(encoder: Encoder, cfg: EncoderConfig) -> str:
-    """Resolve the device, set torch threads on CPU, load the model; returns the device."""
+def _load(encoder: Encoder, cfg: EncoderConfig, ws: Workspace | None = None,
+          progress: ProgressFn | None = None) -> str:
+    """Resolve the device, set torch threads on CPU, load the model; returns the device.
+
+    Encoders that build their model on first use (``int8:``, ``m2v:``) cache it in ``ws``
+    and report the build to ``progress``."""
+    if ws is not None and getattr(encoder, "builds_model", False):
+        encoder.set_workspace(ws, progress)  # type: ignore[attr-defined]
 
     device = "cpu" if encoder.needs_fit else resolve_device(cfg.device)
     if device == "cpu" and not encoder.needs_fit:
@@ -430,7 +436,7 @@ def _compute(
         nonlocal device, fit_seconds
         if device is None:
             meter.update(done, f"loading {cfg.name}")
-            device = _load(encoder, cfg)
+            device = _load(encoder, cfg, ws, progress)
             if encoder.needs_fit:
                 t = time.perf_counter()
                 state_dir = partial / "state"
@@ -574,7 +580,7 @@ def encode_texts(
     texts = list(texts)
     meter = Meter("embed", len(texts), progress)
     meter.update(0, f"loading {cfg.name}")
-    device = _load(encoder, cfg)
+    device = _load(encoder, cfg, ws, progress)
     done = 0
 
     def on_rows(k: int) -> None:
