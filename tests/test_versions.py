@@ -177,3 +177,18 @@ def test_a_pca_version_reads_the_saved_projection(tmp_path, chain):
     want = np.where(base.labels == 1, 0, base.labels)
     want = np.where(want == 2, 1, want)
     assert np.array_equal(got.labels, want)
+
+
+def test_a_version_writes_its_own_outlier_scores_and_hierarchy(chain):
+    from textcluster.cluster.outliers import outlier_scores
+
+    ws, ids = chain
+    rid = ids["run"]
+    parent = np.load(ws.file(rid, "labels.npy")).astype(np.int64)
+    v = ver.derive_run(ws, rid, np.where(parent == 2, 0, parent), edit={"op": "merge", "clusters": [0, 2]},
+                       label_map={2: 0}).run_id
+    new = np.load(ws.file(v, "labels.npy"))
+    own = np.load(ws.file(v, "distances.npy"))
+    np.testing.assert_array_equal(np.load(ws.file(v, "outlier_score.npy")), outlier_scores(new, own))
+    assert np.load(ws.file(v, "hierarchy.npy")).shape == (1, 4)  # k = 2 clusters: one merge
+    assert ws.manifest(v).stability is None

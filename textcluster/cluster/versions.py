@@ -19,8 +19,8 @@ run costs time in proportion to those two clusters, not to the run:
   vectors in the clustering space as its centre, and its members their distance to it;
 - rows that became noise get the distance to the nearest remaining centre (the rule of
   :func:`textcluster.cluster.distances.own_and_nearest`);
-- sizes, medoids, the k x k centre-distance matrix and the label-free scores (on their
-  seeded sample) are recomputed; ``coords2d.npy`` and the reducer state are hard links to
+- sizes, medoids, outlier scores, the hierarchy of the centres, the k x k centre-distance
+  matrix and the label-free scores (on their seeded sample) are recomputed; ``coords2d.npy`` and the reducer state are hard links to
   the parent's files (artifacts are immutable); ``data_center_distance.npy`` is not
   written (describe recomputes what it needs from the centres).
 
@@ -44,8 +44,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from textcluster.cluster import hierarchy as hier
 from textcluster.cluster import reduce as red
 from textcluster.cluster.distances import CHUNK_ROWS, sq_distances
+from textcluster.cluster.outliers import outlier_scores
 from textcluster.cluster.runs import (
     KNN_REDUCERS,
     RunResult,
@@ -316,6 +318,9 @@ def _derive(
     if k:
         np.fill_diagonal(cpd, 0.0)
     medoids = _medoids(new, own, k)
+    # the same per-run arrays the cluster stage writes, for the version's own clusters
+    scores = outlier_scores(new, own)
+    hz = hier.linkage(centers) if k >= 2 else np.zeros((0, 4))
     notes: list[str] = []
     if k == pk and np.array_equal(new, parent_labels):
         metrics = dict(pm.metrics)  # the same partition (a rename): the same scores
@@ -359,6 +364,8 @@ def _derive(
         np.save(d / "centers.npy", centers.astype(np.float32))
         np.save(d / "distances.npy", own.astype(np.float32))
         np.save(d / "center_pairwise_distance.npy", cpd.astype(np.float32))
+        np.save(d / "outlier_score.npy", scores.astype(np.float32))
+        np.save(d / "hierarchy.npy", hz)
         for name in SHARED_FILES:
             if (pdir / name).is_file():
                 _link_or_copy(pdir / name, d / name)
@@ -398,6 +405,7 @@ def _derive(
         versions=_versions(),
         notes=[*notes, timings_note],
         history=None,
+        stability=None,  # per-cluster scores of the parent's ids; a version's clusters differ
         fit_rows=pm.fit_rows,
     )
 
