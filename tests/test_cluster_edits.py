@@ -248,3 +248,13 @@ def test_drill_down_sub_run_renamed_then_merged_back(env):
     one = edits.merge(ws, named.run_id, ["part A", "part B"], name="both")
     whole = _labels(ws, edits.merge_back(ws, one.run_id).run_id)
     assert np.unique(whole[sel]).size == 1 and not np.isin(whole[rest], whole[sel]).any()
+
+
+def test_describe_edit_names_every_kind_of_version():
+    from textcluster.cluster.edits import describe_edit
+
+    assert describe_edit(None) == "clustered"
+    assert describe_edit({"op": "merge", "clusters": [2, 3], "name": "billing"}) == "merge 2 + 3 as 'billing'"
+    assert describe_edit({"op": "level", "k": 5}) == "hierarchy level of 5 clusters"
+    assert describe_edit({"op": "label_map", "labels": {"0": "A", "1": "B"}}) == "label map (2 labels)"
+    assert describe_edit({"op": "assign_noise"}) == "noise assigned to the nearest cluster"

@@ -367,7 +367,7 @@ def _versions(ws: Any, run_id: str) -> None:
     rows = []
     for rid in chain:
         m = cached.manifest(str(ws.root), rid)
-        rows.append({"run": rid, "clusters": m.k, "edit": _edit_text(m.edit) if m.edit else "clustered",
+        rows.append({"run": rid, "clusters": m.k, "edit": edits.describe_edit(m.edit) if m.edit else "clustered",
                      "current": "◀" if rid == run_id else ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="edits_history")
     targets = [r["run"] for r in rows if r["run"] != run_id] + [m.id for m in children]
@@ -375,32 +375,8 @@ def _versions(ws: Any, run_id: str) -> None:
         st.caption("This run has no other version yet.")
         return
     labels = {r["run"]: f"{r['run']} · {r['edit']}" for r in rows}
-    labels.update({m.id: f"{m.id} · {_edit_text(m.edit)} (later)" for m in children})
+    labels.update({m.id: f"{m.id} · {edits.describe_edit(m.edit)} (later)" for m in children})
     back = st.selectbox("Go to version", targets, format_func=labels.get, key="edits_goto")
     st.button("Go", key="edits_goto_go", on_click=_act(
         lambda: load_run(ws, st.session_state["edits_goto"]), "Now showing {run_id}"))
     del back
-
-
-def _edit_text(edit: dict[str, Any] | None) -> str:
-    if not edit:
-        return "clustered"
-    op = edit.get("op", "?")
-    if op == "rename":
-        return "rename " + ", ".join(f"{c} → {n}" for c, n in edit.get("names", {}).items())
-    if op == "merge":
-        return "merge " + " + ".join(map(str, edit.get("clusters", []))) + (
-            f" as {edit['name']}" if edit.get("name") else "")
-    if op == "split":
-        return f"split {edit.get('cluster')} (k={edit.get('k')})"
-    if op == "drop":
-        return f"drop {edit.get('cluster')}" + (" to nearest" if edit.get("to_nearest") else "")
-    if op == "move":
-        return f"move {edit.get('docs', {}).get('n')} docs to {edit.get('to')}"
-    if op == "carve":
-        return f"drill-down of {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
-    if op == "drill":
-        return f"sub-run of {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
-    if op == "merge_back":
-        return f"merged back from {edit.get('sub_run')}"
-    return str(op)

@@ -179,27 +179,6 @@ def _history(args: argparse.Namespace, ws: Any, ui: Any) -> tuple[dict[str, Any]
                      "k": m.k, "noise": m.noise})
     lines = []
     for i, r in enumerate(rows):
-        what = "clustered from " + str(ws.manifest(r["run_id"]).embedding_id) if r["edit"] is None else _edit_text(r["edit"])
+        what = "clustered from " + str(ws.manifest(r["run_id"]).embedding_id) if r["edit"] is None else edits.describe_edit(r["edit"])
         lines.append(f"{'  ' * i}{r['run_id']}  k={r['k']}  {what}")
     return {"run_id": args.run_id, "versions": rows}, "\n".join(lines)
-
-
-def _edit_text(edit: dict[str, Any]) -> str:
-    op = edit.get("op", "?")
-    if op == "rename":
-        return "rename " + ", ".join(f"{c} -> {n!r}" for c, n in edit.get("names", {}).items())
-    if op == "merge":
-        return "merge " + " + ".join(str(c) for c in edit.get("clusters", []))
-    if op == "split":
-        return f"split {edit.get('cluster')} into k={edit.get('k')}"
-    if op == "move":
-        return f"move {edit.get('docs', {}).get('n')} docs to {edit.get('to')}"
-    if op == "drop":
-        return f"drop {edit.get('cluster')}" + (" (to nearest)" if edit.get("to_nearest") else "")
-    if op == "carve":
-        return f"carve {edit.get('docs', {}).get('n')} docs into k={edit.get('k')}"
-    if op == "drill":
-        return f"drill into {edit.get('docs', {}).get('n')} docs (k={edit.get('k')})"
-    if op == "merge_back":
-        return f"merge back {edit.get('sub_run')} ({edit.get('k')} clusters)"
-    return op

@@ -61,6 +61,39 @@ AUTO_K_ROWS = 2_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def describe_edit(edit: dict[str, Any] | None) -> str:
+    """One line saying what an edit did (a version manifest's ``edit``), for histories in the CLI
+    and the app; ``"clustered"`` for a run computed from an embedding (no edit)."""
+    if not edit:
+        return "clustered"
+    op = edit.get("op", "?")
+    docs = (edit.get("docs") or {}).get("n")
+    if op == "rename":
+        return "rename " + ", ".join(f"{c} -> {n!r}" for c, n in edit.get("names", {}).items())
+    if op == "merge":
+        return "merge " + " + ".join(str(c) for c in edit.get("clusters", [])) + (
+            f" as {edit['name']!r}" if edit.get("name") else "")
+    if op == "split":
+        return f"split {edit.get('cluster')} into k={edit.get('k')}"
+    if op == "move":
+        return f"move {docs} docs to {edit.get('to')}"
+    if op == "drop":
+        return f"drop {edit.get('cluster')}" + (" (to nearest)" if edit.get("to_nearest") else "")
+    if op == "carve":
+        return f"carve {docs} docs into k={edit.get('k')}"
+    if op == "drill":
+        return f"drill into {docs} docs (k={edit.get('k')})"
+    if op == "merge_back":
+        return f"merge back {edit.get('sub_run')} ({edit.get('k')} clusters)"
+    if op == "level":
+        return f"hierarchy level of {edit.get('k')} clusters"
+    if op == "assign_noise":
+        return "noise assigned to the nearest cluster"
+    if op == "label_map":
+        return f"label map ({len(edit.get('labels') or {})} labels)"
+    return str(op)
+
+
 # --------------------------------------------------------------------------- checks
 def check_name(name: object) -> str:
     """A cluster name, trimmed; :class:`ConfigError` when it is not text, empty, longer than
