@@ -254,7 +254,7 @@ def test_describe_edit_names_every_kind_of_version():
     from textcluster.cluster.edits import describe_edit
 
     assert describe_edit(None) == "clustered"
-    assert describe_edit({"op": "merge", "clusters": [2, 3], "name": "billing"}) == "merge 2 + 3 as 'billing'"
+    assert describe_edit({"op": "merge", "clusters": [2, 3], "name": "billing"}) == "merge 2 + 3 as billing"
     assert describe_edit({"op": "level", "k": 5}) == "hierarchy level of 5 clusters"
     assert describe_edit({"op": "label_map", "labels": {"0": "A", "1": "B"}}) == "label map (2 labels)"
     assert describe_edit({"op": "assign_noise"}) == "noise assigned to the nearest cluster"

@@ -72,7 +72,7 @@ def describe_edit(edit: dict[str, Any] | None) -> str:
         return "rename " + ", ".join(f"{c} -> {n!r}" for c, n in edit.get("names", {}).items())
     if op == "merge":
         return "merge " + " + ".join(str(c) for c in edit.get("clusters", [])) + (
-            f" as {edit['name']!r}" if edit.get("name") else "")
+            f" as {edit['name']}" if edit.get("name") else "")
     if op == "split":
         return f"split {edit.get('cluster')} into k={edit.get('k')}"
     if op == "move":
