@@ -142,8 +142,9 @@ def test_names_carry_over_and_resolve(chain):
     [
         ("short", {}, "do not match"),
         ("minus2", {}, ">= 0 or -1"),
-        ("same", {"names": {0: " "}}, "must not be empty"),
+        ("same", {"names": {0: " "}}, "cannot be empty"),
         ("same", {"names": {0: "x" * 201}}, "at most 200"),
+        ("same", {"names": {0: "two\nlines"}}, "control character"),
         ("same", {"edit": {"clusters": [1]}}, '"op"'),
     ],
 )

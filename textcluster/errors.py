@@ -7,6 +7,10 @@ the app shows it as a readable message.
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class TextclusterError(Exception):
     """Base class of every error textcluster raises on purpose."""
@@ -60,3 +64,19 @@ class JobCancelled(TextclusterError):
 class EngineError(TextclusterError):
     """A distributed engine (Ray) cannot be reached or used, or lost its workers for good
     (names the address and what to check)."""
+
+
+def check_label_text(value: object, what: str, max_chars: int) -> str:
+    """A user-given short name (a cluster name, a tag), trimmed; :class:`ConfigError` naming
+    ``what`` when it is not text, empty, longer than ``max_chars`` characters or holds a control
+    character (a newline, a tab, ...). The one check behind cluster names and tag names."""
+    if not isinstance(value, str):
+        raise ConfigError(f"a {what} should be text; got {type(value).__name__}")
+    s = value.strip()
+    if not s:
+        raise ConfigError(f"a {what} cannot be empty")
+    if len(s) > max_chars:
+        raise ConfigError(f"the {what} is {len(s)} characters long; at most {max_chars} are allowed")
+    if _CONTROL.search(s):
+        raise ConfigError(f"the {what} {s[:40]!r} holds a control character (a newline, a tab, ...)")
+    return s

@@ -31,7 +31,6 @@ Names: a cluster name is 1 to :data:`NAME_MAX` characters without control charac
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,7 +47,7 @@ from textcluster.cluster.versions import (
     run_names,
     version_id,
 )
-from textcluster.errors import ConfigError
+from textcluster.errors import ConfigError, check_label_text
 from textcluster.progress import ProgressFn
 from textcluster.store import Workspace, check_id
 
@@ -58,7 +57,6 @@ NAME_MAX = MAX_NAME_CHARS
 AUTO_K_MAX = 10
 #: Rows of the split cluster the automatic k is chosen on (a seeded subset; the fit uses all).
 AUTO_K_ROWS = 2_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def describe_edit(edit: dict[str, Any] | None) -> str:
@@ -98,16 +96,7 @@ def describe_edit(edit: dict[str, Any] | None) -> str:
 def check_name(name: object) -> str:
     """A cluster name, trimmed; :class:`ConfigError` when it is not text, empty, longer than
     :data:`NAME_MAX` characters or holds a control character (a newline, a tab, ...)."""
-    if not isinstance(name, str):
-        raise ConfigError(f"a cluster name should be text; got {type(name).__name__}")
-    s = name.strip()
-    if not s:
-        raise ConfigError("a cluster name cannot be empty")
-    if len(s) > NAME_MAX:
-        raise ConfigError(f"the cluster name is {len(s)} characters long; at most {NAME_MAX} are allowed")
-    if _CONTROL.search(s):
-        raise ConfigError(f"the cluster name {s[:40]!r} holds a control character (a newline, a tab, ...)")
-    return s
+    return check_label_text(name, "cluster name", NAME_MAX)
 
 
 def load_labels(ws: Workspace, run_id: str) -> np.ndarray:

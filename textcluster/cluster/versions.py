@@ -60,7 +60,7 @@ from textcluster.cluster.runs import (
     load_run,
 )
 from textcluster.config import ClustererConfig, ReducerConfig
-from textcluster.errors import ConfigError
+from textcluster.errors import ConfigError, check_label_text
 from textcluster.progress import Meter, ProgressFn
 from textcluster.store import RunManifest, Workspace, canonical_json, check_id, make_id
 
@@ -147,16 +147,10 @@ def cluster_space(ws: Workspace, run_id: str, rows: np.ndarray | None = None) ->
 
 
 # --------------------------------------------------------------------------- checks
-def check_name(name: str) -> str:
-    """A cluster name as stored: stripped; :class:`ConfigError` when empty or too long."""
-    if not isinstance(name, str):
-        raise ConfigError(f"a cluster name must be text (got {type(name).__name__})")
-    s = name.strip()
-    if not s:
-        raise ConfigError("a cluster name must not be empty")
-    if len(s) > MAX_NAME_CHARS:
-        raise ConfigError(f"a cluster name is at most {MAX_NAME_CHARS} characters (got {len(s)})")
-    return s
+def check_name(name: object) -> str:
+    """A cluster name as stored: trimmed; :class:`ConfigError` when it is not text, empty, longer
+    than :data:`MAX_NAME_CHARS` or holds a control character."""
+    return check_label_text(name, "cluster name", MAX_NAME_CHARS)
 
 
 def _check_labels(labels: np.ndarray, n: int, parent: str) -> np.ndarray:

@@ -16,36 +16,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from textcluster.errors import ConfigError, StoreError
+from textcluster.errors import ConfigError, StoreError, check_label_text
 from textcluster.store import Workspace, check_id, write_json_atomic
 
 TAGS_DIR = "tags"
 #: Longest tag name, in characters.
 TAG_NAME_MAX = 100
 TAGS_FORMAT = 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_tag_name(name: object) -> str:
     """The tag name, trimmed; :class:`ConfigError` when it is empty, longer than
     :data:`TAG_NAME_MAX` characters or holds a control character."""
-    if not isinstance(name, str):
-        raise ConfigError(f"a tag name should be text; got {type(name).__name__}")
-    s = name.strip()
-    if not s:
-        raise ConfigError("a tag name cannot be empty")
-    if len(s) > TAG_NAME_MAX:
-        raise ConfigError(f"the tag name is {len(s)} characters long; at most {TAG_NAME_MAX} are allowed")
-    if _CONTROL.search(s):
-        raise ConfigError(f"the tag name {s[:40]!r} holds a control character (a newline, a tab, ...)")
-    return s
+    return check_label_text(name, "tag name", TAG_NAME_MAX)
 
 
 def tags_file(ws: Workspace, corpus_id: str) -> Path:
