@@ -3,6 +3,7 @@ embedding and pipeline tests."""
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -18,8 +19,12 @@ class FakeEncoder:
 
     needs_fit = False
 
-    def __init__(self, cfg: EncoderConfig, log: Path | None = None, delay: float = 0.0, oom_above: int = 0):
+    def __init__(self, cfg: EncoderConfig, log: Path | None = None, delay: float = 0.0, oom_above: int = 0,
+                 hold_at: int = 0, gate: threading.Event | None = None):
+        """``hold_at``/``gate``: once ``hold_at`` texts are encoded, the next batch waits for
+        ``gate`` (at most 30 s), so a test can cancel at a known point whatever the machine's load."""
         self.name, self.cfg, self.log, self.delay, self.oom_above = "fake", cfg, log, delay, oom_above
+        self.hold_at, self.gate = hold_at, gate
         self.seen: list[str] = []
         self.batches: list[list[str]] = []
 
@@ -39,6 +44,8 @@ class FakeEncoder:
         if self.oom_above and len(texts) > self.oom_above:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         time.sleep(self.delay)
+        if self.gate is not None and self.hold_at and len(self.seen) >= self.hold_at:
+            self.gate.wait(30)
         self.seen.extend(texts)
         self.batches.append(list(texts))
         if self.log is not None:

@@ -285,7 +285,8 @@ def test_a_cancelled_pipeline_job_relaunched_resumes_the_embedding(ws, fake):
     from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 
     built, opts = fake
-    opts["delay"] = 0.05
+    gate = threading.Event()
+    opts.update(hold_at=10, gate=gate)  # the encoder waits after 10 texts until the test has cancelled
     texts = [f"text number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(60)]
     cid = make_corpus(ws, texts)
     enc = EncoderConfig(name="fake", batch_size=1, chunk_rows=1000)  # one chunk: nothing finished at cancel
@@ -296,6 +297,7 @@ def test_a_cancelled_pipeline_job_relaunched_resumes_the_embedding(ws, fake):
     while len(built[-1].seen if built else []) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)
     job.cancel()
+    gate.set()
     snap = job.wait(30)
     assert snap["status"] == "cancelled"
     first = len(built[-1].seen)
