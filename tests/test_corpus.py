@@ -502,6 +502,20 @@ def test_second_ingest_is_a_cache_hit_without_reading(tmp_path, ws, monkeypatch)
     assert corpus.load_report(ws, first.corpus_id).kept == first.kept
 
 
+def test_the_same_bytes_under_another_format_are_another_corpus(tmp_path, ws):
+    """Detected from the name, the format is part of the id: the bytes of a CSV named .txt are
+    one document per line, not the cached CSV's rows."""
+    data = b"text,label\nalpha beta,a\ngamma delta,b\n"
+    as_csv = ingest(write(tmp_path / "x.csv", data), CorpusSpec(), ws)
+    as_txt = ingest(write(tmp_path / "x.txt", data), CorpusSpec(), ws)
+    assert as_csv.corpus_id != as_txt.corpus_id and not as_txt.cached
+    assert (as_csv.kept, as_txt.kept) == (2, 3)
+    assert corpus.corpus_id_for(tmp_path / "x.txt", CorpusSpec()) == as_txt.corpus_id
+    # a format named in the spec keeps one id whatever the file is called
+    named = ingest(write(tmp_path / "y.dat", data), CorpusSpec(format="csv"), ws)
+    assert corpus.corpus_id_for(tmp_path / "x.csv", CorpusSpec(format="csv")) == named.corpus_id
+
+
 def test_progress_and_cancel(tmp_path, ws, monkeypatch):
     monkeypatch.setattr(corpus, "CHUNK_ROWS", 10)
     p = write(tmp_path / "a.txt", "".join(f"line {i}\n" for i in range(100)))

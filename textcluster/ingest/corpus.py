@@ -665,9 +665,20 @@ def _hash_file(path: Path) -> str:
         raise CorpusError(f"cannot read {str(path)!r}: {e.strerror or e}") from e
 
 
+def _id_key(path: Path, spec: CorpusSpec) -> dict[str, Any]:
+    """The spec's cache key, plus the format read from the file name when the spec leaves it to
+    detection: the same bytes named ``x.csv`` and ``x.txt`` are two different corpora."""
+    key = spec.cache_key()
+    if spec.format is None:
+        key["format"] = readers.detect_format(path, None)[0]
+    return key
+
+
 def corpus_id_for(path: str | Path, spec: CorpusSpec) -> str:
-    """The corpus id :func:`ingest` gives ``path`` under ``spec`` (hashes the file's bytes)."""
-    return make_id("corpus", _hash_file(Path(path)), spec.cache_key())
+    """The corpus id :func:`ingest` gives ``path`` under ``spec`` (hashes the file's bytes and
+    the spec, with the detected format when the spec names none)."""
+    path = Path(path)
+    return make_id("corpus", _hash_file(path), _id_key(path, spec))
 
 
 def ingest(
@@ -680,7 +691,8 @@ def ingest(
     """Read ``path`` into a corpus artifact of ``ws`` and return the :class:`IngestReport`.
 
     ``spec`` defaults to ``CorpusSpec()`` (pick the text column, detect the format).
-    The id is ``make_id("corpus", sha256(file bytes), spec.cache_key())``: ingesting
+    The id is ``make_id("corpus", sha256(file bytes), spec.cache_key())`` (with the format
+    detected from the file name when ``spec.format`` is None): ingesting
     the same bytes with the same spec again only hashes the file and returns the
     stored report with ``cached=True``. Raises :class:`CorpusError` for a missing
     or unreadable file, an unknown format, a missing field, bytes that are not
@@ -691,7 +703,7 @@ def ingest(
     ws = ws if ws is not None else Workspace()
     path = Path(path)
     sha = _hash_file(path)
-    sha_id = make_id("corpus", sha, spec.cache_key())
+    sha_id = make_id("corpus", sha, _id_key(path, spec))
     if ws.cached(sha_id):
         return _report_from_manifest(ws.manifest(sha_id), cached=True)
     with ws.lock(sha_id):
