@@ -190,3 +190,19 @@ def test_first_local_max_is_the_fallback_of_a_rising_curve() -> None:
     assert autok._first_local_max([0.1, 0.3, 0.2, 0.4, 0.5]) == 1
     assert autok._first_local_max([0.1, 0.2, 0.3, 0.4]) is None
     assert autok._first_local_max([0.3, 0.2, 0.25, 0.25, 0.4]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--k-range", "2:500"], ["--k", "500"]])
+def test_cli_run_refuses_a_k_too_large_before_embedding(topic_csv, tmp_path, capsys, monkeypatch, argv) -> None:
+    from textcluster import pipeline
+
+    def no_embedding(*a, **kw):  # the check must come first: embedding is the expensive step
+        raise AssertionError("embedded before refusing the k range")
+
+    monkeypatch.setattr(pipeline, "embed_corpus", no_embedding)
+    code = main(["run", str(topic_csv), "--text-field", "text", "--encoder", "tfidf", *argv,
+                 "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+    assert "n_samples=60" in err and "500" in err
+    assert not (tmp_path / "ws" / "embedding").exists() or not any((tmp_path / "ws" / "embedding").iterdir())
