@@ -123,8 +123,10 @@ def auto_k_chart(ws: Workspace, run_id: str) -> None:
         size=160, color="#e45756", filled=True)
     rule = alt.Chart(pd.DataFrame({"k": [ak["chosen"]]})).mark_rule(color="#e45756", strokeDash=[4, 3]).encode(x="k:Q")
     st.altair_chart((chart + rule).properties(height=260), key=f"autok_chart_{run_id}")
+    reps = int(ak.get("replicates") or 1)
     st.caption(f"k = {ak['chosen']} chosen without labels: k-means on a {ak['sample']:,}-row subset of the "
-               f"embedding for each candidate, scored by {ak['method']} ({ak['seconds']:.1f} s).")
+               f"embedding for each candidate" + (f" ({reps} seedings, mean shown)" if reps > 1 else "")
+               + f", scored by {ak['method']} ({ak['seconds']:.1f} s).")
     if ak.get("warning"):
         st.warning(md(ak["warning"]), icon=":material/warning:")
     c1, c2 = st.columns([1, 2])
