@@ -9,16 +9,20 @@ encoder through :func:`bench.quality.embedding_of` (cached in the workspace, def
 ``bench/.workspace``). Then, labels only to score:
 
 1. :func:`textcluster.cluster.autok.choose_k` on the embedding (the product's automatic k,
-   its default settings, seed 0), timed: the sweep's cost;
+   its default settings, seed ``--sweep-seed``, default 0), timed: the sweep's cost;
 2. k-means (the project's, default settings) on all rows with the chosen k and with the
    true k, ``--seeds`` seeds each: ACC (Hungarian; with k != true k unmatched clusters count
    as errors) and NMI, as percentages.
 
-Results are appended to ``bench/results/autok.jsonl`` (one line per set); a rerun skips
-the sets already there. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
+Results are appended to ``bench/results/autok.jsonl`` (one line per set and sweep seed); a
+rerun skips those already there. The report's main columns are sweep seed 0; rows of other sweep
+seeds are listed beside them, to show how stable the choice is. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
 
 ``--baseline-k K`` instead scores k-means with the fixed K (the old default, 20) on each set,
 into ``bench/results/autok_baseline.jsonl``; the report shows it as a column when present.
+
+``--sweep SET`` instead times :func:`~textcluster.cluster.autok.choose_k` alone on that set's
+embedding (``--sweep-seed``; after a warm-up) and prints one JSON line.
 
 ``--cost SET`` instead measures, in one process on that set's embedding, the cluster stage
 (:func:`textcluster.cluster.runs.cluster`, no reducer, PCA plot) with ``k="auto"`` against a
@@ -159,6 +163,28 @@ def cost(args: argparse.Namespace) -> None:
     print(json.dumps(row))
 
 
+def sweep_cost(args: argparse.Namespace) -> None:
+    """Time :func:`choose_k` alone on one set's embedding (after a warm-up on 500 rows)."""
+    import quality
+
+    from textcluster.cluster import autok
+    from textcluster.embed.engine import load_embeddings
+    from textcluster.store import Workspace
+
+    quality.DATA = Path(args.data)
+    ws = Workspace(Path(args.workspace))
+    eid, n, true_k, _ = quality.embedding_of(ws, args.sweep)
+    X = np.ascontiguousarray(load_embeddings(ws, eid), dtype=np.float32)
+    autok.choose_k(X[:500], seed=args.sweep_seed)  # imports, first-call costs; not reported
+    t0 = time.perf_counter()
+    ak = autok.choose_k(X, seed=args.sweep_seed)
+    sec = time.perf_counter() - t0
+    print(json.dumps({"set": args.sweep, "n": n, "d": int(X.shape[1]), "true_k": true_k, "chosen": ak.chosen,
+                      "candidates": len(ak.candidates), "replicates": ak.replicates, "sample": ak.sample,
+                      "sweep_seconds": round(sec, 2), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                      "load_avg_1min": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d %H:%M")}))
+
+
 def report(args: argparse.Namespace) -> None:
     every = [r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r]
     rows = {r["set"]: r for r in every if r.get("sweep_seed", 0) == 0}
@@ -212,7 +238,11 @@ def main() -> None:
                    help="score k-means with this fixed k instead (into autok_baseline.jsonl)")
     p.add_argument("--cost", metavar="SET", help="measure the sweep's and stability's cost on this set instead")
     p.add_argument("--cost-seed", type=int, default=0, help="with --cost: offsets the runs' seed (default 0)")
+    p.add_argument("--sweep", metavar="SET", help="time choose_k alone on this set's embedding instead")
     args = p.parse_args()
+    if args.sweep:
+        sweep_cost(args)
+        return
     if args.cost:
         cost(args)
         return

@@ -201,6 +201,10 @@ def test_knee_of_a_rising_curve() -> None:
     assert autok.knee(ks, [0.1, 0.5, 0.6, 0.65, 0.7, 0.72]) == 1  # the rise slows after k=4
     assert autok.knee(ks, [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]) == 0  # no knee above the line: the start
     assert autok.knee(ks, [0.3] * 6) is None
+    # two knees of comparable strength (a coarse split, then a finer level): the finer one
+    ks7 = [2, 4, 8, 16, 32, 64, 128]
+    assert autok.knee(ks7, [0.0, 0.5, 0.5, 0.55, 0.9, 0.95, 1.0]) == 4
+    assert autok.knee(ks7, [0.0, 0.5, 0.5, 0.5, 0.6, 0.62, 1.0]) == 1  # the late bend is too weak
 
 
 def test_pick_edges() -> None:

@@ -208,16 +208,31 @@ def _local_maxima(scores: list[float]) -> list[int]:
     return out
 
 
+#: A knee of a rising curve counts when it rises at least this share of the strongest knee above
+#: the chord (see :func:`knee`).
+KNEE_SHARE = 0.5
+
+
 def knee(ks: list[int], scores: list[float]) -> int | None:
-    """Index of the knee of a rising curve (Kneedle: the candidate farthest above the straight
-    line from the first to the last point, with log k and the score both scaled to [0, 1]);
-    None when the curve is flat or has missing values."""
+    """Index of the knee of a rising curve; None when the curve is flat or has missing values.
+
+    Kneedle: with log k and the score both scaled to [0, 1], a knee is a local maximum of the
+    curve's height above the chord from the first to the last point. A rising curve can have
+    several (a coarse split and a finer level); among those at least :data:`KNEE_SHARE` as high
+    as the highest, the finest is taken: the run's hierarchy can merge clusters afterwards
+    (granularity slider), nothing can split a merged one.
+    """
     y = np.asarray(scores, dtype=np.float64)
     if y.size < 3 or not np.isfinite(y).all() or y.max() <= y.min():
         return None
     x = np.log(np.asarray(ks, dtype=np.float64))
     d = (y - y.min()) / (y.max() - y.min()) - (x - x[0]) / (x[-1] - x[0])
-    return int(np.argmax(d))
+    top = float(d.max())
+    if top <= 0:
+        return int(np.argmax(d))
+    peaks = [i for i in range(d.size) if d[i] >= KNEE_SHARE * top
+             and (i == 0 or d[i] > d[i - 1]) and (i == d.size - 1 or d[i] >= d[i + 1])]
+    return max(peaks)
 
 
 def _pick(ks: list[int], scores: list[float]) -> tuple[int, str | None]:
