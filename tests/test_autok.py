@@ -162,6 +162,7 @@ def test_cli_run_json_carries_auto_k(topic_csv, tmp_path, capsys) -> None:
     ak = data["auto_k"]
     assert set(ak) >= {"method", "candidates", "scores", "chosen"} and ak["chosen"] == data["k"]
     assert ak["chosen"] in ak["candidates"] and len(ak["scores"]) == len(ak["candidates"])
+    assert ak["replicates"] == len(ak["raw_scores"]) and all(len(r) == len(ak["candidates"]) for r in ak["raw_scores"])
     m = Workspace(tmp_path / "ws").manifest(data["run_id"])
     assert m.auto_k == ak and m.clusterer["k"] == "auto"
 
@@ -194,6 +195,11 @@ def test_the_curve_is_the_mean_of_the_replicates() -> None:
     assert np.allclose(raw.mean(axis=0), ak.scores, atol=1e-5)
     assert len({tuple(r) for r in raw.round(4).tolist()}) > 1  # distinct seedings, not one fit repeated
     assert ak.chosen == 4
+
+
+def test_smooth_curve_weights_neighbours_and_skips_gaps() -> None:
+    out = autok.smooth_curve([0.0, 4.0, 0.0, float("nan"), 2.0])
+    assert out[:3] == pytest.approx([4 / 3, 2.0, 4 / 3]) and np.isnan(out[3]) and out[4] == pytest.approx(2.0)
 
 
 def test_knee_of_a_rising_curve() -> None:
