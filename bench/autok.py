@@ -9,16 +9,20 @@ encoder through :func:`bench.quality.embedding_of` (cached in the workspace, def
 ``bench/.workspace``). Then, labels only to score:
 
 1. :func:`textcluster.cluster.autok.choose_k` on the embedding (the product's automatic k,
-   its default settings, seed 0), timed: the sweep's cost;
+   its default settings, seed ``--sweep-seed``, default 0), timed: the sweep's cost;
 2. k-means (the project's, default settings) on all rows with the chosen k and with the
    true k, ``--seeds`` seeds each: ACC (Hungarian; with k != true k unmatched clusters count
    as errors) and NMI, as percentages.
 
-Results are appended to ``bench/results/autok.jsonl`` (one line per set); a rerun skips
-the sets already there. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
+Results are appended to ``bench/results/autok.jsonl`` (one line per set and sweep seed); a
+rerun skips those already there. The report's main columns are sweep seed 0; rows of other sweep
+seeds are listed beside them, to show how stable the choice is. Set OMP_NUM_THREADS (default 1 here: a shared 2-core machine).
 
 ``--baseline-k K`` instead scores k-means with the fixed K (the old default, 20) on each set,
 into ``bench/results/autok_baseline.jsonl``; the report shows it as a column when present.
+
+``--sweep SET`` instead times :func:`~textcluster.cluster.autok.choose_k` alone on that set's
+embedding (``--sweep-seed``; after a warm-up) and prints one JSON line.
 
 ``--cost SET`` instead measures, in one process on that set's embedding, the cluster stage
 (:func:`textcluster.cluster.runs.cluster`, no reducer, PCA plot) with ``k="auto"`` against a
@@ -75,27 +79,29 @@ def bench(args: argparse.Namespace) -> None:
     ws = Workspace(Path(args.workspace))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    have = {json.loads(x)["set"] for x in out.read_text().splitlines() if x} if out.exists() else set()
+    have = ({(r["set"], r.get("sweep_seed", 0)) for r in map(json.loads, out.read_text().splitlines()) if r}
+            if out.exists() else set())
     for name in args.sets.split(","):
-        if name in have:
+        if (name, args.sweep_seed) in have:
             continue
         eid, n, true_k, _ = quality.embedding_of(ws, name)
         _, labels = quality.read_set(name)
         y = np.unique(np.array(labels), return_inverse=True)[1]
         X = np.ascontiguousarray(load_embeddings(ws, eid), dtype=np.float32)
         t0 = time.perf_counter()
-        ak = choose_k(X, seed=0)
+        ak = choose_k(X, seed=args.sweep_seed)
         sweep = time.perf_counter() - t0
         acc_a, nmi_a = _kmeans_scores(X, y, ak.chosen, args.seeds)
         acc_t, nmi_t = _kmeans_scores(X, y, true_k, args.seeds)
         row = {"set": name, "n": n, "true_k": true_k, "chosen_k": ak.chosen, "sweep_seconds": round(sweep, 2),
                "acc_auto": float(np.mean(acc_a)), "nmi_auto": float(np.mean(nmi_a)),
-               "acc_true": float(np.mean(acc_t)), "nmi_true": float(np.mean(nmi_t)), "seeds": args.seeds,
+               "acc_true": float(np.mean(acc_t)), "nmi_true": float(np.mean(nmi_t)), "seeds": args.seeds, "sweep_seed": args.sweep_seed,
                "auto_k": ak.to_dict(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
                "date": time.strftime("%Y-%m-%d")}
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        print(f"{name:15s} n={n:6d} true k={true_k:4d} chosen k={ak.chosen:4d} sweep {sweep:5.1f}s "
+        print(f"{name:15s} n={n:6d} true k={true_k:4d} sweep seed {args.sweep_seed} chosen k={ak.chosen:4d} "
+              f"sweep {sweep:5.1f}s "
               f"ACC {row['acc_auto'] * 100:5.1f} (true k {row['acc_true'] * 100:5.1f}) "
               f"NMI {row['nmi_auto'] * 100:5.1f} (true k {row['nmi_true'] * 100:5.1f})", flush=True)
 
@@ -157,20 +163,49 @@ def cost(args: argparse.Namespace) -> None:
     print(json.dumps(row))
 
 
+def sweep_cost(args: argparse.Namespace) -> None:
+    """Time :func:`choose_k` alone on one set's embedding (after a warm-up on 500 rows): wall and
+    CPU seconds (the CPU time of this process, which a loaded machine inflates less)."""
+    import quality
+
+    from textcluster.cluster import autok
+    from textcluster.embed.engine import load_embeddings
+    from textcluster.store import Workspace
+
+    quality.DATA = Path(args.data)
+    ws = Workspace(Path(args.workspace))
+    eid, n, true_k, _ = quality.embedding_of(ws, args.sweep)
+    X = np.ascontiguousarray(load_embeddings(ws, eid), dtype=np.float32)
+    autok.choose_k(X[:500], seed=args.sweep_seed)  # imports, first-call costs; not reported
+    t0, c0 = time.perf_counter(), time.process_time()
+    ak = autok.choose_k(X, seed=args.sweep_seed)
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"set": args.sweep, "n": n, "d": int(X.shape[1]), "true_k": true_k, "chosen": ak.chosen,
+                      "candidates": len(ak.candidates), "replicates": ak.replicates, "sample": ak.sample,
+                      "sweep_seconds": round(sec, 2), "sweep_cpu_seconds": round(cpu, 2), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                      "load_avg_1min": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d %H:%M")}))
+
+
 def report(args: argparse.Namespace) -> None:
-    rows = {r["set"]: r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r}
+    every = [r for r in map(json.loads, Path(args.out).read_text().splitlines()) if r]
+    rows = {r["set"]: r for r in every if r.get("sweep_seed", 0) == 0}
+    others: dict[str, list[str]] = {}
+    for r in every:
+        if r.get("sweep_seed", 0) != 0:
+            others.setdefault(r["set"], []).append(
+                f"{r['chosen_k']} ({(r['acc_auto'] - r['acc_true']) * 100:+.1f})")
     bfile = Path(args.out).with_name("autok_baseline.jsonl")
     base = {r["set"]: r for r in map(json.loads, bfile.read_text().splitlines()) if r} if bfile.exists() else {}
     bk = next(iter(base.values()))["k"] if base else None
     lines = ["| set | n | true k | chosen k | ACC auto k | ACC true k | NMI auto k | NMI true k | sweep (s) |"
-             + (f" ACC k={bk} |" if base else ""),
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if base else "")]
+             " chosen k, other sweep seeds (ACC gap) |" + (f" ACC k={bk} |" if base else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if base else "")]
     for s in SETS:
         if s in rows:
             r = rows[s]
             lines.append(f"| {s}{'' if s in SHORT else ' (held out)'} | {r['n']:,} | {r['true_k']} | {r['chosen_k']} | "
                          f"{r['acc_auto'] * 100:.1f} | {r['acc_true'] * 100:.1f} | {r['nmi_auto'] * 100:.1f} | "
-                         f"{r['nmi_true'] * 100:.1f} | {r['sweep_seconds']:.1f} |"
+                         f"{r['nmi_true'] * 100:.1f} | {r['sweep_seconds']:.1f} | {', '.join(others.get(s, []))} |"
                          + (f" {base[s]['acc'] * 100:.1f} |" if s in base else (" |" if base else "")))
     short = [rows[s] for s in SHORT if s in rows]
     if short:
@@ -180,7 +215,7 @@ def report(args: argparse.Namespace) -> None:
         bs = [base[r["set"]]["acc"] for r in short if r["set"] in base]
         lines.append(f"| mean of {len(short)} short-text sets | | | | {ma:.1f} | {mt:.1f} | "
                      f"{np.mean([r['nmi_auto'] for r in short]) * 100:.1f} | "
-                     f"{np.mean([r['nmi_true'] for r in short]) * 100:.1f} | |"
+                     f"{np.mean([r['nmi_true'] for r in short]) * 100:.1f} | | |"
                      + (f" {np.mean(bs) * 100:.1f} |" if base and len(bs) == len(short) else (" |" if base else "")))
         lines.append("")
         lines.append(f"Mean ACC gap (auto - true k): {ma - mt:+.1f} points; largest loss: {worst['set']} "
@@ -193,6 +228,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--seeds", type=int, default=3, help="k-means seeds per k when scoring (default 3)")
+    p.add_argument("--sweep-seed", type=int, default=0,
+                   help="seed of choose_k (its subset and k-means seedings; default 0); the report's main "
+                        "columns are seed 0, other seeds are listed beside them (how stable the choice is)")
     p.add_argument("--workspace", default=str(ROOT / "bench" / ".workspace"))
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "autok.jsonl"))
@@ -201,7 +239,11 @@ def main() -> None:
                    help="score k-means with this fixed k instead (into autok_baseline.jsonl)")
     p.add_argument("--cost", metavar="SET", help="measure the sweep's and stability's cost on this set instead")
     p.add_argument("--cost-seed", type=int, default=0, help="with --cost: offsets the runs' seed (default 0)")
+    p.add_argument("--sweep", metavar="SET", help="time choose_k alone on this set's embedding instead")
     args = p.parse_args()
+    if args.sweep:
+        sweep_cost(args)
+        return
     if args.cost:
         cost(args)
         return

@@ -162,6 +162,7 @@ def test_cli_run_json_carries_auto_k(topic_csv, tmp_path, capsys) -> None:
     ak = data["auto_k"]
     assert set(ak) >= {"method", "candidates", "scores", "chosen"} and ak["chosen"] == data["k"]
     assert ak["chosen"] in ak["candidates"] and len(ak["scores"]) == len(ak["candidates"])
+    assert ak["replicates"] == len(ak["raw_scores"]) and all(len(r) == len(ak["candidates"]) for r in ak["raw_scores"])
     m = Workspace(tmp_path / "ws").manifest(data["run_id"])
     assert m.auto_k == ak and m.clusterer["k"] == "auto"
 
@@ -181,12 +182,58 @@ def test_a_still_rising_curve_is_flagged() -> None:
     X, _ = _blobs(600, 12, seed=4)
     capped = autok.choose_k(X, seed=0, k_range=(2, 6))  # twelve groups, at most six tried
     assert "still rising" in capped.warning
-    assert capped.chosen == 6 or capped.candidates.index(capped.chosen) == autok._first_local_max(capped.scores)
+    assert capped.chosen == capped.candidates[autok.knee(capped.candidates, autok.smooth_curve(capped.scores))]
     clear = autok.choose_k(X, seed=0, k_range=(2, 20))
     assert clear.chosen == 12 and clear.warning is None
 
 
-def test_first_local_max_is_the_fallback_of_a_rising_curve() -> None:
-    assert autok._first_local_max([0.1, 0.3, 0.2, 0.4, 0.5]) == 1
-    assert autok._first_local_max([0.1, 0.2, 0.3, 0.4]) is None
-    assert autok._first_local_max([0.3, 0.2, 0.25, 0.25, 0.4]) == 2
+def test_the_curve_is_the_mean_of_the_replicates() -> None:
+    X, _ = _blobs(500, 4, seed=2)
+    ak = autok.choose_k(X, seed=0, k_range=(2, 9))
+    raw = np.array(ak.raw_scores, dtype=float)
+    assert ak.replicates == autok.REPLICATES >= 2 and raw.shape == (autok.REPLICATES, len(ak.candidates))
+    assert np.allclose(raw.mean(axis=0), ak.scores, atol=1e-5)
+    assert len({tuple(r) for r in raw.round(4).tolist()}) > 1  # distinct seedings, not one fit repeated
+    assert ak.chosen == 4
+
+
+def test_smooth_curve_weights_neighbours_and_skips_gaps() -> None:
+    out = autok.smooth_curve([0.0, 4.0, 0.0, float("nan"), 2.0])
+    assert out[:3] == pytest.approx([4 / 3, 2.0, 4 / 3]) and np.isnan(out[3]) and out[4] == pytest.approx(2.0)
+
+
+def test_knee_of_a_rising_curve() -> None:
+    ks = [2, 4, 8, 16, 32, 64]
+    assert autok.knee(ks, [0.1, 0.5, 0.6, 0.65, 0.7, 0.72]) == 1  # the rise slows after k=4
+    assert autok.knee(ks, [0.1, 0.2, 0.3, 0.4, 0.5, 0.9]) == 0  # no knee above the line: the start
+    assert autok.knee(ks, [0.3] * 6) is None
+    # two knees of comparable strength (a coarse split, then a finer level): the finer one
+    ks7 = [2, 4, 8, 16, 32, 64, 128]
+    assert autok.knee(ks7, [0.0, 0.5, 0.5, 0.55, 0.9, 0.95, 1.0]) == 4
+    assert autok.knee(ks7, [0.0, 0.5, 0.5, 0.5, 0.6, 0.62, 1.0]) == 1  # the late bend is too weak
+
+
+def test_pick_edges() -> None:
+    ks = [2, 3, 4, 5, 6]
+    # the best interior optimum wins over the range's start, whose 2-way split scores high
+    assert autok._pick(ks, [0.50, 0.30, 0.45, 0.40, 0.42]) == (4, None)
+    assert autok._pick(ks, [0.50, 0.40, 0.30, 0.20, 0.10]) == (2, None)  # falling curve: 2 it is
+    assert autok._pick(ks, [0.1, 0.2, 0.5, 0.3, 0.2]) == (4, None)
+    k, warning = autok._pick(ks, [0.1, 0.4, 0.45, 0.5, 0.55])  # still rising: its knee, with a warning
+    assert k == 4 and "still rising" in warning
+
+
+@pytest.mark.parametrize("argv", [["--k-range", "2:500"], ["--k", "500"]])
+def test_cli_run_refuses_a_k_too_large_before_embedding(topic_csv, tmp_path, capsys, monkeypatch, argv) -> None:
+    from textcluster import pipeline
+
+    def no_embedding(*a, **kw):  # the check must come first: embedding is the expensive step
+        raise AssertionError("embedded before refusing the k range")
+
+    monkeypatch.setattr(pipeline, "embed_corpus", no_embedding)
+    code = main(["run", str(topic_csv), "--text-field", "text", "--encoder", "tfidf", *argv,
+                 "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+    assert "n_samples=60" in err and "500" in err
+    assert not (tmp_path / "ws" / "embedding").exists() or not any((tmp_path / "ws" / "embedding").iterdir())

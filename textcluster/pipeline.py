@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from textcluster.cluster import maps, runs
+from textcluster.cluster.registry import check_clusterer
 from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
 from textcluster.describe import clusters as describe_stage
 from textcluster.embed import engine
@@ -264,6 +265,8 @@ def _run(
         corpus_id = rep.corpus_id
     else:
         corpus_id = source
+    # A k or k range the corpus cannot hold is refused now, before the embedding is paid for.
+    check_clusterer(clusterer, int(ws.manifest(corpus_id).kept))
     emb = stage("embed", lambda: embed_corpus(ws, corpus_id, encoder, engine_cfg, progress=progress, cancel=cancel),
                 lambda r: {"embedding_id": r.embedding_id, "device": r.device})
     run = stage("cluster", lambda: runs.cluster(ws, emb.embedding_id, reducer, clusterer, progress=progress,

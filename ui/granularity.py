@@ -121,10 +121,18 @@ def auto_k_chart(ws: Workspace, run_id: str) -> None:
                                 y=alt.Y(f"{ak['method']}:Q", title=f"{ak['method']} (higher is better)"))
     chart = base.mark_line(point=True) + base.transform_filter("datum.chosen").mark_point(
         size=160, color="#e45756", filled=True)
+    raw = ak.get("raw_scores") or []
+    if len(raw) > 1:  # the spread of the replicates: how far apart candidates must be to mean anything
+        arr = pd.DataFrame(raw, columns=ak["candidates"]).astype(float)
+        band = pd.DataFrame({"k": ak["candidates"], "low": arr.min().to_numpy(), "high": arr.max().to_numpy()}).dropna()
+        chart = alt.Chart(band).mark_area(opacity=0.2).encode(
+            x=alt.X("k:Q", scale=alt.Scale(type="log")), y="low:Q", y2="high:Q") + chart
     rule = alt.Chart(pd.DataFrame({"k": [ak["chosen"]]})).mark_rule(color="#e45756", strokeDash=[4, 3]).encode(x="k:Q")
     st.altair_chart((chart + rule).properties(height=260), key=f"autok_chart_{run_id}")
+    reps = int(ak.get("replicates") or 1)
     st.caption(f"k = {ak['chosen']} chosen without labels: k-means on a {ak['sample']:,}-row subset of the "
-               f"embedding for each candidate, scored by {ak['method']} ({ak['seconds']:.1f} s).")
+               f"embedding for each candidate" + (f" ({reps} seedings: the line is their mean, the band their range)" if reps > 1 else "")
+               + f", scored by {ak['method']} ({ak['seconds']:.1f} s).")
     if ak.get("warning"):
         st.warning(md(ak["warning"]), icon=":material/warning:")
     c1, c2 = st.columns([1, 2])

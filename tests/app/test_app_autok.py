@@ -29,6 +29,7 @@ def test_automatic_k_is_the_default_and_its_curve_is_drawn(app_ws, app_corpus):
     assert any(s.value == "Automatic k" for s in at.subheader)
     spec = json.dumps([json.loads(c.proto.spec) for c in at.get("vega_lite_chart")])
     assert '"silhouette"' in spec and str(ak["chosen"]) in spec
+    assert '"high"' in spec  # the band of the replicates' range
     assert {m.label for m in at.metric} >= {"Noise (rows in no cluster)"}
     # another k is one click: a new job with that k, the embedding taken from the cache
     other = next(k for k in ak["candidates"] if k != ak["chosen"])

@@ -3,16 +3,25 @@
 The method (measured on every labelled set of the benchmarks, docs/clustering.md section
 *Automatic k*): a seeded subset of at most :data:`AUTO_K_SAMPLE` rows of the **embedding**
 (L2-normalised, so distances are cosine-like; never the UMAP output, which can hurt some
-corpora and whose layout changes with its seed), k-means (one k-means++ seeding, the
-project's BLAS Lloyd) for each k of a geometric grid over the k range, each scored by the
-silhouette of the subset (computed from one pairwise-distance matrix shared by every
-candidate); the chosen k is the best-scoring candidate, unless that is the largest candidate
-(the criterion still rising: no optimum in the range), then the first interior local maximum
-(the coarsest partition the criterion supports), with a ``warning``.
+corpora and whose layout changes with its seed); for each k of a geometric grid over the k
+range, :data:`REPLICATES` k-means fits (the project's BLAS Lloyd, at most
+:data:`SWEEP_MAX_ITER` iterations, each replicate seeded by the first k centres of one greedy
+k-means++ seeding of the largest candidate), each scored by the silhouette of the subset
+(from one pairwise-distance matrix shared by every fit). The curve is the mean over the
+replicates: one fit's silhouette moves by as much as the differences between candidates, and a
+single lucky or unlucky fit used to decide k (docs/benchmarks.md, *Automatic k*). The chosen k
+is the best candidate of that curve, except at the ends of the range:
+
+- the largest candidate (the criterion still rising: no optimum in the range): the knee of the
+  smoothed curve (:func:`knee`, :func:`smooth_curve`), with a ``warning``;
+- the smallest candidate while the curve has an interior local maximum: the best interior
+  local maximum (a 2-way split scores high on most corpora; an interior optimum is structure
+  the range resolves).
 
 :func:`choose_k` returns an :class:`AutoK` (``method``, ``candidates``, ``scores``,
-``chosen``, ...) that the cluster stage stores in the run manifest (``auto_k``) and the
-CLI prints with ``--json``, so the user sees the curve the choice came from.
+``chosen``, ``raw_scores``, ...) that the cluster stage stores in the run manifest
+(``auto_k``) and the CLI prints with ``--json``, so the user sees the curve the choice came
+from.
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from textcluster.cluster.kmeans import KMeansClusterer
+from textcluster.cluster.distances import assign_sq
+from textcluster.cluster.kmeans import kmeans_plusplus, lloyd
 from textcluster.errors import ConfigError
 from textcluster.progress import Meter, ProgressFn, check_cancel
 
@@ -39,9 +50,13 @@ K_MAX_DEFAULT = 200
 MIN_ROWS_PER_CLUSTER = 10
 #: Candidates on the geometric grid between k_min and k_max (fewer when the range is small).
 GRID_POINTS = 24
-#: Lloyd iterations of each candidate's k-means on the subset (converged or nearly: the
-#: silhouette of the partition barely moves after that).
-SWEEP_MAX_ITER = 100
+#: Independent k-means fits per candidate (distinct seedings); the curve is their mean silhouette,
+#: so one unlucky local optimum does not decide k.
+REPLICATES = 3
+#: Lloyd iterations of each fit on the subset: the sweep compares candidates and needs no
+#: converged fits (10 and 20 iterations chose the same k, or a neighbouring candidate, on the
+#: labelled sets; docs/benchmarks.md).
+SWEEP_MAX_ITER = 10
 #: The criterion name recorded in ``auto_k.method``.
 METHOD = "silhouette"
 
@@ -51,8 +66,11 @@ class AutoK:
     """The outcome of a sweep.
 
     method: the criterion (``silhouette``); candidates: the k values tried (ascending);
-    scores: the criterion of each (higher is better); chosen: the k picked; k_range: the
-    ``[k_min, k_max]`` searched; sample: subset rows; seed; seconds: wall time of the sweep;
+    scores: the criterion of each (higher is better): the mean over ``replicates`` fits, the
+    curve the choice is made on;
+    raw_scores: each replicate's silhouette per candidate (``replicates`` lists); chosen: the k
+    picked; k_range: the ``[k_min, k_max]`` searched; sample: subset rows; seed; seconds: wall time
+    of the sweep;
     warning: set when the choice is not clear-cut (the best k is the largest candidate, so the
     criterion was still rising: the corpus may hold finer structure than the range, or no clear
     k at all), else None.
@@ -67,6 +85,8 @@ class AutoK:
     seed: int
     seconds: float
     warning: str | None = None
+    raw_scores: list[list[float | None]] | None = None
+    replicates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (the ``auto_k`` field of a run manifest and of ``run --json``)."""
@@ -121,9 +141,14 @@ def candidates(k_min: int, k_max: int, points: int = GRID_POINTS) -> list[int]:
 
 
 def _pairwise(X: np.ndarray) -> np.ndarray:
-    """Euclidean distances (m, m) float32 between the rows of ``X``."""
+    """Euclidean distances (m, m) float32 between the rows of ``X`` (built in place in the Gram
+    matrix: one (m, m) array, no temporaries of that size)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
     xx = np.einsum("ij,ij->i", X, X)
-    d = xx[:, None] + xx[None, :] - 2.0 * (X @ X.T)
+    d = X @ X.T
+    d *= np.float32(-2.0)
+    d += xx[:, None]
+    d += xx[None, :]
     np.maximum(d, 0.0, out=d)
     np.sqrt(d, out=d)
     np.fill_diagonal(d, 0.0)
@@ -156,14 +181,82 @@ def silhouette_from_distances(D: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(s))
 
 
-def _first_local_max(scores: list[float]) -> int | None:
-    """Index of the first interior candidate scoring above its left and at least its right
-    neighbour (None when there is none)."""
+def smooth_curve(scores: list[float]) -> list[float]:
+    """``scores`` averaged with their neighbours on the candidate grid (weights 1-2-1; the two
+    ends 2-1), ignoring missing (non-finite) values: one k-means fit's silhouette is noisy from
+    candidate to candidate, its expectation is smooth in log k."""
+    v = np.asarray(scores, dtype=np.float64)
+    ok = np.isfinite(v)
+    out = np.full(v.shape, np.nan)
+    for i in range(v.size):
+        if not ok[i]:
+            continue
+        idx = [j for j in (i - 1, i, i + 1) if 0 <= j < v.size and ok[j]]
+        w = np.array([2.0 if j == i else 1.0 for j in idx])
+        out[i] = float(np.dot(w, v[idx]) / w.sum())
+    return out.tolist()
+
+
+def _local_maxima(scores: list[float]) -> list[int]:
+    """Indices of the interior candidates scoring above their left and at least their right
+    neighbour."""
+    out = []
     for i in range(1, len(scores) - 1):
         a, b, c = scores[i - 1], scores[i], scores[i + 1]
         if all(math.isfinite(v) for v in (a, b, c)) and b > a and b >= c:
-            return i
-    return None
+            out.append(i)
+    return out
+
+
+#: A knee of a rising curve counts when it rises at least this share of the strongest knee above
+#: the chord (see :func:`knee`).
+KNEE_SHARE = 0.5
+
+
+def knee(ks: list[int], scores: list[float]) -> int | None:
+    """Index of the knee of a rising curve; None when the curve is flat or has missing values.
+
+    Kneedle: with log k and the score both scaled to [0, 1], a knee is a local maximum of the
+    curve's height above the chord from the first to the last point. A rising curve can have
+    several (a coarse split and a finer level); among those at least :data:`KNEE_SHARE` as high
+    as the highest, the finest is taken: the run's hierarchy can merge clusters afterwards
+    (granularity slider), nothing can split a merged one.
+    """
+    y = np.asarray(scores, dtype=np.float64)
+    if y.size < 3 or not np.isfinite(y).all() or y.max() <= y.min():
+        return None
+    x = np.log(np.asarray(ks, dtype=np.float64))
+    d = (y - y.min()) / (y.max() - y.min()) - (x - x[0]) / (x[-1] - x[0])
+    top = float(d.max())
+    if top <= 0:
+        return int(np.argmax(d))
+    peaks = [i for i in range(d.size) if d[i] >= KNEE_SHARE * top
+             and (i == 0 or d[i] > d[i - 1]) and (i == d.size - 1 or d[i] >= d[i + 1])]
+    return max(peaks)
+
+
+def _pick(ks: list[int], scores: list[float]) -> tuple[int, str | None]:
+    """The chosen k and a warning (or None) from the mean curve: the best candidate, unless it is at
+    an end of the range (see the module docstring)."""
+    valid = [i for i, v in enumerate(scores) if math.isfinite(v)]
+    if not valid:
+        return ks[0], f"the {METHOD} could not be computed for any candidate; k={ks[0]} is the range's start"
+    best = max(valid, key=lambda i: (scores[i], -i))
+    if len(ks) > 2 and best == len(ks) - 1:
+        # Still rising at the top of the range: the range holds no optimum. Take the knee of the
+        # smoothed curve (where its rise slows most), rather than the range's edge or a noise bump.
+        i = knee(ks, smooth_curve(scores))
+        chosen = ks[i] if i is not None else ks[best]
+        return chosen, (f"the {METHOD} was still rising at k={ks[-1]}, the largest candidate: there is no clear k in "
+                        f"this range; k={chosen} is the knee of the curve (where its rise slows most). "
+                        "Cut the run with its hierarchy, or pass a k")
+    if len(ks) > 2 and best == 0:
+        # The smallest candidate wins. The silhouette of a 2-way split is high on most corpora; an
+        # interior local maximum is a structure the range actually resolves: take the best one.
+        inner = _local_maxima(scores)
+        if inner:
+            return ks[max(inner, key=lambda i: scores[i])], None
+    return ks[best], None
 
 
 def choose_k(
@@ -174,8 +267,6 @@ def choose_k(
     sample: int = AUTO_K_SAMPLE,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-    smooth: int = 0,
-    n_init: int = 1,
 ) -> AutoK:
     """Choose k for ``X`` (n, d), the embedding (may be memory-mapped): see the module docstring.
 
@@ -197,32 +288,25 @@ def choose_k(
     if hi_eff < lo:
         raise ConfigError(f"k range {lo}:{hi} needs more than {m} rows to compare candidates")
     ks = candidates(lo, hi_eff)
-    meter = Meter("auto-k", len(ks), progress, estimate=True)
+    meter = Meter("auto-k", REPLICATES * len(ks), progress, estimate=True)
     D = _pairwise(S)
-    if smooth > 0:
-        nn = np.argpartition(D, smooth, axis=1)[:, : smooth + 1]  # itself (distance 0) and its neighbours
-        S = S[nn].mean(axis=1)
-        S /= np.maximum(np.linalg.norm(S, axis=1, keepdims=True), np.float32(1e-12))
-        D = _pairwise(S)
-    scores: list[float] = []
-    for i, k in enumerate(ks):
-        check_cancel(cancel, "auto-k")
-        meter.update(i, f"k={k}")
-        km = KMeansClusterer(k, seed=seed + i, n_init=n_init, max_iter=SWEEP_MAX_ITER).fit(S)
-        scores.append(silhouette_from_distances(D, km.labels_))
-    meter.update(len(ks), "done")
-    valid = [(s, k) for s, k in zip(scores, ks, strict=True) if math.isfinite(s)]
-    chosen = max(valid, key=lambda t: (t[0], -t[1]))[1] if valid else lo
-    warning = None
-    if len(ks) > 2 and chosen == ks[-1]:
-        # Still rising at the top of the range: the range holds no optimum. Take the first interior
-        # local maximum, the coarsest partition the criterion supports, rather than the range's edge.
-        first = _first_local_max(scores)
-        if first is not None:
-            chosen = ks[first]
-        warning = (f"the {METHOD} was still rising at k={ks[-1]}, the largest candidate: there is no clear k in "
-                   f"this range; k={chosen} is its first local maximum (the coarsest structure it supports). "
-                   "Cut the run with its hierarchy, or pass a k")
+    raw = np.full((REPLICATES, len(ks)), np.nan)
+    for r in range(REPLICATES):
+        # One greedy k-means++ seeding of the largest candidate per replicate: its first k centres
+        # are a k-means++ seeding for k, so every candidate starts from a prefix of it (one seeding
+        # per replicate, not one per candidate).
+        init = kmeans_plusplus(S, ks[-1], rng)
+        for i, k in enumerate(ks):
+            check_cancel(cancel, "auto-k")
+            meter.update(r * len(ks) + i, f"k={k}")
+            centers, _, last = lloyd(S, init[:k], SWEEP_MAX_ITER)
+            labels = last[0] if last is not None else assign_sq(S, centers)[0]
+            raw[r, i] = silhouette_from_distances(D, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a candidate without a finite score stays NaN
+        scores = np.nanmean(raw, axis=0).tolist()
+    meter.update(REPLICATES * len(ks), "done")
+    chosen, warning = _pick(ks, scores)
     return AutoK(
         method=METHOD,
         candidates=[int(k) for k in ks],
@@ -233,4 +317,6 @@ def choose_k(
         seed=int(seed),
         seconds=round(time.perf_counter() - t0, 3),
         warning=warning,
+        raw_scores=[[round(float(v), 6) if math.isfinite(v) else None for v in row] for row in raw],
+        replicates=REPLICATES,
     )
