@@ -383,7 +383,8 @@ class RunManifest(Manifest):
     them), label_map (parent cluster id -> own id, list of candidate ids, or -1) and names
     (cluster id as text -> name; any run may carry names).
     auto_k: the sweep that chose k when ``k="auto"`` (``{method, candidates, scores, chosen,
-    k_range, sample, seed, seconds}``); outliers: ``{q, marked}`` when ``outliers`` was set;
+    k_range, sample, seed, seconds, warning, raw_scores, replicates}``: ``scores`` is the mean
+    of ``replicates`` fits per candidate, ``raw_scores`` each fit's curve); outliers: ``{q, marked}`` when ``outliers`` was set;
     stability: ``{seeds, per_cluster, mean, unstable, seconds}`` when ``stability`` was set.
     """
 
