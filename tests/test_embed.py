@@ -236,6 +236,22 @@ def test_minilm_matches_sentence_transformers_and_cache_skips_loading(ws, monkey
     assert hit.cached and hit.embedding_id == res.embedding_id
 
 
+@pytest.mark.model
+@pytest.mark.slow  # a fresh process loads the bundled MiniLM: seconds
+def test_minilm_embeds_without_importing_sentence_transformers():
+    """The default encoder runs the bundled folder with plain transformers: a fresh process
+    (what `textcluster run` is) never pays sentence-transformers' import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from textcluster.config import EncoderConfig; "
+            "from textcluster.embed.engine import encode_texts; "
+            "v = encode_texts(['a first text', 'ok'], EncoderConfig()); "
+            "print(v.shape, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.split()[-1] == "False" and "(2, 384)" in out.stdout
+
+
 # -- CLI ---------------------------------------------------------------------------
 
 def test_cli_json_and_exit_codes(ws, capsys):
