@@ -176,6 +176,10 @@ def test_progress_reports_rows_to_the_end(ws, fake):
     assert done == sorted(done) and done[-1] == len(TEXTS)
     assert {p.stage for p in seen} == {"embed"} and all(p.total == len(TEXTS) for p in seen)
     assert any(p.rate > 0 for p in seen)
+    # after the first batch every report carries an ETA from the measured rate (the progress bar's)
+    mid = [p for p in seen if 0 < p.done < len(TEXTS)]
+    assert mid and all(p.eta_s is not None and p.rate > 0 for p in mid)
+    assert all(abs(p.eta_s - (p.total - p.done) / p.rate) < 1e-6 for p in mid)
 
 
 def test_float16_storage_and_mmap(ws, fake):
