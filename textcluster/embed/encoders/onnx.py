@@ -43,6 +43,7 @@ from textcluster.embed.encoders.transformer import (
     _token_lengths,
     _TorchEncoder,
     bundled_minilm_path,
+    st_pooling,
 )
 from textcluster.errors import EncoderError
 from textcluster.progress import Progress, ProgressFn
@@ -82,43 +83,6 @@ def require_onnx() -> None:
             f"the int8 encoder needs {', '.join(missing)}, which is not installed: {FAST_EXTRA}; "
             "or use the float encoder 'minilm'"
         )
-
-
-def st_pooling(path: Path) -> tuple[str, bool, int | None]:
-    """(pooling ``mean`` | ``cls``, normalise?, max_seq_length) of a sentence-transformers folder.
-
-    A folder without ``modules.json`` is a plain transformer: mean pooling, no Normalize.
-    :class:`EncoderError` for modules the export cannot reproduce (Dense layers, max pooling).
-    """
-    modules_file = path / "modules.json"
-    max_len = None
-    sbert = path / "sentence_bert_config.json"
-    if sbert.is_file():
-        max_len = json.loads(sbert.read_text(encoding="utf-8")).get("max_seq_length")
-    if not modules_file.is_file():
-        return "mean", False, max_len
-    modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    pooling, normalize = "mean", False
-    for m in modules:
-        kind = str(m.get("type", "")).rsplit(".", 1)[-1]
-        if kind == "Transformer":
-            continue
-        if kind == "Normalize":
-            normalize = True
-        elif kind == "Pooling":
-            cfg = json.loads((path / m.get("path", "") / "config.json").read_text(encoding="utf-8"))
-            modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
-            if modes == ["pooling_mode_mean_tokens"]:
-                pooling = "mean"
-            elif modes == ["pooling_mode_cls_token"]:
-                pooling = "cls"
-            else:
-                raise EncoderError(f"the int8 export supports mean or CLS pooling, {str(path)!r} uses {modes}")
-        else:
-            raise EncoderError(
-                f"the int8 export reproduces Transformer + Pooling (+ Normalize); {str(path)!r} also has {kind}"
-            )
-    return pooling, normalize, max_len
 
 
 def _wrapper(model: Any, pooling: str) -> Any:
