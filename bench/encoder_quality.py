@@ -43,15 +43,23 @@ EIGHT = ["agnews8000", "searchsnippets", "stackoverflow", "biomedical", "googlen
 
 
 def _done(out: Path) -> set[tuple[str, str, int]]:
+    """(embedding id, set, seed) already measured: a new recipe (a new embedding id) is measured again."""
     if not out.exists():
         return set()
-    return {(r["encoder"], r["set"], r["seed"]) for r in map(json.loads, out.read_text().splitlines()) if r}
+    return {(r["embedding_id"], r["set"], r["seed"]) for r in map(json.loads, out.read_text().splitlines()) if r}
+
+
+def latest(rows: list[dict]) -> list[dict]:
+    """The rows of the last embedding measured for each (encoder, set): an encoder whose
+    recipe changed (int8 v2 -> v3) is reported with its newest vectors only."""
+    last = {(r["encoder"], r["set"]): r["embedding_id"] for r in rows}
+    return [r for r in rows if last[(r["encoder"], r["set"])] == r["embedding_id"]]
 
 
 def bench(args: argparse.Namespace) -> None:
     from textcluster.cluster import runs
     from textcluster.config import ClustererConfig, CorpusSpec, EncoderConfig, ReducerConfig
-    from textcluster.embed.engine import embed
+    from textcluster.embed.engine import embed, embedding_id
     from textcluster.ingest.corpus import ingest
     from textcluster.store import Workspace
 
@@ -61,8 +69,6 @@ def bench(args: argparse.Namespace) -> None:
     have = _done(out)
     for enc in args.encoders.split(","):
         for name in args.sets.split(","):
-            if all((enc, name, s) in have for s in range(args.seeds)):
-                continue
             texts, labels = read_set(name)
             inp = ws.root / "inputs" / f"{name}.jsonl"
             if not inp.exists():
@@ -71,11 +77,14 @@ def bench(args: argparse.Namespace) -> None:
                     for t, lab in zip(texts, labels, strict=True):
                         f.write(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n")
             rep = ingest(inp, CorpusSpec(text_fields=("text",), label_field="label"), ws)
+            eid = embedding_id(rep.corpus_id, EncoderConfig(name=enc))
+            if all((eid, name, s) in have for s in range(args.seeds)):
+                continue
             emb = embed(ws, rep.corpus_id, EncoderConfig(name=enc))
             seconds = ws.manifest(emb.embedding_id).seconds
             k = len(set(labels))
             for seed in range(args.seeds):
-                if (enc, name, seed) in have:
+                if (eid, name, seed) in have:
                     continue
                 res = runs.cluster(ws, emb.embedding_id, ReducerConfig(projection="pca"), ClustererConfig(k=k, seed=seed))
                 row = {"encoder": enc, "set": name, "seed": seed, "n": emb.n, "classes": k,
@@ -89,7 +98,7 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    rows = [json.loads(x) for x in Path(args.out).read_text().splitlines() if x]
+    rows = latest([json.loads(x) for x in Path(args.out).read_text().splitlines() if x])
     encs = list(dict.fromkeys(r["encoder"] for r in rows))
     sets = [s for s in EIGHT if any(r["set"] == s for r in rows)]
     for metric in ("acc", "nmi"):

@@ -105,7 +105,15 @@ def run_cli(csv: Path, ws: Path, env: dict[str, str], encoder: str | None) -> di
     if written is None:
         written = total
     data = json.loads(out.strip().splitlines()[-1])
-    return {"clusters_written": written, "total": total, "timings": data.get("timings", {})}
+    return {"clusters_written": written, "total": total, "timings": data.get("timings", {}),
+            "embed_encode": _encode_seconds(ws)}
+
+
+def _encode_seconds(ws: Path) -> float | None:
+    """The embed stage's encoding time alone (its manifest's ``seconds``: the chunks, without
+    imports, model loading and writing), to split the stage's wall time."""
+    found = [json.loads(p.read_text()).get("seconds") for p in (ws / "embedding").glob("emb-*/manifest.json")]
+    return found[0] if len(found) == 1 else None
 
 
 def run_app(csv: Path, ws: Path, env: dict[str, str], encoder: str | None) -> dict:
@@ -113,7 +121,7 @@ def run_app(csv: Path, ws: Path, env: dict[str, str], encoder: str | None) -> di
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"app path failed: {out.stderr.strip()[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "embed_encode": _encode_seconds(ws)}
 
 
 def main() -> None:
@@ -163,11 +171,15 @@ def main() -> None:
         c = results["cli"]
         st_ = ", ".join(f"{k} {v:.1f}" for k, v in c["timings"].items()
                         if isinstance(v, int | float) and not k.startswith("run."))
+        if c.get("embed_encode") is not None:
+            st_ += f" (of which encoding {c['embed_encode']:.1f})"
         print(f"| `textcluster run` (CLI) | {c['clusters_written']:.1f} | "
               f"{c['clusters_written'] / ref if ref else float('nan'):.2f} | {c['total']:.1f} | {st_} |")
     if "app" in results:
         a = results["app"]
         st_ = ", ".join(f"{k} {v:.1f}" for k, v in a["stages"].items() if isinstance(v, int | float))
+        if a.get("embed_encode") is not None:
+            st_ += f" (encoding {a['embed_encode']:.1f})"
         print(f"| app job path (ingest + pipeline job) | {a['clusters_on_screen']:.1f} | "
               f"{a['clusters_on_screen'] / ref if ref else float('nan'):.2f} | {a['total']:.1f} | "
               f"ingest {a['ingest']:.1f}, {st_} |")

@@ -176,6 +176,10 @@ def test_progress_reports_rows_to_the_end(ws, fake):
     assert done == sorted(done) and done[-1] == len(TEXTS)
     assert {p.stage for p in seen} == {"embed"} and all(p.total == len(TEXTS) for p in seen)
     assert any(p.rate > 0 for p in seen)
+    # after the first batch every report carries an ETA from the measured rate (the progress bar's)
+    mid = [p for p in seen if 0 < p.done < len(TEXTS)]
+    assert mid and all(p.eta_s is not None and p.rate > 0 for p in mid)
+    assert all(abs(p.eta_s - (p.total - p.done) / p.rate) < 1e-6 for p in mid)
 
 
 def test_float16_storage_and_mmap(ws, fake):
@@ -234,6 +238,22 @@ def test_minilm_matches_sentence_transformers_and_cache_skips_loading(ws, monkey
     monkeypatch.setattr(SentenceTransformer, "__init__", boom)
     hit = E.embed(ws, cid, EncoderConfig())
     assert hit.cached and hit.embedding_id == res.embedding_id
+
+
+@pytest.mark.model
+@pytest.mark.slow  # a fresh process loads the bundled MiniLM: seconds
+def test_minilm_embeds_without_importing_sentence_transformers():
+    """The default encoder runs the bundled folder with plain transformers: a fresh process
+    (what `textcluster run` is) never pays sentence-transformers' import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from textcluster.config import EncoderConfig; "
+            "from textcluster.embed.engine import encode_texts; "
+            "v = encode_texts(['a first text', 'ok'], EncoderConfig()); "
+            "print(v.shape, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.split()[-1] == "False" and "(2, 384)" in out.stdout
 
 
 # -- CLI ---------------------------------------------------------------------------

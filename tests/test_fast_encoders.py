@@ -99,6 +99,32 @@ def test_int8_built_into_workspace_checked_and_close_to_float(tiny_st: Path, tmp
     assert (built[0] / "build.json").stat().st_mtime_ns == stamp
 
 
+def test_int8_recipe_keeps_gelu_fed_matmuls_and_embeddings_in_float(
+    tiny_st: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+
+    from textcluster.embed.encoders import onnx as onnx_enc
+
+    enc = get_encoder(EncoderConfig(name=f"int8:{tiny_st}"))
+    enc.set_workspace(Workspace(tmp_path / "ws"))
+    folder = enc.model_dir()
+    info = json.loads((folder / "build.json").read_text())
+    assert info["recipe"] == onnx_enc.RECIPE and info["float_matmuls"] == 2  # one per layer
+    graph = onnx.load(str(folder / "model-int8.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MatMulInteger") == 2 * 5  # q, k, v, attention output, first feed-forward
+    fed_by_gelu = [n for n in graph.node if n.input and producer.get(n.input[0]) is not None
+                   and "Gelu" in producer[n.input[0]].op_type]
+    assert fed_by_gelu and {n.op_type for n in fed_by_gelu} == {"MatMul"}
+    assert "DequantizeLinear" not in ops  # the embedding tables were not quantised
+    # the recipe is part of the key: a new recipe never reuses an old build or old vectors
+    before = enc.fingerprint()
+    monkeypatch.setattr(onnx_enc, "RECIPE", "onnx-int8-test")
+    assert get_encoder(EncoderConfig(name=f"int8:{tiny_st}")).fingerprint() != before
+
+
 def test_backend_is_part_of_the_embedding_id(tiny_st: Path) -> None:
     corpus = "cor-0123456789abcdef"
     ids = {embedding_id(corpus, EncoderConfig(name=f"{k}:{tiny_st}")) for k in ("st", "int8", "m2v", "static")}

