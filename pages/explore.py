@@ -75,7 +75,9 @@ m1.metric("Documents", f"{n:,}")
 m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
 m4.metric("Method", str(run_m.clusterer.get("method", "–")))
-granularity_panel(ws, run_id)  # hierarchy levels, saving a level, stability flags (ui/granularity.py)
+# Hierarchy levels, saving a level, stability flags (ui/granularity.py): drawn here, but filled
+# after the open tab, so the map reaches the browser (and its Plotly code starts loading) first.
+GRANULARITY = st.container()
 
 pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
 colors_of = cached.cluster_colors(root, run_id)
@@ -265,4 +267,6 @@ for tab, body, what in zip(TABS, (map_tab, clusters_tab, distances_tab, search_t
         with tab, guard(what):
             body()
 
+with GRANULARITY:
+    granularity_panel(ws, run_id)
 edits.panel(run_id)  # Curate: names, merge / split / drop, selection actions, versions (ui/edits.py)

@@ -178,3 +178,12 @@ def test_heatmap_names_every_cluster_on_both_axes_in_the_given_order():
     assert np.allclose(np.asarray(h.z), pair[np.ix_(order, order)])
     assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.dtick == 1  # a tick (a name) per cluster
     assert fig.layout.height >= 10 * 150  # about 10 pixels a row at 150 clusters
+
+
+def test_chain_order_visits_every_cluster_once_going_to_the_nearest():
+    pts = np.array([[0.0], [10.0], [1.0], [11.0], [2.0]])
+    pair = np.abs(pts - pts.T)
+    assert tcmap.chain_order(pair).tolist() == [0, 2, 4, 1, 3]
+    pair[0, 2] = pair[2, 0] = np.nan  # a broken distance is never the nearest
+    assert sorted(tcmap.chain_order(pair).tolist()) == list(range(5))
+    assert tcmap.chain_order(np.zeros((0, 0))).size == 0
