@@ -8,6 +8,8 @@ and kept in ``st.session_state[state.SELECTION]`` for the selection actions.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -90,7 +92,7 @@ TABS = st.tabs(["Map", "Clusters", "Centre distances", "Search"], key="explore_t
 
 def colour_sources() -> dict[str, str]:
     """What the map can be coloured by: label -> source (``cluster``, ``score:<file>``,
-    ``column:<name>``, ``tag:<name>@<updated>``: :func:`ui.cached.colour_values`)."""
+    ``column:<name>``, ``tag:<name>@<size>-<crc32 of its doc ids>``: :func:`ui.cached.colour_values`)."""
     out = {"cluster": "cluster"}
     if cached.run_has(root, run_id, "outlier_score.npy"):
         out["outlier score"] = "score:outlier_score.npy"
@@ -100,8 +102,9 @@ def colour_sources() -> dict[str, str]:
         if col not in ("doc_id", "row", "text", "is_duplicate", "source_id"):
             out[f"column: {col}"] = f"column:{col}"
     with guard("tags"):
-        for t in tags.list_tags(ws, corpus_id):
-            out[f"tag: {t['name']}"] = f"tag:{t['name']}@{t['updated']}"
+        for name, doc_ids in tags.load_tags(ws, corpus_id).items():
+            # keyed by the tag's content: the cached figure follows a tag that changes
+            out[f"tag: {name}"] = f"tag:{name}@{doc_ids.size}-{zlib.crc32(doc_ids.tobytes()):08x}"
     return out
 
 

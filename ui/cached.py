@@ -156,8 +156,8 @@ def colour_values(root: str, run_id: str, source: str) -> tuple[np.ndarray, list
     ``source``: ``score:<file>`` (a per-row ``.npy`` of the run: a continuous scale) or
     ``column:<name>`` (a corpus column: categories when it has at most
     :data:`MAX_CATEGORIES` values, the most frequent ones then "other"; else numbers) or
-    ``tag:<name>@<updated>`` (a tag of the corpus, :mod:`textcluster.query.tags`: categories
-    "untagged" and the tag; ``updated``, the tag's last change, keys the cache)."""
+    ``tag:<name>@<version>`` (a tag of the corpus, :mod:`textcluster.query.tags`: categories
+    "untagged" and the tag; ``version``, a digest of the tag's doc ids, keys the cache)."""
     if source.startswith("tag:"):
         from textcluster.query.tags import load_tags
         from ui.map import tag_codes
