@@ -8,14 +8,17 @@ and kept in ``st.session_state[state.SELECTION]`` for the selection actions.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from textcluster.describe.search import search_texts
+from textcluster.query import tags
 from ui import cached, edits, state
 from ui import map as tcmap
-from ui.granularity import granularity_panel
+from ui.granularity import centre_heatmap, granularity_panel
 from ui.legend import chosen_cluster, legend, legend_table
 from ui.text import md
 from ui.widgets import guard, pick_run
@@ -74,7 +77,9 @@ m1.metric("Documents", f"{n:,}")
 m2.metric("Clusters", f"{k:,}")
 m3.metric("Noise", f"{noise:,} ({noise / max(n, 1):.1%})")
 m4.metric("Method", str(run_m.clusterer.get("method", "–")))
-granularity_panel(ws, run_id)  # hierarchy levels, saving a level, stability flags (ui/granularity.py)
+# Hierarchy levels, saving a level, stability flags (ui/granularity.py): drawn here, but filled
+# after the open tab, so the map reaches the browser (and its Plotly code starts loading) first.
+GRANULARITY = st.container()
 
 pair = cached.run_array(root, run_id, "center_pairwise_distance.npy")
 colors_of = cached.cluster_colors(root, run_id)
@@ -86,7 +91,8 @@ TABS = st.tabs(["Map", "Clusters", "Centre distances", "Search"], key="explore_t
 
 
 def colour_sources() -> dict[str, str]:
-    """What the map can be coloured by: label -> source (``cluster``, ``score:<file>``, ``column:<name>``)."""
+    """What the map can be coloured by: label -> source (``cluster``, ``score:<file>``,
+    ``column:<name>``, ``tag:<name>@<size>-<crc32 of its doc ids>``: :func:`ui.cached.colour_values`)."""
     out = {"cluster": "cluster"}
     if cached.run_has(root, run_id, "outlier_score.npy"):
         out["outlier score"] = "score:outlier_score.npy"
@@ -95,6 +101,10 @@ def colour_sources() -> dict[str, str]:
     for col in cached.corpus_columns(root, corpus_id):
         if col not in ("doc_id", "row", "text", "is_duplicate", "source_id"):
             out[f"column: {col}"] = f"column:{col}"
+    with guard("tags"):
+        for name, doc_ids in tags.load_tags(ws, corpus_id).items():
+            # keyed by the tag's content: the cached figure follows a tag that changes
+            out[f"tag: {name}"] = f"tag:{name}@{doc_ids.size}-{zlib.crc32(doc_ids.tobytes()):08x}"
     return out
 
 
@@ -144,6 +154,8 @@ def map_tab() -> None:
                     "(TEXTCLUSTER_MAP_MAX_POINTS): drawing a stratified subset of "
                     f"{drawn:,} (every cluster in proportion to its size, at least one point each)."
                 )
+            if sources[by].startswith("tag:"):
+                st.caption(f"Documents tagged **{md(by[len('tag: '):])}** in red, the others in grey.")
             if chosen is not None:
                 st.caption(f"Highlighted: cluster {md(names_of[chosen])} ({sizes_of[chosen]:,} documents)")
             fig = cached.map_figure(root, run_id, chosen, sources[by], limit, tcmap.hover_text_max_points(),
@@ -220,20 +232,10 @@ def clusters_tab() -> None:
 
 # -- centre distances --------------------------------------------------------------
 def distances_tab() -> None:
-    """The centre-to-centre heatmap, ordered by a linkage of the centres."""
-    if pair is None or pair.size == 0:
+    """The centre-to-centre heatmap, ordered by the run's stored hierarchy (ui/granularity.py)."""
+    kk = 0 if pair is None else pair.shape[0]
+    if not centre_heatmap(ws, run_id, [cluster_name(c) for c in range(kk)], key="explore_heatmap"):
         st.info("This run has no cluster centres (nothing to compare).")
-    else:
-        kk = pair.shape[0]
-        st.plotly_chart(
-            tcmap.heatmap(pair, [cluster_name(c) for c in range(kk)], order=cached.center_order(root, run_id)),
-            key="explore_heatmap", width="stretch", theme=None, config={"displaylogo": False},
-        )
-        st.caption(
-            "Euclidean distance between cluster centres in the space the clusterer saw, rows and "
-            "columns ordered by an average-linkage tree of the centres (similar clusters side by "
-            "side). Drag a box to zoom in; double-click to zoom out."
-        )
 
 # -- search ----------------------------------------------------------------------
 def search_tab() -> None:
@@ -268,4 +270,6 @@ for tab, body, what in zip(TABS, (map_tab, clusters_tab, distances_tab, search_t
         with tab, guard(what):
             body()
 
+with GRANULARITY:
+    granularity_panel(ws, run_id)
 edits.panel(run_id)  # Curate: names, merge / split / drop, selection actions, versions (ui/edits.py)

@@ -155,7 +155,17 @@ def colour_values(root: str, run_id: str, source: str) -> tuple[np.ndarray, list
 
     ``source``: ``score:<file>`` (a per-row ``.npy`` of the run: a continuous scale) or
     ``column:<name>`` (a corpus column: categories when it has at most
-    :data:`MAX_CATEGORIES` values, the most frequent ones then "other"; else numbers)."""
+    :data:`MAX_CATEGORIES` values, the most frequent ones then "other"; else numbers) or
+    ``tag:<name>@<version>`` (a tag of the corpus, :mod:`textcluster.query.tags`: categories
+    "untagged" and the tag; ``version``, a digest of the tag's doc ids, keys the cache)."""
+    if source.startswith("tag:"):
+        from textcluster.query.tags import load_tags
+        from ui.map import tag_codes
+
+        name = source[len("tag:"):].rsplit("@", 1)[0]
+        n = int(run_array(root, run_id, "labels.npy").shape[0])
+        ids = load_tags(Workspace(root), corpus_of(root, run_id)).get(name, np.zeros(0, np.int64))
+        return tag_codes(n, ids), ["untagged", name], f"tag {name}"
     if source.startswith("score:"):
         name = source[len("score:"):]
         return run_array(root, run_id, name).astype(np.float32), None, name.removesuffix(".npy").replace("_", " ")
@@ -198,8 +208,9 @@ def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit
     values, cats, title = (None, None, "") if source == "cluster" else colour_values(root, run_id, source)
     if values is not None and rows is not None:
         values = values[rows]
+    cat_colors = [tcmap.GREY, tcmap.TAG_COLOR] if source.startswith("tag:") else None
     out = tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
-                          values=values, categories=cats, value_title=title)
+                          values=values, categories=cats, category_colors=cat_colors, value_title=title)
     # A plain dict, not the go.Figure: an unpickled Figure (what a cache hit returns) made
     # st.plotly_chart drop the browser's selections (measured: the box came back empty).
     out.figure = out.figure.to_dict()

@@ -87,24 +87,8 @@ def granularity_panel(ws: Workspace, run_id: str) -> None:
                 res = actions.save_level(ws, run_id, int(level))
                 state.set_run(res.run_id)
                 st.success(f"Saved as `{res.run_id}` (a version of `{run_id}`).")
-            order = hier.leaf_order(Z, k)
-            pair = cached.run_array(str(ws.root), run_id, "center_pairwise_distance.npy")
-            if pair is not None and pair.shape[0] == k:
-                lab = [f"{c} {names.get(int(c), '')}".strip()[:40] for c in order]
-                ii, jj = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-                heat = pd.DataFrame({"a": np.asarray(lab)[ii.ravel()], "b": np.asarray(lab)[jj.ravel()],
-                                     "distance": pair[np.ix_(order, order)].ravel()})
-                side = min(700, max(250, 12 * k))
-                st.altair_chart(
-                    alt.Chart(heat).mark_rect().encode(
-                        x=alt.X("a:N", sort=lab, title=None, axis=alt.Axis(labels=k <= 40)),
-                        y=alt.Y("b:N", sort=lab, title=None, axis=alt.Axis(labels=k <= 40)),
-                        color=alt.Color("distance:Q", scale=alt.Scale(scheme="viridis")),
-                        tooltip=["a:N", "b:N", alt.Tooltip("distance:Q", format=".3f")],
-                    ).properties(width=side, height=side),
-                    key=f"gran_heat_{run_id}",
-                )
-                st.caption("Centre distances, clusters in the order of the hierarchy (similar clusters side by side).")
+            centre_heatmap(ws, run_id, [f"{c} · {names.get(c, '')}".rstrip(" ·") for c in range(k)],
+                           key=f"gran_heat_{run_id}")
 
 
 def auto_k_chart(ws: Workspace, run_id: str) -> None:
@@ -167,8 +151,40 @@ def noise_panel(ws: Workspace, run_id: str) -> str | None:
     return out
 
 
-def hierarchy_order(ws: Workspace, run_id: str) -> list[int]:
-    """The run's cluster ids in the order of its hierarchy (for ordering a centre-distance heatmap)."""
-    m = ws.manifest(run_id)
-    k = int(m.k_centers if m.k_centers is not None else m.k)
-    return [int(c) for c in hier.leaf_order(hier.load(ws, run_id), k)]
+def heatmap_order(ws: Workspace, run_id: str, k: int) -> tuple[np.ndarray, str]:
+    """The order of a run's ``k`` clusters on the centre-distance heatmap, and where it came from.
+
+    ``"hierarchy"``: the leaves of the run's stored hierarchy (``hierarchy.npy``, written by the
+    cluster stage and by versions; :func:`textcluster.cluster.hierarchy.leaf_order`), so the
+    heatmap, the granularity levels and the saved levels agree. ``"linkage"``: a run without a
+    stored hierarchy of ``k`` leaves (older runs) gets :func:`ui.map.order_by_linkage` of its
+    centre distances (None when it has none: cluster id order)."""
+    p = ws.path(run_id) / "hierarchy.npy"
+    if p.is_file():
+        Z = np.load(p)
+        if Z.ndim == 2 and Z.shape == (max(k - 1, 0), 4):
+            return hier.leaf_order(Z, k), "hierarchy"
+    order = cached.center_order(str(ws.root), run_id)
+    return (np.arange(k) if order is None or order.size != k else order), "linkage"
+
+
+def centre_heatmap(ws: Workspace, run_id: str, names: list[str], key: str) -> bool:
+    """The run's centre-to-centre distances as a Plotly heatmap (:func:`ui.map.heatmap`, a name
+    on every row and column, zoomable), clusters in :func:`heatmap_order`, and a caption saying
+    which order. ``names[c]``: the name of cluster ``c``. False when the run has no centre
+    distances (nothing drawn)."""
+    from ui import map as tcmap
+
+    pair = cached.run_array(str(ws.root), run_id, "center_pairwise_distance.npy")
+    if pair is None or pair.ndim != 2 or pair.shape[0] == 0 or pair.shape[0] != len(names):
+        return False
+    k = pair.shape[0]
+    order, source = heatmap_order(ws, run_id, k)
+    st.plotly_chart(tcmap.heatmap(pair, names, order=order), key=key, width="stretch", theme=None,
+                    config={"displaylogo": False})
+    how = ("the leaves of the run's cluster hierarchy (the tree the granularity levels cut)"
+           if source == "hierarchy" else "an average-linkage tree of the centres (this run stores no hierarchy)")
+    st.caption(f"Distance between cluster centres in the space the clusterer saw; rows and columns in the "
+               f"order of {how}, so similar clusters sit side by side. Drag a box to zoom in; double-click "
+               "to zoom out.")
+    return True

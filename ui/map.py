@@ -8,8 +8,11 @@ Why this shape (measured in docs/benchmarks.md, "Explore map paint (issue 18)"):
 * one ``Scattergl`` trace per cluster. The hover names the cluster from the trace (no string
   per point), a highlighted cluster is one trace coloured and the others grey, and a selection
   comes back as (trace, index in trace), mapped to rows by :attr:`MapFigure.rows`;
-* coordinates are sent as float32 typed arrays (Plotly encodes NumPy arrays as base64
-  ``bdata``): 8 bytes a point, about 11 MB of JSON for a million points;
+* coordinates are quantised to uint16 (:func:`quantise`: 65,536 steps across the map's
+  extent, far finer than a screen's pixels) and sent as typed arrays (Plotly encodes NumPy
+  arrays as base64 ``bdata``): 4 bytes a point, about 5.4 MB of JSON for a million points
+  (float32 took twice that, and the browser copies and scans the figure's JSON several times
+  before Plotly draws it). The axes are hidden, so their units do not show;
 * the text of each point goes into the hover only up to :data:`HOVER_TEXT_MAX_POINTS` points
   (trimmed to :data:`HOVER_CHARS` characters); above that the hover names the cluster and a
   selection lists the texts in the table below the map;
@@ -38,6 +41,8 @@ HOVER_CHARS = 80
 MAX_NAMES = 40
 NOISE_COLOR = "#c8c8c8"
 GREY = "#dcdcdc"
+#: The colour of the documents of a tag when the map is coloured by that tag (the rest: GREY).
+TAG_COLOR = "#d62728"
 
 
 def env_int(name: str, default: int) -> int:
@@ -82,6 +87,29 @@ def order_by_linkage(center_distances: np.ndarray) -> np.ndarray:
     if k <= 400:  # O(k^3) on the leaves: instant at 150, seconds at 1,000
         z = optimal_leaf_ordering(z, cond)
     return leaves_list(z).astype(np.int64)
+
+
+def chain_order(center_distances: np.ndarray) -> np.ndarray:
+    """A nearest-neighbour chain through ``k`` clusters: from cluster 0, each step goes to the
+    nearest cluster not yet visited. NumPy only, O(k^2): the palette's order (neighbours
+    follow each other), without importing SciPy on the way to the first map (about a second
+    on the 2-core machine)."""
+    d = np.array(center_distances, dtype=np.float64)
+    k = d.shape[0]
+    if k == 0:
+        return np.zeros(0, np.int64)
+    d = np.nan_to_num((d + d.T) / 2, nan=np.inf, posinf=np.inf)
+    seen = np.zeros(k, bool)
+    out = np.empty(k, np.int64)
+    cur = 0
+    for i in range(k):
+        out[i] = cur
+        seen[cur] = True
+        if i + 1 < k:
+            row = np.where(seen, np.inf, d[cur])
+            nxt = int(np.argmin(row))
+            cur = nxt if not seen[nxt] else int(np.flatnonzero(~seen)[0])
+    return out
 
 
 def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -136,7 +164,7 @@ def color_distance(a: str, b: str) -> float:
 def cluster_palette(center_distances: np.ndarray | None, k: int, neighbours: int = 6) -> list[str]:
     """A colour for each of ``k`` clusters such that clusters with near centres differ.
 
-    Takes :func:`distinct_colors` (k) and hands them out in :func:`order_by_linkage` order,
+    Takes :func:`distinct_colors` (k) and hands them out in :func:`chain_order` order,
     each cluster taking the unused colour farthest (CIELAB) from the colours already given to
     its ``neighbours`` nearest centres. Without distances, the colours in cluster order."""
     colors = distinct_colors(k)
@@ -147,7 +175,7 @@ def cluster_palette(center_distances: np.ndarray | None, k: int, neighbours: int
     near = np.argsort(d + np.diag(np.full(k, np.inf)), axis=1)[:, :neighbours]
     free = np.ones(k, bool)
     given = np.full(k, -1)
-    for c in order_by_linkage(d):
+    for c in chain_order(d):
         done = [given[j] for j in near[c] if given[j] >= 0]
         cand = np.flatnonzero(free)
         if done:
@@ -187,6 +215,36 @@ def cluster_centres_2d(coords: np.ndarray, labels: np.ndarray, clusters: Sequenc
     return out
 
 
+def marker_size(points: int) -> int:
+    """Marker diameter in pixels for a map of ``points`` points: 5 up to 20,000, 3 up to
+    200,000, 2 above (a million 3-pixel points cover the map several times over, and without a
+    GPU the browser rasterises every pixel of every point: measured 4.4 s against 7.7 s at 1M,
+    docs/benchmarks.md)."""
+    return 5 if points <= 20_000 else 3 if points <= 200_000 else 2
+
+
+#: Coordinates are sent as integers 0..QUANT_STEPS (uint16).
+QUANT_STEPS = 65_535
+
+
+def quantise(coords: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    """``coords`` ``(n, 2)`` as uint16 ``0..QUANT_STEPS`` per axis, spread over ``lo..hi``
+    (default: the coordinates' own finite extent); non-finite values go to 0.
+
+    The error is at most half a step, 1/131,070 of the map's width: below a pixel at any zoom
+    a screen allows. Plotly draws the integers as they are (the axes are hidden)."""
+    c = np.asarray(coords, dtype=np.float64)
+    finite = np.isfinite(c).all(axis=1)
+    if lo is None or hi is None:
+        ok = c[finite]
+        lo = ok.min(axis=0) if ok.size else np.zeros(2)
+        hi = ok.max(axis=0) if ok.size else np.ones(2)
+    span = np.where(np.asarray(hi) > np.asarray(lo), np.asarray(hi) - np.asarray(lo), 1.0)
+    q = np.rint((np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0) - lo) / span * QUANT_STEPS)
+    q[~finite] = 0
+    return np.clip(q, 0, QUANT_STEPS).astype(np.uint16)
+
+
 def build_map(
     coords: np.ndarray,
     labels: np.ndarray,
@@ -199,6 +257,7 @@ def build_map(
     values: np.ndarray | None = None,
     value_title: str = "",
     categories: Sequence[str] | None = None,
+    category_colors: Sequence[str] | None = None,
     short_names: dict[int, str] | None = None,
     height: int = 620,
 ) -> MapFigure:
@@ -210,16 +269,24 @@ def build_map(
     of ``rows`` (or None: the hover names the cluster only). ``highlight``: a cluster drawn in
     its colour on top of the others in grey. ``values``: colour by a per-row value instead of
     the cluster (float: a continuous scale titled ``value_title``; with ``categories``, codes
-    ``0..len(categories)-1`` of a categorical column, one colour each)."""
+    ``0..len(categories)-1`` of a categorical column, one colour each: ``category_colors``, or
+    :func:`distinct_colors` when None). The coordinates are
+    drawn :func:`quantise` d over the drawn rows' extent (names at the same scale)."""
     import plotly.graph_objects as go
 
     rows = np.arange(labels.shape[0]) if rows is None else np.asarray(rows)
     sub = labels[rows]
+    qxy = quantise(coords[rows])  # in the order of ``rows``
+    qx, qy = np.ascontiguousarray(qxy[:, 0]), np.ascontiguousarray(qxy[:, 1])
     order = np.argsort(sub, kind="stable")
     present, starts = np.unique(sub[order], return_index=True)
     ends = np.append(starts[1:], order.size)
     short = short_names or names
-    cat_colors = distinct_colors(len(categories)) if categories is not None else None
+    cat_colors = None
+    if categories is not None:
+        cat_colors = list(category_colors) if category_colors is not None else distinct_colors(len(categories))
+        if len(cat_colors) != len(categories):
+            raise ValueError(f"{len(categories)} categories but {len(cat_colors)} category colours")
     vmin = vmax = None
     if values is not None and cat_colors is None and values.size:
         finite = values[np.isfinite(values)]
@@ -235,7 +302,7 @@ def build_map(
         r = rows[idx]
         trace_rows.append(r)
         color: object = colors.get(c, NOISE_COLOR)
-        marker: dict = {"size": 3 if rows.size > 20_000 else 5, "opacity": 0.75}
+        marker: dict = {"size": marker_size(rows.size), "opacity": 0.75}
         if highlight is not None and c != highlight:
             color, marker["opacity"] = GREY, 0.35
         elif values is not None and cat_colors is not None:
@@ -255,7 +322,7 @@ def build_map(
             hover += "<br>%{text}"
         traces.append(
             go.Scattergl(
-                x=coords[r, 0].astype(np.float32), y=coords[r, 1].astype(np.float32),
+                x=qx[idx], y=qy[idx],
                 mode="markers", marker=marker, name=short.get(c, str(c)), showlegend=False,
                 hovertemplate=hover + "<extra></extra>", **kw,
             )
@@ -265,7 +332,7 @@ def build_map(
     if highlight is not None and highlight >= 0 and highlight in sizes:
         named = [c for c in named if c != highlight][: MAX_NAMES - 1] + [highlight]
     if named:
-        centres = cluster_centres_2d(coords[rows], sub, named)
+        centres = cluster_centres_2d(qxy.astype(np.float32), sub, named)
         traces.append(
             go.Scatter(
                 x=centres[:, 0], y=centres[:, 1], mode="text", text=[html_escape(short.get(c, str(c))) for c in named],
@@ -280,6 +347,16 @@ def build_map(
         plot_bgcolor="white", hovermode="closest",
     )
     return MapFigure(fig, trace_rows, int(rows.size))
+
+
+def tag_codes(n: int, doc_ids: np.ndarray) -> np.ndarray:
+    """Per-row codes for colouring ``n`` rows by a tag: 1.0 for the rows in ``doc_ids`` (a
+    tag's doc ids; ids outside ``0..n-1`` are ignored), 0.0 for the others; float32 ``(n,)``.
+    With ``categories=["untagged", name]`` and ``category_colors=[GREY, TAG_COLOR]``."""
+    out = np.zeros(n, np.float32)
+    ids = np.asarray(doc_ids, dtype=np.int64).reshape(-1)
+    out[ids[(ids >= 0) & (ids < n)]] = 1.0
+    return out
 
 
 def _discrete_scale(colors: Sequence[str]) -> list[list]:
@@ -316,24 +393,36 @@ def selected_rows(event: object, fig: MapFigure) -> np.ndarray:
     return np.unique(np.asarray(out, np.int64))
 
 
+#: Names on the heatmap's axes are cut to this many characters (the id comes first, so they stay unique).
+HEATMAP_NAME_CHARS = 36
+
+
 def heatmap(pair: np.ndarray, names: Sequence[str], order: np.ndarray | None = None, height: int | None = None):
     """A Plotly heatmap of centre-to-centre distances, rows and columns in ``order`` (by default
-    :func:`order_by_linkage`), with the cluster names on both axes (zoomable: drag a box)."""
+    :func:`order_by_linkage`; the Explore page passes the run's stored hierarchy), with the name
+    of every cluster on both axes (cut to :data:`HEATMAP_NAME_CHARS`). Readable at 150 clusters: one tick per cluster, about 10 pixels a row (the chart
+    grows with k), and zoomable (drag a box)."""
     import plotly.graph_objects as go
 
     order = order_by_linkage(pair) if order is None else np.asarray(order)
     k = len(order)
-    labels = [html_escape(names[i]) for i in order]
+    labels = [html_escape(_cut(str(names[i]), HEATMAP_NAME_CHARS)) for i in order]
     z = np.asarray(pair)[np.ix_(order, order)]
     fig = go.Figure(
         go.Heatmap(z=z, x=labels, y=labels, colorscale="Viridis",
                    hovertemplate="%{y}<br>%{x}<br>distance %{z:.3f}<extra></extra>",
                    colorbar={"title": {"text": "distance"}})
     )
-    side = height or int(min(1400, max(360, 11 * k + 160)))
+    side = height or int(min(2400, max(360, 10 * k + 260)))
+    font = 8 if k > 60 else 10
     fig.update_layout(
         height=side, margin={"l": 0, "r": 0, "t": 10, "b": 0},
-        xaxis={"tickfont": {"size": 8 if k > 60 else 10}, "tickangle": -60, "type": "category"},
-        yaxis={"tickfont": {"size": 8 if k > 60 else 10}, "autorange": "reversed", "type": "category"},
+        xaxis={"tickfont": {"size": font}, "tickangle": -60, "type": "category", "dtick": 1, "automargin": True},
+        yaxis={"tickfont": {"size": font}, "autorange": "reversed", "type": "category", "dtick": 1,
+               "automargin": True},
     )
     return fig
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"

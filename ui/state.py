@@ -249,3 +249,42 @@ def current_upload() -> Path | None:
 def forget_upload() -> None:
     """The Data page has no upload any more."""
     st.session_state.pop(UPLOAD, None)
+
+
+# -- the app's navigation on a fresh server ------------------------------------------------
+
+
+def leave_legacy_pages_mode() -> bool:
+    """Make the app's own navigation (app.py's ``st.navigation``) run when the first request
+    to a freshly started server is a page's URL (``/explore``), not the home page.
+
+    Streamlit treats an app with a ``pages/`` folder next to its main script as a legacy
+    multipage app until a script calls ``st.navigation``; in that mode a request for
+    ``/explore`` runs ``pages/explore.py`` alone: no app.py (no restored place, no sidebar
+    captions) and a navigation of file names (``app``, ``compare``, ``data``...). Every page
+    imports this module, so this runs (once per process, at the first import, which is in
+    that first script run): it switches the legacy mode off and, when the running script is a
+    page rather than app.py, reruns; the rerun goes through app.py to the same page (a page's
+    id is its URL path in both modes). Returns True when it asked for that rerun (which raises
+    Streamlit's rerun exception inside a script run)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:  # another Streamlit layout: nothing to fix
+        return False
+    if not PagesManager.uses_pages_directory:
+        return False
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:  # imported outside a script run (tests, the CLI)
+        return False
+    PagesManager.uses_pages_directory = False
+    main = Path(ctx.pages_manager.main_script_path).resolve()
+    running = ctx.pages_manager.get_pages().get(ctx.page_script_hash, {}).get("script_path")
+    if running is None or Path(running).resolve() == main:
+        return False  # app.py itself is running: it calls st.navigation
+    logger.info("first request to %s on a fresh server: rerunning through the app's navigation", running)
+    st.rerun()
+    return True
+
+
+leave_legacy_pages_mode()

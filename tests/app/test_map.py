@@ -57,8 +57,8 @@ def test_map_draws_every_point_and_maps_a_selection_back_to_rows():
     assert fig.points == 200 and sum(r.size for r in fig.rows) == 200
     assert sorted(np.concatenate(fig.rows).tolist()) == list(range(200))
     assert spec["data"][-1]["mode"] == "text" and len(spec["data"][-1]["text"]) == 5
-    # typed arrays (base64), not lists of numbers: 8 bytes a point
-    assert traces[0]["x"]["dtype"] == "f4"
+    # typed arrays (base64) of uint16, not lists of numbers: 4 bytes a point
+    assert traces[0]["x"]["dtype"] == "u2" and traces[0]["y"]["dtype"] == "u2"
     # each trace holds one cluster's rows, its hover names it and shows each row's own text
     for t, rows in zip(traces, fig.rows, strict=True):
         c = int(labels[rows[0]])
@@ -127,3 +127,63 @@ def test_noise_is_grey_and_unnamed_and_a_palette_without_distances_still_differs
     assert len(noise) == 1 and noise[0].marker.color == tcmap.NOISE_COLOR
     assert "-1 · noise" not in fig.figure.data[-1].text
     assert len(set(tcmap.cluster_palette(None, 700))) == 648  # the candidate grid, then repeats
+
+
+def test_coordinates_are_quantised_to_uint16_within_half_a_step():
+    coords, labels, _, _ = _blobs(4, per=50)
+    coords[3] = [np.nan, 1.0]  # a broken coordinate goes to 0, not into the scale
+    q = tcmap.quantise(coords)
+    ok = np.isfinite(coords).all(axis=1)
+    assert q.dtype == np.uint16 and q[ok].min() == 0 and q[ok].max() == tcmap.QUANT_STEPS and (q[3] == 0).all()
+    lo, hi = coords[ok].min(axis=0), coords[ok].max(axis=0)
+    back = lo + q[ok] / tcmap.QUANT_STEPS * (hi - lo)
+    assert np.abs(back - coords[ok]).max(axis=0).tolist() <= ((hi - lo) / tcmap.QUANT_STEPS / 2 * 1.001).tolist()
+    # the names sit at the quantised centres, on the same scale as the points
+    fig = tcmap.build_map(coords[ok], labels[ok], {c: str(c) for c in range(4)}, {})
+    names = fig.figure.data[-1]
+    pts = np.concatenate([np.c_[np.asarray(t.x, float), np.asarray(t.y, float)] for t in fig.figure.data[:-1]])
+    assert pts.min() >= 0 and pts.max() <= tcmap.QUANT_STEPS
+    assert min(names.x) >= 0 and max(names.x) <= tcmap.QUANT_STEPS
+
+
+def test_marker_size_shrinks_with_the_number_of_points():
+    assert [tcmap.marker_size(n) for n in (1_000, 20_000, 100_000, 1_000_000)] == [5, 5, 3, 2]
+
+
+def test_colour_by_a_tag_paints_its_documents_and_greys_the_rest():
+    coords, labels, _, _ = _blobs(3)
+    tagged = np.array([0, 5, 21, 59, 400, -1])  # ids past the run (400) or negative are ignored
+    codes = tcmap.tag_codes(labels.size, tagged)
+    assert codes.dtype == np.float32 and np.flatnonzero(codes).tolist() == [0, 5, 21, 59]
+    fig = tcmap.build_map(coords, labels, {}, {}, values=codes, categories=["untagged", "refunds"],
+                          category_colors=[tcmap.GREY, tcmap.TAG_COLOR])
+    seen = {}
+    for t, rows in zip(fig.figure.data, fig.rows, strict=False):
+        for r, colour in zip(rows.tolist(), t.marker.color, strict=True):
+            seen[r] = colour
+    assert {r for r, c in seen.items() if c == tcmap.TAG_COLOR} == {0, 5, 21, 59}
+    assert {c for r, c in seen.items() if r not in (0, 5, 21, 59)} == {tcmap.GREY}
+    with pytest.raises(ValueError, match="category colours"):
+        tcmap.build_map(coords, labels, {}, {}, values=codes, categories=["a", "b"], category_colors=["#000000"])
+
+
+def test_heatmap_names_every_cluster_on_both_axes_in_the_given_order():
+    _, _, _, pair = _blobs(150)
+    names = [f"{c} · a rather long cluster name number {c}" for c in range(150)]
+    order = np.random.default_rng(3).permutation(150)
+    fig = tcmap.heatmap(pair, names, order=order)
+    h = fig.data[0]
+    assert [int(s.split(" · ")[0]) for s in h.x] == order.tolist() == [int(s.split(" · ")[0]) for s in h.y]
+    assert max(len(s) for s in h.x) <= tcmap.HEATMAP_NAME_CHARS and len(set(h.x)) == 150
+    assert np.allclose(np.asarray(h.z), pair[np.ix_(order, order)])
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.dtick == 1  # a tick (a name) per cluster
+    assert fig.layout.height >= 10 * 150  # about 10 pixels a row at 150 clusters
+
+
+def test_chain_order_visits_every_cluster_once_going_to_the_nearest():
+    pts = np.array([[0.0], [10.0], [1.0], [11.0], [2.0]])
+    pair = np.abs(pts - pts.T)
+    assert tcmap.chain_order(pair).tolist() == [0, 2, 4, 1, 3]
+    pair[0, 2] = pair[2, 0] = np.nan  # a broken distance is never the nearest
+    assert sorted(tcmap.chain_order(pair).tolist()) == list(range(5))
+    assert tcmap.chain_order(np.zeros((0, 0))).size == 0

@@ -25,7 +25,7 @@ from pagedriver import (
 
 from textcluster.store import Workspace
 from ui.devserver import app_server
-from ui.map import GREY
+from ui.map import GREY, quantise
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -99,8 +99,10 @@ def test_a_box_on_the_map_lists_exactly_the_rows_inside_it(app, page):
     inside = (coords[:, 0] >= bx0) & (coords[:, 0] <= bx1) & (coords[:, 1] >= by0) & (coords[:, 1] <= by1)
     expected = int(inside.sum())
     assert expected >= len(mine) and set(labels[inside]) == {70}
-    x0, y0 = data_to_page(page, float(bx0), float(by0))
-    x1, y1 = data_to_page(page, float(bx1), float(by1))
+    # the map draws coordinates quantised over their extent (ui/map.py quantise)
+    (qx0, qy0), (qx1, qy1) = quantise(np.array([[bx0, by0], [bx1, by1]]), coords.min(axis=0), coords.max(axis=0))
+    x0, y0 = data_to_page(page, float(qx0), float(qy0))
+    x1, y1 = data_to_page(page, float(qx1), float(qy1))
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
@@ -108,6 +110,7 @@ def test_a_box_on_the_map_lists_exactly_the_rows_inside_it(app, page):
     page.mouse.up()
     page.get_by_text(f"{expected:,} documents selected", exact=True).wait_for()
     page.get_by_text(re.compile(r"^From 1 cluster: 70 · ")).wait_for()
+    page.locator('[data-testid="stDataFrame"]').nth(1).wait_for()  # mounted after the count above
     assert page.locator('[data-testid="stDataFrame"]').count() >= 2  # the legend and the rows
 
 
@@ -122,6 +125,8 @@ def test_the_legend_finds_and_highlights_one_cluster_of_150(app, page):
     page.get_by_text(f"1 of {K} clusters").wait_for()
     # Choose the one row left (the row-selection cell at the left of the legend's table).
     legend = page.locator('[data-testid="stDataFrame"]').last
+    legend.wait_for(state="visible")  # the filtered table is a new element: mounted after the caption
+    page.wait_for_timeout(300)
     r = legend.bounding_box()
     page.mouse.click(r["x"] + 12, r["y"] + 35 + 17)
     page.get_by_text(re.compile(r"^Highlighted: cluster 42 · ")).wait_for()
