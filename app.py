@@ -52,15 +52,15 @@ def start_warm_up() -> threading.Thread | None:
 start_warm_up()
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
-    st.Page("pages/pipeline.py", title="Pipeline", icon=":material/play_circle:"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/sample.py", title="Sample", icon=":material/filter_alt:"),
-    st.Page("pages/export.py", title="Export", icon=":material/download:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-    st.Page("pages/labels.py", title="Labels", icon=":material/label:"),
-    st.Page("pages/workspace.py", title="Workspace", icon=":material/folder_open:"),
+    st.Page("views/data.py", title="Data", icon=":material/upload_file:", default=True),
+    st.Page("views/pipeline.py", title="Pipeline", icon=":material/play_circle:"),
+    st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/sample.py", title="Sample", icon=":material/filter_alt:"),
+    st.Page("views/export.py", title="Export", icon=":material/download:"),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("views/labels.py", title="Labels", icon=":material/label:"),
+    st.Page("views/workspace.py", title="Workspace", icon=":material/folder_open:"),
 ]
 
 page = st.navigation(PAGES)

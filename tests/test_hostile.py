@@ -34,7 +34,7 @@ from textcluster.query.sql import query
 from textcluster.store import DamagedArtifactError, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the app's own modules (ui/, pages/) live at the repository root
+if str(ROOT) not in sys.path:  # the app's own modules (ui/, views/) live at the repository root
     sys.path.insert(0, str(ROOT))
 
 
@@ -929,9 +929,9 @@ def app_fr(tmp_workspace, monkeypatch):
 
 
 @pytest.mark.parametrize("key", ["CORPUS", "RUN", "SAMPLE", "JOB"])
-@pytest.mark.parametrize("page", ["pages/data.py", "pages/explore.py", "pages/sample.py", "pages/export.py",
-                                  "pages/evaluate.py", "pages/workspace.py", "pages/pipeline.py",
-                                  "pages/compare.py"])
+@pytest.mark.parametrize("page", ["views/data.py", "views/explore.py", "views/sample.py", "views/export.py",
+                                  "views/evaluate.py", "views/workspace.py", "views/pipeline.py",
+                                  "views/compare.py"])
 def test_app_ignores_tampered_ids_in_session_state(app_fr, page, key):
     """One tampered id at a time (the others valid: a changed run would drop the sample)."""
     from ui import state

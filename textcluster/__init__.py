@@ -3,7 +3,7 @@
 The package is layered: ``corpus`` (ingest) -> ``embed`` (encoders) ->
 ``reduce``/``cluster`` (runs) -> ``describe``/``sampling`` -> ``sql`` (query and
 export). ``pipeline`` chains the stages; ``cli`` exposes each as a subcommand;
-the Streamlit app in ``app.py`` and ``pages/`` sits on top and is never imported
+the Streamlit app in ``app.py`` and ``views/`` sits on top and is never imported
 from here.
 """
 

@@ -19,11 +19,11 @@ FAST = {
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-def open_page(page: str = "pages/data.py", timeout: float = 60) -> AppTest:
+def open_page(page: str = "views/data.py", timeout: float = 60) -> AppTest:
     """Run app.py, then switch to ``page`` (a path relative to the repository root)."""
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
-    if page != "pages/data.py":
+    if page != "views/data.py":
         at.switch_page(page).run()
     return at
 

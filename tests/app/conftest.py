@@ -17,7 +17,7 @@ from textcluster.ingest import corpus
 # No UMAP warm-up thread in the AppTests (it would compile numba for a minute beside them).
 os.environ.setdefault("TEXTCLUSTER_NO_WARMUP", "1")
 
-# The app's own modules (ui/, pages/) live at the repository root, beside app.py.
+# The app's own modules (ui/, views/) live at the repository root, beside app.py.
 ROOT = str(Path(__file__).resolve().parents[2])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

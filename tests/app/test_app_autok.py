@@ -12,7 +12,7 @@ from textcluster.config import ClustererConfig, EncoderConfig, ReducerConfig
 
 
 def test_automatic_k_is_the_default_and_its_curve_is_drawn(app_ws, app_corpus):
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     at.selectbox(key="pipe_encoder").set_value("tfidf").run()
     at.selectbox(key="pipe_projection").set_value("pca").run()
     assert at.checkbox(key="pipe_k_auto").value is True
@@ -47,7 +47,7 @@ def test_high_noise_shows_a_hint_and_one_click_assigns_it(app_ws, app_corpus):
     snap = jobs.submit_pipeline(app_ws, app_corpus, EncoderConfig(name="tfidf"), ReducerConfig(projection="pca"),
                                 clu, manager=jobs.get_manager(app_ws)).wait(120)
     assert snap["status"] == "done", snap["error"]
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     noise = float(metrics["Noise (rows in no cluster)"].rstrip("%")) / 100
@@ -61,7 +61,7 @@ def test_high_noise_shows_a_hint_and_one_click_assigns_it(app_ws, app_corpus):
 
 
 def test_explore_granularity_slider_saves_a_level(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     assert_clean(at)
     at.toggle(key=f"gran_on_{app_run}").set_value(True).run()
     assert_clean(at)

@@ -9,7 +9,7 @@ from ui import state
 
 
 def test_merge_in_explore_makes_a_version_and_compare_shows_the_merge(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     assert_clean(at)
     at.toggle(key="edits_on").set_value(True).run()
     at.multiselect(key="edits_merge_pick").select(0).select(1).run()
@@ -29,7 +29,7 @@ def test_merge_in_explore_makes_a_version_and_compare_shows_the_merge(app_ws, ap
     at.button(key="edits_goto_go").click().run()
     assert at.session_state[state.RUN] == app_run
 
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert_clean(at)
     at.selectbox(key="compare_a").select(app_run).run()
     at.selectbox(key="compare_b").select(new).run()
@@ -41,7 +41,7 @@ def test_merge_in_explore_makes_a_version_and_compare_shows_the_merge(app_ws, ap
 
 
 def test_drop_and_a_sql_selection_tag(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     at.toggle(key="edits_on").set_value(True).run()
     at.radio(key="edits_sel_source").set_value("a SQL query").run()
     at.text_input(key="edits_sel_sql").input("SELECT doc_id FROM assignments WHERE cluster = 2").run()
@@ -62,7 +62,7 @@ def test_drop_and_a_sql_selection_tag(app_ws, app_run):
 
 
 def test_drill_down_as_a_sub_run_then_merge_back(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     at.toggle(key="edits_on").set_value(True).run()
     at.radio(key="edits_sel_source").set_value("a SQL query").run()
     at.text_input(key="edits_sel_sql").input("SELECT doc_id FROM assignments WHERE cluster IN (0, 1)").run()

@@ -14,7 +14,7 @@ from textcluster.engines import ENV_RAY_ADDRESS
 
 def test_no_engine_choice_without_a_ray_address(app_ws, app_corpus, monkeypatch):
     monkeypatch.delenv(ENV_RAY_ADDRESS, raising=False)
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     assert_clean(at)
     assert not [r for r in at.radio if r.key == "pipe_engine"]
 
@@ -25,7 +25,7 @@ def test_a_ray_job_that_cannot_reach_its_cluster_fails_clearly(app_ws, app_corpu
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv(ENV_RAY_ADDRESS, f"127.0.0.1:{port}")
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     assert_clean(at)
     at.selectbox(key="pipe_projection").set_value("pca").run()
     assert at.radio(key="pipe_engine").options == ["local", "ray"]

@@ -19,7 +19,7 @@ from textcluster.ingest import corpus
 
 
 def test_with_labels(app_ws, app_run):
-    at = open_page("pages/evaluate.py")
+    at = open_page("views/evaluate.py")
     assert_clean(at)
     m = {x.label: x.value for x in at.metric}
     # tfidf + k-means separates three disjoint vocabularies perfectly.
@@ -31,7 +31,7 @@ def test_with_labels(app_ws, app_run):
 
 def test_label_field_is_chosen_among_the_corpus_columns(app_ws, app_run):
     cid = app_ws.manifest(app_run).corpus_id
-    at = open_page("pages/evaluate.py")
+    at = open_page("views/evaluate.py")
     box = at.selectbox(key=f"evaluate_label_field_{cid}")
     assert box.value == "label" and box.options == ["source_id", "label", "is_duplicate"]
     box.set_value("source_id").run()
@@ -52,7 +52,7 @@ def test_pca_run_shows_one_silhouette_everywhere(app_ws, app_run, capsys):
     assert manifest.metrics_space == "embedding"
     assert evaluate_run(app_ws, res.run_id).diagnostics["silhouette"] == stored
 
-    at = open_page("pages/evaluate.py")
+    at = open_page("views/evaluate.py")
     at.selectbox(key="evaluate_run").set_value(res.run_id).run()
     assert_clean(at)
     shown = {x.label: x.value for x in at.metric}["Silhouette"]
@@ -73,7 +73,7 @@ def test_pca_run_shows_one_silhouette_everywhere(app_ws, app_run, capsys):
 def test_without_labels(app_ws, topic_csv):
     cid = corpus.ingest(topic_csv, CorpusSpec(text_fields=("text",)), app_ws).corpus_id
     assert jobs.submit_pipeline(app_ws, cid, **FAST).wait(120)["status"] == "done"
-    at = open_page("pages/evaluate.py")
+    at = open_page("views/evaluate.py")
     assert_clean(at)
     labels = [x.label for x in at.metric]
     assert "ACC" not in labels and "Silhouette" in labels

@@ -8,7 +8,7 @@ from apphelpers import assert_clean, open_page
 
 
 def test_scatter_clusters_examples_heatmap_and_search(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == "60" and metrics["Clusters"] == "3"
@@ -64,7 +64,7 @@ def _modes(proto):
 
 
 def test_search_ranks_by_occurrences_then_doc_id(app_ws, app_run):
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     at.session_state["explore_tab"] = "Search"
     at.run()
     at.text_input(key="explore_search").set_value(" Football ").run()

@@ -30,7 +30,7 @@ def test_the_map_is_coloured_by_a_tag(app_ws, app_run):
     cid = app_ws.manifest(app_run).corpus_id
     docs = pd.read_parquet(app_ws.path(cid) / "docs.parquet", columns=["doc_id", "text"])
     tags.tag_docs(app_ws, cid, "to check", [3, 7, 42])
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     assert_clean(at)
     box = at.selectbox(key="explore_color_by")
     assert "tag: to check" in box.options
@@ -66,7 +66,7 @@ def test_the_heatmap_follows_the_runs_stored_hierarchy_with_names_on_both_axes(a
     np.save(run_dir / "hierarchy.npy", Z)
     want = leaves_list(Z).tolist()
     assert want != linkage_order
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     at.session_state["explore_tab"] = "Centre distances"
     at.run()
     assert_clean(at)

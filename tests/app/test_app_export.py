@@ -49,7 +49,7 @@ def _rows(data, fmt):
 
 
 def test_queries_preview_and_downloads(app_ws, app_run):
-    at = open_page("pages/export.py")
+    at = open_page("views/export.py")
     assert_clean(at)
     preview = at.dataframe[0].value
     assert sorted(preview["size"]) == [20, 20, 20]  # the first example: clusters by size
@@ -65,7 +65,7 @@ def test_queries_preview_and_downloads(app_ws, app_run):
 
 def test_every_download_works_on_the_first_click(app_ws, app_run, media):
     smp = sample(app_ws, app_run, SamplingPolicy(size=6, allocation="equal")).sample_id
-    at = open_page("pages/export.py")
+    at = open_page("views/export.py")
     at.selectbox(key="export_example").set_value("Documents with their cluster").run()
     want = {"export_dl_sql": 60, "export_dl_run": 60, "export_dl_sample": 6}
     for key, what in SOURCES:
@@ -86,7 +86,7 @@ def test_every_download_works_on_the_first_click(app_ws, app_run, media):
 
 def test_a_failed_download_is_shown(app_ws, app_run, monkeypatch):
     monkeypatch.setattr(export, "DOWNLOAD_MAX_BYTES", 1000)
-    at = open_page("pages/export.py")
+    at = open_page("views/export.py")
     at.button(key="export_dl_run_prepare").click().run()
     assert not at.exception
     assert at.error and at.error[0].value.startswith("Run download:") and "max_bytes" in at.error[0].value
@@ -96,7 +96,7 @@ def test_a_failed_download_is_shown(app_ws, app_run, monkeypatch):
 
 
 def test_refused_sql_is_a_readable_error(app_ws, app_run):
-    at = open_page("pages/export.py")
+    at = open_page("views/export.py")
     at.text_area(key="export_sql").set_value("COPY docs TO '/tmp/x.csv'").run()
     assert not at.exception
     assert at.error and shown(at.error[0].value).startswith("query:")

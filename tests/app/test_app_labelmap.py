@@ -11,7 +11,7 @@ from textcluster.store import Workspace
 
 def test_labels_page_shows_names_and_applies_a_version(app_ws, app_run):
     named = apply_label_map(app_ws, app_run, parse_label_map('{"0": "first <b>*x*</b>", "2": "third"}')).run_id
-    at = open_page("pages/labels.py")
+    at = open_page("views/labels.py")
     at.selectbox(key="labels_run").set_value(named).run()
     assert_clean(at)
     shown = at.dataframe[0].value  # the data editor, as AppTest sees it
@@ -25,6 +25,6 @@ def test_labels_page_shows_names_and_applies_a_version(app_ws, app_run):
 
 
 def test_a_run_without_names_has_apply_disabled(app_ws, app_run):
-    at = open_page("pages/labels.py")
+    at = open_page("views/labels.py")
     assert_clean(at)
     assert at.button(key="labels_apply").disabled

@@ -31,7 +31,7 @@ def stage_line(at):
 
 
 def test_launch_shows_progress_device_and_the_run(app_ws, app_corpus):
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     assert_clean(at)
     # Registries feed the choices, each with its help line.
     assert {"minilm", "tfidf"} <= set(at.selectbox(key="pipe_encoder").options)
@@ -61,12 +61,12 @@ def test_launch_shows_progress_device_and_the_run(app_ws, app_corpus):
 
 
 def test_reload_finds_the_job_and_identical_submission_shares_it(app_ws, app_corpus):
-    at = set_fast(open_page("pages/pipeline.py"))
+    at = set_fast(open_page("views/pipeline.py"))
     at.button(key="pipe_launch").click().run()
     first = jobs.get_manager(app_ws).latest("pipeline")
     first.wait(120)
     # A reload is a new session: the page still shows that job.
-    again = open_page("pages/pipeline.py")
+    again = open_page("views/pipeline.py")
     assert_clean(again)
     assert any(first.id in m.value for m in again.markdown)
     # The same settings submitted again return the same job; no second job file.
@@ -76,7 +76,7 @@ def test_reload_finds_the_job_and_identical_submission_shares_it(app_ws, app_cor
 
 
 def test_a_failing_job_is_a_readable_error_and_the_page_stays_up(app_ws, app_corpus):
-    at = set_fast(open_page("pages/pipeline.py"), k=500)  # more clusters than the 60 documents
+    at = set_fast(open_page("views/pipeline.py"), k=500)  # more clusters than the 60 documents
     at.button(key="pipe_launch").click().run()
     snap = jobs.get_manager(app_ws).latest("pipeline").wait(120)
     assert snap["status"] == "failed"
@@ -136,7 +136,7 @@ def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus
 
     job = jobs.get_manager(app_ws).submit("pipeline", {"test": "slow"}, slow, stages=["embed"], device="cpu")
     assert started.wait(10)
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["ETA (current stage)"] != "–" and metrics["Device"] == "CPU"
@@ -147,7 +147,7 @@ def test_a_running_job_shows_elapsed_eta_and_can_be_cancelled(app_ws, app_corpus
 
 
 def test_a_model_that_cannot_be_found_is_a_readable_error(app_ws, app_corpus):
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     choice = next(o for o in at.selectbox(key="pipe_encoder").options if o.startswith("st:"))
     at.selectbox(key="pipe_encoder").set_value(choice).run()
     assert_clean(at)
@@ -159,7 +159,7 @@ def test_a_model_that_cannot_be_found_is_a_readable_error(app_ws, app_corpus):
 
 def test_umap_runs_knob_reaches_the_job(app_ws, app_corpus):
     """The ensemble size is offered for UMAP only and is part of the submitted reducer config."""
-    at = set_fast(open_page("pages/pipeline.py"))
+    at = set_fast(open_page("views/pipeline.py"))
     assert not [w for w in at.number_input if w.key == "pipe_reducer_runs"]
     at.selectbox(key="pipe_reducer").set_value("umap").run()
     assert_clean(at)
@@ -168,7 +168,7 @@ def test_umap_runs_knob_reaches_the_job(app_ws, app_corpus):
 
 
 def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
-    at = set_fast(open_page("pages/pipeline.py"), k=4)
+    at = set_fast(open_page("views/pipeline.py"), k=4)
     at.toggle(key="pipe_recipe").set_value(True).run()
     assert_clean(at)
     assert any("Quality recipe: reducer umap × 5 runs" in i.value for i in at.info)
@@ -180,7 +180,7 @@ def test_quality_recipe_toggle_submits_the_recipe(app_ws, app_corpus):
 
 def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, app_corpus):
     """The recipe is k-means: with hdbscan chosen below, k must still be asked and used."""
-    at = set_fast(open_page("pages/pipeline.py"))
+    at = set_fast(open_page("views/pipeline.py"))
     at.selectbox(key="pipe_clusterer").set_value("hdbscan").run()
     assert not [w for w in at.number_input if w.key == "pipe_k"]  # hdbscan alone takes no k
     at.toggle(key="pipe_recipe").set_value(True).run()
@@ -195,20 +195,20 @@ def test_quality_recipe_asks_for_k_even_when_a_no_k_clusterer_is_chosen(app_ws, 
 def test_method_settings_come_from_the_registry_and_reach_the_job(app_ws, app_corpus):
     """The expander's inputs are the method's parameter schema; a changed value goes into
     the job's clusterer params, an impossible one is refused with the key named."""
-    at = set_fast(open_page("pages/pipeline.py"))
+    at = set_fast(open_page("views/pipeline.py"))
     assert at.text_input(key="pipe_params_kmeans_n_init").value == '"auto"'
     at.text_input(key="pipe_params_kmeans_n_init").set_value("3").run()
     cfg = launched_config(at, app_ws)
     assert cfg["clusterer"]["params"] == {"n_init": 3}
 
     before = len(jobs.get_manager(app_ws).list("pipeline"))
-    at = set_fast(open_page("pages/pipeline.py"))
+    at = set_fast(open_page("views/pipeline.py"))
     at.text_input(key="pipe_params_kmeans_n_init").set_value("0").run()
     at.button(key="pipe_launch").click().run()
     assert any("n_init=0 should be an integer >= 1" in shown(e.value) for e in at.error)
     assert len(jobs.get_manager(app_ws).list("pipeline")) == before  # refused before a job existed
 
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     at.selectbox(key="pipe_clusterer").set_value("gmm").run()
     assert at.selectbox(key="pipe_params_gmm_covariance_type").options == ["full", "tied", "diag", "spherical"]
 
@@ -219,7 +219,7 @@ def test_app_pipeline_page_refuses_st_usr(app_ws, app_corpus, monkeypatch) -> No
 
     walked: list = []
     monkeypatch.setattr(base, "fingerprint_path", lambda p, *a, **k: walked.append(p) or "0" * 16)
-    at = open_page("pages/pipeline.py")
+    at = open_page("views/pipeline.py")
     choice = next(o for o in at.selectbox(key="pipe_encoder").options if o.startswith("st:"))
     at.selectbox(key="pipe_encoder").set_value(choice).run()
     at.text_input(key="pipe_encoder_model").set_value("/usr").run()

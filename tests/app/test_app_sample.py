@@ -8,7 +8,7 @@ from ui import state
 
 
 def test_quota_preview_and_draw(app_ws, app_run):
-    at = open_page("pages/sample.py")
+    at = open_page("views/sample.py")
     assert_clean(at)
     at.number_input(key="sample_size").set_value(12).run()
     at.selectbox(key="sample_allocation").set_value("equal").run()
@@ -25,7 +25,7 @@ def test_quota_preview_and_draw(app_ws, app_run):
 
 
 def test_only_some_clusters(app_ws, app_run):
-    at = open_page("pages/sample.py")
+    at = open_page("views/sample.py")
     at.number_input(key="sample_size").set_value(10).run()
     at.multiselect(key="sample_only").set_value([0]).run()
     assert_clean(at)

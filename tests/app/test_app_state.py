@@ -16,7 +16,7 @@ def test_a_new_session_takes_the_knobs_and_corpus_saved_in_the_workspace(app_ws,
              "widgets": {"pipe_k_auto": False, "pipe_k": 7, "pipe_encoder": "tfidf", "pipe_launch": True, "not_a_knob": 1}}
     (app_ws.root / STATE_FILE).parent.mkdir(parents=True)
     (app_ws.root / STATE_FILE).write_text(json.dumps(saved))
-    at = open_page("pages/pipeline.py")  # a new session, as after a reload of the tab
+    at = open_page("views/pipeline.py")  # a new session, as after a reload of the tab
     assert_clean(at)
     assert at.number_input(key="pipe_k").value == 7
     assert at.selectbox(key="pipe_encoder").value == "tfidf"

@@ -21,7 +21,7 @@ def _plan(at):
 
 
 def test_lists_artifacts_by_kind_with_labels(app_ws, app_run):
-    at = open_page("pages/workspace.py")
+    at = open_page("views/workspace.py")
     assert_clean(at)
     tables = _tables(at)
     assert set(tables) == {"corpus", "embedding", "run", "description"}
@@ -37,7 +37,7 @@ def test_delete_shows_dependents_then_removes_after_confirming(app_ws, app_run):
     cid = app_ws.corpus_of(app_run)
     eid = app_ws.manifest(app_run).embedding_id
     (did,) = app_ws.dependents(app_run)
-    at = open_page("pages/workspace.py")
+    at = open_page("views/workspace.py")
     at.session_state[state.RUN] = app_run  # the run is current in this session
     at.session_state[state.CORPUS] = cid
     at.selectbox(key="workspace_pick").set_value(eid).run()
@@ -60,7 +60,7 @@ def test_delete_shows_dependents_then_removes_after_confirming(app_ws, app_run):
 
 
 def test_cancel_keeps_everything(app_ws, app_run):
-    at = open_page("pages/workspace.py")
+    at = open_page("views/workspace.py")
     at.selectbox(key="workspace_pick").set_value(app_run).run()
     at.button(key="workspace_delete").click().run()
     assert _plan(at)["id"].tolist()[-1] == app_run

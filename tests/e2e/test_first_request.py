@@ -1,9 +1,9 @@
 """Browser test: the first request to a freshly started server is a page's URL (/explore).
 
-Streamlit runs an app with a ``pages/`` folder as a legacy multipage app until a script calls
-``st.navigation``; before the fix (ui/state.py ``leave_legacy_pages_mode``) that first
-request ran pages/explore.py alone: a sidebar of file names (``app``, ``compare``...), no
-restored place, no workspace caption. Its own server: the module servers of the other browser
+Streamlit runs an app with a ``pages/`` folder beside its main script as a legacy multipage
+app until a script calls ``st.navigation``; when the app's pages lived in ``pages/``, that
+first request ran pages/explore.py alone: a sidebar of file names (``app``, ``compare``...), no
+restored place, no workspace caption. The pages now live in ``views/``. Its own server: the module servers of the other browser
 tests are opened on the home page first.
 """
 

@@ -269,7 +269,7 @@ if run_id and ws.exists(run_id):
         run_m = cached.manifest(str(ws.root), run_id)
         st.success(f"Run `{run_id}` is ready.", icon=":material/check_circle:")
         noise_panel(ws, run_id)  # the noise share before the clusters
-        st.page_link("pages/explore.py", label="Explore the clusters", icon=":material/arrow_forward:")
+        st.page_link("views/explore.py", label="Explore the clusters", icon=":material/arrow_forward:")
         auto_k_chart(ws, run_id)
         timings = run_m.timings
         if timings:

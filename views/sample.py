@@ -123,4 +123,4 @@ if sid and ws.exists(sid) and cached.manifest(root, sid).run_id == run_id:
         )
         st.subheader(f"Sample `{sid}` · {res.n:,} rows")
         st.dataframe(table, hide_index=True, width="stretch", key="sample_table")
-        st.page_link("pages/export.py", label="Download it on the Export page", icon=":material/arrow_forward:")
+        st.page_link("views/export.py", label="Download it on the Export page", icon=":material/arrow_forward:")

@@ -215,4 +215,4 @@ if cid is not None:
                 mime="text/csv",
                 key="data_rejections_download",
             )
-        st.page_link("pages/pipeline.py", label="Next: cluster it on the Pipeline page", icon=":material/arrow_forward:")
+        st.page_link("views/pipeline.py", label="Next: cluster it on the Pipeline page", icon=":material/arrow_forward:")
