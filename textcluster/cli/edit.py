@@ -78,21 +78,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="send its members to the nearest remaining cluster instead of noise")
     o.set_defaults(handler=_handle)
 
-    o = ops.add_parser("carve", parents=[common],
+    # carve and drill re-cluster some documents: the same three options
+    recluster = argparse.ArgumentParser(add_help=False)
+    recluster.add_argument("--docs", required=True, metavar="FILE_OR_SQL", help="as for move")
+    recluster.add_argument("--k", type=positive_int, default=None,
+                           help=f"parts (default: chosen by silhouette, 2..{edits.AUTO_K_MAX})")
+    recluster.add_argument("--seed", type=int, default=0, help="seed of the k-means (default 0)")
+
+    o = ops.add_parser("carve", parents=[common, recluster],
                        help="drill down: re-cluster some documents on their own and make them new clusters")
-    o.add_argument("--docs", required=True, metavar="FILE_OR_SQL", help="as for move")
-    o.add_argument("--k", type=positive_int, default=None,
-                   help=f"parts (default: chosen by silhouette, 2..{edits.AUTO_K_MAX})")
-    o.add_argument("--seed", type=int, default=0, help="seed of the k-means (default 0)")
     o.add_argument("--name", action="append", default=[], help="a name per part, in order (repeat)")
     o.set_defaults(handler=_handle)
 
-    o = ops.add_parser("drill", parents=[common],
+    o = ops.add_parser("drill", parents=[common, recluster],
                        help="a sub-run: only these documents, re-clustered on their own (the rest is noise)")
-    o.add_argument("--docs", required=True, metavar="FILE_OR_SQL", help="as for move")
-    o.add_argument("--k", type=positive_int, default=None,
-                   help=f"parts (default: chosen by silhouette, 2..{edits.AUTO_K_MAX})")
-    o.add_argument("--seed", type=int, default=0, help="seed of the k-means (default 0)")
     o.set_defaults(handler=_handle)
 
     o = ops.add_parser("merge-back", parents=[common],
