@@ -270,8 +270,8 @@ def build_map(
     its colour on top of the others in grey. ``values``: colour by a per-row value instead of
     the cluster (float: a continuous scale titled ``value_title``; with ``categories``, codes
     ``0..len(categories)-1`` of a categorical column, one colour each: ``category_colors``, or
-    :func:`distinct_colors` when None). The coordinates are
-    drawn :func:`quantise` d over the drawn rows' extent (names at the same scale)."""
+    :func:`distinct_colors` when None). The coordinates are drawn
+    quantised (:func:`quantise`) over the drawn rows' extent, the names at the same scale."""
     import plotly.graph_objects as go
 
     rows = np.arange(labels.shape[0]) if rows is None else np.asarray(rows)
