@@ -38,16 +38,21 @@ def write_corpus(path: Path, per_topic: int = 40, seed: int = 0) -> Path:
     return path
 
 
-def upload_and_ingest(page, data: Path) -> None:
-    """On the Data page: upload ``data``, pick ``label`` as the label field, ingest, and wait
-    for the ingest report (an empty workspace opens on the demo corpus first)."""
-    page.get_by_text("CC BY 4.0").first.wait_for()
+def upload(page, data: Path) -> None:
+    """On the Data page: upload ``data`` and pick ``label`` as the label field (not ingested yet)."""
     page.get_by_text("Upload a file").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
     page.get_by_role("button", name="Ingest").wait_for()
     wait_idle(page)
     choose(page, "Label field (optional, for evaluation only)", "label")
     wait_idle(page)
+
+
+def upload_and_ingest(page, data: Path) -> None:
+    """On the Data page: :func:`upload` ``data``, ingest, and wait for the ingest report (an
+    empty workspace opens on the demo corpus first)."""
+    page.get_by_text("CC BY 4.0").first.wait_for()
+    upload(page, data)
     page.get_by_role("button", name="Ingest").click()
     page.get_by_text("Ingest report").wait_for()
     wait_idle(page)

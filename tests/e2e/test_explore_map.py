@@ -18,6 +18,7 @@ from pagedriver import (
     goto,
     set_k,
     synthetic_run,
+    upload,
     wait_idle,
     wait_map,
     write_corpus,
@@ -149,12 +150,7 @@ def test_the_upload_and_the_knobs_survive_other_pages_and_a_reload(app, page, tm
     page.goto(url)
     page.get_by_role("heading", name="Data", exact=True).wait_for()
     wait_idle(page)
-    page.get_by_text("Upload a file").click()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(data))
-    page.get_by_role("button", name="Ingest").wait_for()
-    wait_idle(page)
-    choose(page, "Label field (optional, for evaluation only)", "label")
-    wait_idle(page)
+    upload(page, data)
     page.get_by_text("not ingested yet").wait_for()  # no older corpus's report under this file
     assert page.get_by_text("Ingest report").count() == 0
     goto(page, "Pipeline")
