@@ -18,7 +18,11 @@ and drives Debian chromium through Playwright:
 
 Prints a table, then (``--json``) one JSON line, the last:
 ``{"rows": N, "points_drawn": ..., "paint_s": ..., "home_s": ..., "warm_paint_s": ...,
-"warm_home_s": ...}`` (``paint_s``/``home_s``: the cold visits). Needs /usr/bin/chromium; reads
+"warm_home_s": ..., "task_s": ..., "warm_task_s": ...}`` (``paint_s``/``home_s``: the cold
+visits; ``task_s``: the seconds the Explore tab's renderer spent on tasks until the map was
+drawn, Chrome's ``TaskDuration``, to compare two versions of the map on a busy machine).
+The app server inherits the environment, e.g. ``TEXTCLUSTER_MAP_PLAIN_POINTS=0`` to time the
+typed-array figure. Needs /usr/bin/chromium; reads
 nothing from ../shared. The machine's load matters: the numbers in docs/benchmarks.md say what
 else was running.
 """
@@ -104,16 +108,22 @@ def home(browser, url: str, timeout_s: float) -> float:
     return seconds
 
 
-def paint(browser, url: str, timeout_s: float) -> tuple[float, int]:
-    """Seconds from navigation to the Explore map drawn, and the points it drew."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def paint(browser, url: str, timeout_s: float) -> tuple[float, int, float]:
+    """Seconds from navigation to the Explore map drawn, the points it drew, and the seconds
+    the page's renderer spent on tasks meanwhile (Chrome's ``TaskDuration``: its CPU work, which
+    the machine's load inflates less than the wall clock)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     page.add_init_script(PAINT_PROBE)
     page.goto(f"{url}/explore")
     page.wait_for_function("window.__tcPaint !== null", timeout=timeout_s * 1000, polling=50)
     probe = page.evaluate("window.__tcPaint")
-    page.close()
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    context.close()
     # performance.now() counts from the navigation's start (timeOrigin) in the page's own clock
-    return probe["t"] / 1000.0, int(probe["points"])
+    return probe["t"] / 1000.0, int(probe["points"]), float(metrics.get("TaskDuration", float("nan")))
 
 
 def main() -> None:
@@ -142,9 +152,9 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
                 home_s = home(browser, url, a.timeout)
-                paint_s, points = paint(browser, url, a.timeout)
+                paint_s, points, task_s = paint(browser, url, a.timeout)
                 warm_home_s = home(browser, url, a.timeout)
-                warm_paint_s, warm_points = paint(browser, url, a.timeout)
+                warm_paint_s, warm_points, warm_task_s = paint(browser, url, a.timeout)
             finally:
                 browser.close()
     load = os.getloadavg()[0]
@@ -155,6 +165,7 @@ def main() -> None:
         ("home page, warm", f"{warm_home_s:.2f} s"),
         ("Explore map drawn, warm", f"{warm_paint_s:.2f} s ({warm_points:,} points)"),
         ("paint / home (cold, warm)", f"{paint_s / home_s:.2f}, {warm_paint_s / warm_home_s:.2f}"),
+        ("Explore renderer tasks (cold, warm)", f"{task_s:.2f} s, {warm_task_s:.2f} s"),
         ("load average (1 min) at the end", f"{load:.1f}"),
     ]
     width = max(len(r[0]) for r in rows)
@@ -163,7 +174,8 @@ def main() -> None:
     if a.json:
         print(json.dumps({"rows": a.rows, "points_drawn": points, "paint_s": round(paint_s, 3),
                           "home_s": round(home_s, 3), "warm_paint_s": round(warm_paint_s, 3),
-                          "warm_home_s": round(warm_home_s, 3)}))
+                          "warm_home_s": round(warm_home_s, 3), "task_s": round(task_s, 3),
+                          "warm_task_s": round(warm_task_s, 3)}))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ def test_tag_add_replace_remove_and_delete(env):
     assert data["corpus_id"] == cid and data["tags"] == {}
 
 
+def test_removing_a_corpus_removes_its_tags_and_no_other(env, tmp_path):
+    ws, fr = env
+    T.tag_docs(ws, fr.corpus_id, "review", [1, 2])
+    other = T.tags_file(ws, "cor-" + "0" * 16)  # another corpus's tags file stays
+    other.write_text('{"format_version": 1, "corpus_id": "cor-0000000000000000", "tags": {}}')
+    removed = ws.remove(fr.corpus_id)
+    assert fr.corpus_id in removed and fr.run_id in removed
+    assert not T.tags_file(ws, fr.corpus_id).exists() and other.exists()
+    assert T.load_tags(ws, fr.corpus_id) == {}  # a corpus ingested again under the id starts untagged
+
+
 @pytest.mark.parametrize(("name", "ids", "match"), [
     ("", [1], "cannot be empty"),
     ("x" * 101, [1], "at most 100"),

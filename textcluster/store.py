@@ -64,6 +64,8 @@ KINDS: dict[str, str] = {
 _PREFIX_TO_KIND = {v: k for k, v in KINDS.items()}
 
 ENV_WORKSPACE = "TEXTCLUSTER_WORKSPACE"
+#: ``<workspace>/tags/<corpus id>.json``: a corpus's tags (textcluster.query.tags), removed with the corpus.
+TAGS_DIR = "tags"
 
 
 def default_workspace() -> Path:
@@ -984,7 +986,8 @@ class Workspace:
         (:meth:`cache_dir`) go with it. Symbolic links are never followed out of the
         workspace: an artifact folder that is a link is unlinked (its target is kept),
         and an artifact whose folder resolves outside the workspace is refused before
-        anything is removed. ``expected``: the ids the caller showed the user (e.g. from
+        anything is removed. A corpus's tags file (``tags/<corpus id>.json``) goes with the
+        corpus. ``expected``: the ids the caller showed the user (e.g. from
         :meth:`dependents`); when the workspace has changed since, nothing is removed and
         :class:`StoreError` says what would be removed now.
         """
@@ -1009,6 +1012,10 @@ class Workspace:
                 self._remove_tree(self.root / "partial" / aid, inside)
                 if kind_of(aid) == "embedding":
                     self._remove_tree(self.cache_dir(aid), inside)
+                if kind_of(aid) == "corpus":  # its tags name its doc ids: they go with it
+                    tags = self.root / TAGS_DIR / f"{aid}.json"
+                    if tags.is_file() or tags.is_symlink():
+                        tags.unlink()
                 logger.info("removed %s", aid)
         return order
 

@@ -211,7 +211,6 @@ def map_figure(root: str, run_id: str, highlight: int | None, source: str, limit
     cat_colors = [tcmap.GREY, tcmap.TAG_COLOR] if source.startswith("tag:") else None
     out = tcmap.build_map(coords, labels, names, colors, rows=rows, hover_texts=hover, highlight=highlight,
                           values=values, categories=cats, category_colors=cat_colors, value_title=title)
-    # A plain dict, not the go.Figure: an unpickled Figure (what a cache hit returns) made
-    # st.plotly_chart drop the browser's selections (measured: the box came back empty).
-    out.figure = out.figure.to_dict()
+    # A plain dict (build_map's), not a go.Figure: an unpickled Figure (what a cache hit
+    # returns) made st.plotly_chart drop the browser's selections (the box came back empty).
     return out

@@ -8,11 +8,15 @@ Why this shape (measured in docs/benchmarks.md, "Explore map paint (issue 18)"):
 * one ``Scattergl`` trace per cluster. The hover names the cluster from the trace (no string
   per point), a highlighted cluster is one trace coloured and the others grey, and a selection
   comes back as (trace, index in trace), mapped to rows by :attr:`MapFigure.rows`;
-* coordinates are quantised to uint16 (:func:`quantise`: 65,536 steps across the map's
-  extent, far finer than a screen's pixels) and sent as typed arrays (Plotly encodes NumPy
-  arrays as base64 ``bdata``): 4 bytes a point, about 5.4 MB of JSON for a million points
-  (float32 took twice that, and the browser copies and scans the figure's JSON several times
-  before Plotly draws it). The axes are hidden, so their units do not show;
+* coordinates are quantised to integers 0..65,535 (:func:`quantise`: far finer than a screen's
+  pixels) and sent as plain JSON numbers under a ``layout.datarevision`` that digests the data
+  (:data:`PLAIN_ARRAY_MAX_POINTS`): Streamlit hands Plotly the figure a second time on its first
+  draw, and only plain arrays under an unchanged revision spare the browser a second full
+  computation and drawing of every trace. Above that limit, uint16 typed arrays (base64
+  ``bdata``, 4 bytes a point). The axes are hidden, so their units do not show;
+* the figure is a plain dict, built without plotly.py's validation, with no template (a
+  template in the layout also made Plotly redo everything on the second hand-over), and passed
+  to Streamlit unvalidated (:func:`chart_figure`); the tests validate it against Plotly's schema;
 * the text of each point goes into the hover only up to :data:`HOVER_TEXT_MAX_POINTS` points
   (trimmed to :data:`HOVER_CHARS` characters); above that the hover names the cluster and a
   selection lists the texts in the table below the map;
@@ -245,6 +249,35 @@ def quantise(coords: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | 
     return np.clip(q, 0, QUANT_STEPS).astype(np.uint16)
 
 
+#: Up to this many points the coordinates go to the browser as plain JSON numbers; above, as
+#: uint16 typed arrays (env ``TEXTCLUSTER_MAP_PLAIN_POINTS``; 0 always sends typed arrays).
+#: Why plain: Streamlit's chart hands Plotly the figure twice on its first draw, the second time
+#: as a fresh copy, and Plotly takes any fresh typed array for new data, so it computed and drew
+#: every trace twice; plain arrays under an unchanged ``layout.datarevision`` it keeps. Measured
+#: in Chromium, the browser's work fell by a fifth at 100k points and by a third at 1M, though
+#: plain numbers take 2.3 times the bytes (13 MB of JSON at 1M; docs/benchmarks.md, "Explore map
+#: paint"). Typed arrays remain for a slow link to a remote app.
+PLAIN_ARRAY_MAX_POINTS = MAX_MAP_POINTS
+
+
+def plain_array_max_points() -> int:
+    """:data:`PLAIN_ARRAY_MAX_POINTS`, or ``$TEXTCLUSTER_MAP_PLAIN_POINTS`` when set."""
+    return env_int("TEXTCLUSTER_MAP_PLAIN_POINTS", PLAIN_ARRAY_MAX_POINTS)
+
+
+def _typed(a: np.ndarray) -> dict:
+    """A NumPy array as Plotly's typed-array spec (``{"dtype", "bdata"}``: base64, little-endian)."""
+    import base64
+
+    a = np.ascontiguousarray(a)
+    code = {np.dtype(np.uint16): "u2", np.dtype(np.float32): "f4", np.dtype(np.float64): "f8"}[a.dtype]
+    return {"dtype": code, "bdata": base64.b64encode(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()).decode()}
+
+
+def _marker_color(values: np.ndarray, plain: bool) -> list | dict:
+    return values.astype(np.float64).round(6).tolist() if plain else _typed(values.astype(np.float32))
+
+
 def build_map(
     coords: np.ndarray,
     labels: np.ndarray,
@@ -261,7 +294,7 @@ def build_map(
     short_names: dict[int, str] | None = None,
     height: int = 620,
 ) -> MapFigure:
-    """One ``Scattergl`` trace per cluster, and the names of the :data:`MAX_NAMES` largest
+    """One ``scattergl`` trace per cluster, and the names of the :data:`MAX_NAMES` largest
     clusters (and of the highlighted one) at their centres.
 
     ``coords`` ``(n, 2)``, ``labels`` ``(n,)`` (-1 = noise). ``rows``: the rows to draw (all
@@ -271,13 +304,18 @@ def build_map(
     the cluster (float: a continuous scale titled ``value_title``; with ``categories``, codes
     ``0..len(categories)-1`` of a categorical column, one colour each: ``category_colors``, or
     :func:`distinct_colors` when None). The coordinates are drawn
-    quantised (:func:`quantise`) over the drawn rows' extent, the names at the same scale."""
-    import plotly.graph_objects as go
+    quantised (:func:`quantise`) over the drawn rows' extent, the names at the same scale.
 
+    The figure is a plain Plotly figure dict (``{"data", "layout"}``), built without plotly.py's
+    validation (which took a second at 100k points) and without a template; the tests check it
+    against plotly.py's schema. :func:`chart_figure` hands it to ``st.plotly_chart``. Up to
+    :func:`plain_array_max_points` points the coordinates are plain numbers and
+    ``layout.datarevision`` is a digest of the figure's data, else typed arrays."""
     rows = np.arange(labels.shape[0]) if rows is None else np.asarray(rows)
     sub = labels[rows]
     qxy = quantise(coords[rows])  # in the order of ``rows``
     qx, qy = np.ascontiguousarray(qxy[:, 0]), np.ascontiguousarray(qxy[:, 1])
+    plain = rows.size <= plain_array_max_points()
     order = np.argsort(sub, kind="stable")
     present, starts = np.unique(sub[order], return_index=True)
     ends = np.append(starts[1:], order.size)
@@ -291,62 +329,95 @@ def build_map(
     if values is not None and cat_colors is None and values.size:
         finite = values[np.isfinite(values)]
         vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    traces, trace_rows = [], []
+    traces: list[dict] = []
+    trace_rows = []
     drawn = [int(c) for c in present]
     if highlight is not None and highlight in drawn:  # the highlighted cluster last: drawn on top
         drawn.remove(highlight)
         drawn.append(highlight)
+    size = marker_size(rows.size)
     for c in drawn:
         j = int(np.searchsorted(present, c))
         idx = order[starts[j] : ends[j]]
         r = rows[idx]
         trace_rows.append(r)
         color: object = colors.get(c, NOISE_COLOR)
-        marker: dict = {"size": marker_size(rows.size), "opacity": 0.75}
+        marker: dict = {"size": size, "opacity": 0.75}
         if highlight is not None and c != highlight:
             color, marker["opacity"] = GREY, 0.35
         elif values is not None and cat_colors is not None:
-            color = [cat_colors[int(v)] for v in values[idx]] if idx.size <= 50_000 else None
-            if color is None:  # many points: numbers and a discrete colour scale (compact)
-                color = values[idx].astype(np.float32)
+            if idx.size <= 50_000:
+                color = [cat_colors[int(v)] for v in values[idx]]
+            else:  # many points: numbers and a discrete colour scale (compact)
+                color = _marker_color(values[idx], plain)
                 marker.update(cmin=0, cmax=max(len(cat_colors) - 1, 1), colorscale=_discrete_scale(cat_colors))
         elif values is not None:
-            color = values[idx].astype(np.float32)
-            marker.update(cmin=vmin, cmax=vmax, colorscale="Viridis",
-                          showscale=c == drawn[-1], colorbar={"title": {"text": value_title}})
+            color = _marker_color(values[idx], plain)
+            marker.update(cmin=vmin, cmax=vmax, colorscale="Viridis", showscale=c == drawn[-1],
+                          colorbar={"title": {"text": html_escape(value_title)}})
         marker["color"] = color
         hover = f"<b>{html_escape(names.get(c, str(c)))}</b>"
-        kw: dict = {}
+        trace: dict = {
+            "type": "scattergl", "uid": f"c{c}",
+            "x": qx[idx].tolist() if plain else _typed(qx[idx]),
+            "y": qy[idx].tolist() if plain else _typed(qy[idx]),
+            "mode": "markers", "marker": marker, "name": short.get(c, str(c)), "showlegend": False,
+        }
         if hover_texts is not None:
-            kw["text"] = [hover_texts[i] for i in idx.tolist()]
+            trace["text"] = [hover_texts[i] for i in idx.tolist()]
             hover += "<br>%{text}"
-        traces.append(
-            go.Scattergl(
-                x=qx[idx], y=qy[idx],
-                mode="markers", marker=marker, name=short.get(c, str(c)), showlegend=False,
-                hovertemplate=hover + "<extra></extra>", **kw,
-            )
-        )
+        trace["hovertemplate"] = hover + "<extra></extra>"
+        traces.append(trace)
     sizes = {c: int(ends[j] - starts[j]) for j, c in enumerate(int(p) for p in present)}
     named = sorted((c for c in drawn if c >= 0), key=lambda c: (-sizes[c], c))[:MAX_NAMES]
     if highlight is not None and highlight >= 0 and highlight in sizes:
         named = [c for c in named if c != highlight][: MAX_NAMES - 1] + [highlight]
     if named:
         centres = cluster_centres_2d(qxy.astype(np.float32), sub, named)
-        traces.append(
-            go.Scatter(
-                x=centres[:, 0], y=centres[:, 1], mode="text", text=[html_escape(short.get(c, str(c))) for c in named],
-                textfont={"size": 11, "color": "#1a1a1a"},
-                hoverinfo="skip", showlegend=False, name="cluster names",
-            )
-        )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
-        xaxis={"visible": False}, yaxis={"visible": False}, uirevision="map",
-        plot_bgcolor="white", hovermode="closest",
-    )
-    return MapFigure(fig, trace_rows, int(rows.size))
+        traces.append({
+            "type": "scatter", "uid": "names", "x": centres[:, 0].tolist(), "y": centres[:, 1].tolist(),
+            "mode": "text", "text": [html_escape(short.get(c, str(c))) for c in named],
+            "textfont": {"size": 11, "color": "#1a1a1a"}, "hoverinfo": "skip", "showlegend": False,
+            "name": "cluster names",
+        })
+    layout: dict = {
+        "height": height, "margin": {"l": 8, "r": 8, "t": 8, "b": 8}, "dragmode": "select",
+        # what Streamlit's chart sets when selections are on, set here so it does not draw twice
+        "clickmode": "event", "hovermode": "closest",
+        "xaxis": {"visible": False}, "yaxis": {"visible": False}, "uirevision": "map",
+        "plot_bgcolor": "white",
+    }
+    if plain:
+        layout["datarevision"] = _digest(qxy, sub, traces)
+    return MapFigure({"data": traces, "layout": layout}, trace_rows, int(rows.size))
+
+
+def _digest(qxy: np.ndarray, labels: np.ndarray, traces: list[dict]) -> str:
+    """A short digest of a figure's data: the coordinates, labels and every trace's settings
+    (colours, names, hover), so two different maps never share a ``datarevision``."""
+    import json
+    import zlib
+
+    h = zlib.crc32(np.ascontiguousarray(qxy).tobytes())
+    h = zlib.crc32(np.ascontiguousarray(labels).tobytes(), h)
+    rest = [{k: v for k, v in t.items() if k not in ("x", "y")} for t in traces]
+    h = zlib.crc32(json.dumps(rest, sort_keys=True, default=str).encode(), h)
+    return f"{h:08x}-{qxy.shape[0]}"
+
+
+def chart_figure(spec: dict):
+    """The figure dict of :func:`build_map` as ``st.plotly_chart`` takes it, without plotly.py's
+    validation and copy of every point (0.5 s a render at 100k points; the spec was checked
+    when it was built, see :func:`build_map`): a ``plotly.graph_objects.Figure`` whose
+    ``to_dict()`` returns ``spec`` itself, which is all ``st.plotly_chart`` reads from a figure
+    object (plotly.tools.return_figure_from_figure_or_data)."""
+    import plotly.graph_objects as go
+
+    class _Spec(go.Figure):
+        def to_dict(self) -> dict:  # noqa: D102 - see chart_figure
+            return {"data": list(spec["data"]), "layout": dict(spec["layout"])}
+
+    return _Spec()
 
 
 def tag_codes(n: int, doc_ids: np.ndarray) -> np.ndarray:

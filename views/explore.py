@@ -161,7 +161,7 @@ def map_tab() -> None:
             fig = cached.map_figure(root, run_id, chosen, sources[by], limit, tcmap.hover_text_max_points(),
                                     names_of, colors_of)
             event = st.plotly_chart(
-                fig.figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                tcmap.chart_figure(fig.figure), on_select="rerun", selection_mode=("points", "box", "lasso"),
                 key="explore_map", width="stretch", theme=None,
                 config={"displaylogo": False, "scrollZoom": True},
             )

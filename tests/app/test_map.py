@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
+import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
 from ui import map as tcmap
+
+
+def _checked(fig: tcmap.MapFigure) -> go.Figure:
+    """The map's figure dict through plotly.py's validation (raises on anything Plotly rejects)."""
+    return go.Figure(fig.figure)
 
 
 def _blobs(k: int, per: int = 20, seed: int = 0):
@@ -52,13 +59,14 @@ def test_map_draws_every_point_and_maps_a_selection_back_to_rows():
     names = {c: f"{c} · name{c}" for c in range(5)}
     colors = dict(enumerate(tcmap.cluster_palette(pair, 5)))
     fig = tcmap.build_map(coords, labels, names, colors, hover_texts=[f"t{i}" for i in range(labels.size)])
-    spec = json.loads(pio.to_json(fig.figure, validate=False))
+    spec = json.loads(pio.to_json(_checked(fig), validate=False))
     traces = [t for t in spec["data"] if t["type"] == "scattergl"]
     assert fig.points == 200 and sum(r.size for r in fig.rows) == 200
     assert sorted(np.concatenate(fig.rows).tolist()) == list(range(200))
     assert spec["data"][-1]["mode"] == "text" and len(spec["data"][-1]["text"]) == 5
-    # typed arrays (base64) of uint16, not lists of numbers: 4 bytes a point
-    assert traces[0]["x"]["dtype"] == "u2" and traces[0]["y"]["dtype"] == "u2"
+    # plain numbers under a data revision (Plotly keeps them when Streamlit hands it a copy), no template
+    assert isinstance(fig.figure["data"][0]["x"], list) and fig.figure["layout"]["datarevision"]
+    assert "template" not in fig.figure["layout"]
     # each trace holds one cluster's rows, its hover names it and shows each row's own text
     for t, rows in zip(traces, fig.rows, strict=True):
         c = int(labels[rows[0]])
@@ -78,7 +86,7 @@ def test_highlight_greys_the_others_and_draws_the_cluster_on_top():
     coords, labels, _, pair = _blobs(4)
     colors = dict(enumerate(tcmap.cluster_palette(pair, 4)))
     fig = tcmap.build_map(coords, labels, {c: str(c) for c in range(4)}, colors, highlight=2)
-    traces = [t for t in fig.figure.data if t.type == "scattergl"]
+    traces = [t for t in _checked(fig).data if t.type == "scattergl"]
     assert traces[-1].marker.color == colors[2]
     assert {t.marker.color for t in traces[:-1]} == {tcmap.GREY}
     assert (labels[fig.rows[-1]] == 2).all()
@@ -89,19 +97,19 @@ def test_colour_by_categories_and_scores():
     cats = np.arange(labels.size) % 2
     fig = tcmap.build_map(coords, labels, {}, {}, values=cats.astype(np.float32), categories=["en", "fr"])
     palette = tcmap.distinct_colors(2)
-    for t, rows in zip(fig.figure.data, fig.rows, strict=False):
+    for t, rows in zip(_checked(fig).data, fig.rows, strict=False):
         assert list(t.marker.color) == [palette[v] for v in cats[rows]]
     score = np.linspace(0, 1, labels.size).astype(np.float32)
     fig = tcmap.build_map(coords, labels, {}, {}, values=score, value_title="outlier score")
-    t = fig.figure.data[0]
+    t = _checked(fig).data[0]
     assert t.marker.colorscale is not None and t.marker.cmin == 0 and t.marker.cmax == 1
 
 
 def test_user_text_is_escaped_in_hover_and_names():
     coords, labels, _, _ = _blobs(2)
     fig = tcmap.build_map(coords, labels, {0: "<img src=x>", 1: "a&b"}, {})
-    assert "&lt;img src=x&gt;" in fig.figure.data[0].hovertemplate
-    assert "a&amp;b" in fig.figure.data[-1].text
+    assert "&lt;img src=x&gt;" in _checked(fig).data[0].hovertemplate
+    assert "a&amp;b" in _checked(fig).data[-1].text
 
 
 def test_the_legend_search_finds_by_id_name_or_keyword():
@@ -123,9 +131,9 @@ def test_noise_is_grey_and_unnamed_and_a_palette_without_distances_still_differs
     labels[::7] = -1
     colors = {-1: tcmap.NOISE_COLOR, **dict(enumerate(tcmap.cluster_palette(None, 3)))}
     fig = tcmap.build_map(coords, labels, {-1: "-1 · noise", 0: "0 · a", 1: "1 · b", 2: "2 · c"}, colors)
-    noise = [t for t, r in zip(fig.figure.data, fig.rows, strict=False) if (labels[r] == -1).all()]
+    noise = [t for t, r in zip(_checked(fig).data, fig.rows, strict=False) if (labels[r] == -1).all()]
     assert len(noise) == 1 and noise[0].marker.color == tcmap.NOISE_COLOR
-    assert "-1 · noise" not in fig.figure.data[-1].text
+    assert "-1 · noise" not in _checked(fig).data[-1].text
     assert len(set(tcmap.cluster_palette(None, 700))) == 648  # the candidate grid, then repeats
 
 
@@ -140,8 +148,8 @@ def test_coordinates_are_quantised_to_uint16_within_half_a_step():
     assert np.abs(back - coords[ok]).max(axis=0).tolist() <= ((hi - lo) / tcmap.QUANT_STEPS / 2 * 1.001).tolist()
     # the names sit at the quantised centres, on the same scale as the points
     fig = tcmap.build_map(coords[ok], labels[ok], {c: str(c) for c in range(4)}, {})
-    names = fig.figure.data[-1]
-    pts = np.concatenate([np.c_[np.asarray(t.x, float), np.asarray(t.y, float)] for t in fig.figure.data[:-1]])
+    names = _checked(fig).data[-1]
+    pts = np.concatenate([np.c_[np.asarray(t.x, float), np.asarray(t.y, float)] for t in _checked(fig).data[:-1]])
     assert pts.min() >= 0 and pts.max() <= tcmap.QUANT_STEPS
     assert min(names.x) >= 0 and max(names.x) <= tcmap.QUANT_STEPS
 
@@ -158,7 +166,7 @@ def test_colour_by_a_tag_paints_its_documents_and_greys_the_rest():
     fig = tcmap.build_map(coords, labels, {}, {}, values=codes, categories=["untagged", "refunds"],
                           category_colors=[tcmap.GREY, tcmap.TAG_COLOR])
     seen = {}
-    for t, rows in zip(fig.figure.data, fig.rows, strict=False):
+    for t, rows in zip(_checked(fig).data, fig.rows, strict=False):
         for r, colour in zip(rows.tolist(), t.marker.color, strict=True):
             seen[r] = colour
     assert {r for r, c in seen.items() if c == tcmap.TAG_COLOR} == {0, 5, 21, 59}
@@ -187,3 +195,30 @@ def test_chain_order_visits_every_cluster_once_going_to_the_nearest():
     pair[0, 2] = pair[2, 0] = np.nan  # a broken distance is never the nearest
     assert sorted(tcmap.chain_order(pair).tolist()) == list(range(5))
     assert tcmap.chain_order(np.zeros((0, 0))).size == 0
+
+
+def test_large_maps_send_typed_arrays_and_the_data_revision_follows_the_data(monkeypatch):
+    coords, labels, _, pair = _blobs(3, per=30)
+    names, colors = {c: str(c) for c in range(3)}, dict(enumerate(tcmap.cluster_palette(pair, 3)))
+    small = tcmap.build_map(coords, labels, names, colors).figure
+    # a different map (moved points, another highlight, other names) never shares a revision
+    moved = coords.copy()
+    moved[0] += 5
+    assert tcmap.build_map(moved, labels, names, colors).figure["layout"]["datarevision"] != small["layout"]["datarevision"]
+    assert tcmap.build_map(coords, labels, names, colors, highlight=1).figure["layout"]["datarevision"] \
+        != small["layout"]["datarevision"]
+    assert tcmap.build_map(coords, labels, {c: f"n{c}" for c in range(3)}, colors).figure["layout"]["datarevision"] \
+        != small["layout"]["datarevision"]
+    assert tcmap.build_map(coords, labels, names, colors).figure == small  # deterministic
+    # above the limit: uint16 typed arrays (base64), 4 bytes a point, and no data revision
+    monkeypatch.setenv("TEXTCLUSTER_MAP_PLAIN_POINTS", "50")
+    big = tcmap.build_map(coords, labels, names, colors)
+    spec = json.loads(pio.to_json(_checked(big), validate=False))
+    t = spec["data"][0]
+    assert t["x"]["dtype"] == "u2" and t["y"]["dtype"] == "u2" and "datarevision" not in spec["layout"]
+    for t_big, t_small in zip(big.figure["data"][:-1], small["data"][:-1], strict=True):
+        for axis in ("x", "y"):  # the same points, only encoded otherwise
+            decoded = np.frombuffer(base64.b64decode(t_big[axis]["bdata"]), "<u2")
+            assert decoded.tolist() == t_small[axis]
+    # st.plotly_chart reads the spec through to_dict(), unvalidated and unchanged
+    assert tcmap.chart_figure(small).to_dict() == small

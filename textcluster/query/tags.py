@@ -23,9 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from textcluster.errors import ConfigError, StoreError, check_label_text
-from textcluster.store import Workspace, check_id, write_json_atomic
+from textcluster.store import TAGS_DIR, Workspace, check_id, write_json_atomic
 
-TAGS_DIR = "tags"
 #: Longest tag name, in characters.
 TAG_NAME_MAX = 100
 TAGS_FORMAT = 1
