@@ -210,6 +210,14 @@ def test_large_maps_send_typed_arrays_and_the_data_revision_follows_the_data(mon
     assert tcmap.build_map(coords, labels, {c: f"n{c}" for c in range(3)}, colors).figure["layout"]["datarevision"] \
         != small["layout"]["datarevision"]
     assert tcmap.build_map(coords, labels, names, colors).figure == small  # deterministic
+    score = np.linspace(0, 1, labels.size).astype(np.float32)
+    by_score = tcmap.build_map(coords, labels, names, colors, values=score).figure["layout"]["datarevision"]
+    assert by_score != tcmap.build_map(coords, labels, names, colors, values=score[::-1].copy()).figure["layout"][
+        "datarevision"] != small["layout"]["datarevision"]
+    texts = [f"t{i}" for i in range(labels.size)]
+    with_texts = tcmap.build_map(coords, labels, names, colors, hover_texts=texts).figure["layout"]["datarevision"]
+    assert with_texts != tcmap.build_map(coords, labels, names, colors, hover_texts=texts[::-1]).figure["layout"][
+        "datarevision"]
     # above the limit: uint16 typed arrays (base64), 4 bytes a point, and no data revision
     monkeypatch.setenv("TEXTCLUSTER_MAP_PLAIN_POINTS", "50")
     big = tcmap.build_map(coords, labels, names, colors)
