@@ -197,7 +197,8 @@ def cluster_palette(center_distances: np.ndarray | None, k: int, neighbours: int
 
 @dataclass
 class MapFigure:
-    """A Plotly figure and what maps a selection back to rows.
+    """A Plotly figure (a plain ``{"data", "layout"}`` dict, see :func:`build_map`) and what maps
+    a selection back to rows.
 
     ``rows[t]``: the row (doc id) of each point of trace ``t``, in the trace's order;
     traces past ``len(rows)`` (the cluster names) hold no rows."""
