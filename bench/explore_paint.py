@@ -14,7 +14,8 @@ and drives Debian chromium through Playwright:
    the map is drawn, i.e. Plotly's ``plotly_afterplot`` event fired on the map with every
    WebGL trace laid out, then one animation frame; ``points_drawn`` is the sum of the drawn
    WebGL traces' lengths as the browser holds them (``gd._fullData[i]._length``);
-3. both again in new tabs (warm: the app's caches and the browser's static files).
+3. both again in new tabs (warm: the app's server caches; each tab is a new browser context, so
+   the browser fetches and compiles the app's scripts again).
 
 Prints a table, then (``--json``) one JSON line, the last:
 ``{"rows": N, "points_drawn": ..., "paint_s": ..., "home_s": ..., "warm_paint_s": ...,

@@ -713,6 +713,11 @@ class Workspace:
         and removed with its embedding by :meth:`remove`."""
         return self.root / "cache" / check_id(embedding_id, "embedding")
 
+    def tags_file(self, corpus_id: str) -> Path:
+        """``<root>/tags/<corpus_id>.json``: a corpus's tags (:mod:`textcluster.query.tags`). Not an
+        artifact; removed with its corpus by :meth:`remove`."""
+        return self.root / TAGS_DIR / f"{check_id(corpus_id, 'corpus')}.json"
+
     def partial_dir(self, artifact_id: str) -> Path:
         """A folder for resumable work in progress (e.g. embedding chunks); created on demand.
 
@@ -1013,7 +1018,7 @@ class Workspace:
                 if kind_of(aid) == "embedding":
                     self._remove_tree(self.cache_dir(aid), inside)
                 if kind_of(aid) == "corpus":  # its tags name its doc ids: they go with it
-                    tags = self.root / TAGS_DIR / f"{aid}.json"
+                    tags = self.tags_file(aid)
                     if tags.is_file() or tags.is_symlink():
                         tags.unlink()
                 logger.info("removed %s", aid)

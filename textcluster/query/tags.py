@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from textcluster.errors import ConfigError, StoreError, check_label_text
-from textcluster.store import TAGS_DIR, Workspace, check_id, write_json_atomic
+from textcluster.store import Workspace, check_id, write_json_atomic
 
 #: Longest tag name, in characters.
 TAG_NAME_MAX = 100
@@ -38,7 +38,7 @@ def check_tag_name(name: object) -> str:
 
 def tags_file(ws: Workspace, corpus_id: str) -> Path:
     """``<workspace>/tags/<corpus_id>.json`` (the id is checked, so no path escapes)."""
-    return ws.root / TAGS_DIR / f"{check_id(corpus_id, 'corpus')}.json"
+    return ws.tags_file(corpus_id)
 
 
 def _read(ws: Workspace, corpus_id: str) -> dict[str, Any]:
