@@ -391,18 +391,17 @@ def build_map(
     if plain:
         layout["datarevision"] = _digest(
             qxy, sub, np.zeros(0) if values is None else np.asarray(values),
-            [{k: v for k, v in t.items() if k not in ("x", "y", "text", "marker")} for t in traces],
-            [{**t.get("marker", {}), "color": None} if isinstance(t.get("marker", {}).get("color"), list)
-             else t.get("marker") for t in traces],
-            list(hover_texts) if hover_texts is not None else None,
-            list(cat_colors) if cat_colors is not None else None,
+            {"names": names, "short": short, "colors": colors, "highlight": highlight, "title": value_title,
+             "categories": categories, "category_colors": cat_colors, "height": height,
+             "hover": None if hover_texts is None else list(hover_texts)},
         )
     return MapFigure({"data": traces, "layout": layout}, trace_rows, int(rows.size))
 
 
 def _digest(*parts: object) -> str:
-    """A short digest of what a figure draws: arrays by their bytes (coordinates, labels, colour
-    values), everything else (names, colours, hover texts, settings) by its JSON. Two different
+    """A short digest of what a figure draws, from :func:`build_map`'s inputs: arrays by their
+    bytes (coordinates, labels, colour values), everything else (names, colours, hover texts,
+    settings) by its JSON. Two different
     maps never share a ``datarevision``; hashing the inputs, not the figure's point lists, keeps
     it at a few milliseconds at 1M points."""
     import json
