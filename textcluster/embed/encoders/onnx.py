@@ -40,7 +40,6 @@ from textcluster.embed.encoders.base import cached_model
 from textcluster.embed.encoders.builds import build_key, built_model, default_build_workspace
 from textcluster.embed.encoders.transformer import (
     DEFAULT_MAX_LENGTH,
-    _token_lengths,
     _TorchEncoder,
     bundled_minilm_path,
     st_pooling,
@@ -241,14 +240,6 @@ class OnnxInt8Encoder(_TorchEncoder):
         limit = int(self.info_["max_length"])
         self.max_length_ = min(self.cfg.max_length or limit, limit)
         self.device_ = "cpu"
-
-    def max_tokens(self) -> int | None:
-        self._check_loaded()
-        return self.max_length_
-
-    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
-        self._check_loaded()
-        return _token_lengths(self.tokenizer_, texts)
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         self._check_loaded()

@@ -84,6 +84,20 @@ class _TorchEncoder:
         if self.device_ is None:
             raise EncoderError(f"encoder {self.name!r} is not loaded; call load(device) first")
 
+    def _tokenizer(self) -> Any:
+        """The loaded model's tokenizer (``tokenizer_``, set by ``load``)."""
+        return self.tokenizer_
+
+    def max_tokens(self) -> int | None:
+        """The token limit texts are cut to (``max_length_``, set by ``load``)."""
+        self._check_loaded()
+        return self.max_length_
+
+    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens per text, special tokens included, without truncation (to report cut texts)."""
+        self._check_loaded()
+        return _token_lengths(self._tokenizer(), texts)
+
 
 class SentenceTransformerEncoder(_TorchEncoder):
     """Any sentence-transformers model; its own pooling and normalisation apply."""
@@ -115,13 +129,8 @@ class SentenceTransformerEncoder(_TorchEncoder):
         limit = getattr(cfg, "max_position_embeddings", None)
         return int(limit) if limit else 1 << 30
 
-    def max_tokens(self) -> int | None:
-        self._check_loaded()
-        return self.max_length_
-
-    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
-        self._check_loaded()
-        return _token_lengths(self.st_.tokenizer, texts)
+    def _tokenizer(self) -> Any:
+        return self.st_.tokenizer
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -217,14 +226,6 @@ class HFEncoder(_TorchEncoder):
         if self.cfg.max_length is not None:
             return min(self.cfg.max_length, limit) if limit else self.cfg.max_length
         return min(limit or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)
-
-    def max_tokens(self) -> int | None:
-        self._check_loaded()
-        return self.max_length_
-
-    def token_lengths(self, texts: Sequence[str]) -> np.ndarray:
-        self._check_loaded()
-        return _token_lengths(self.tokenizer_, texts)
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         import torch
