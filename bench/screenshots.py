@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the browser test uses
 
 from pagedriver import (  # noqa: E402
+    drag_box_over_map,
     goto,
     launch_fast_run,
     snap,
@@ -45,7 +46,7 @@ from pagedriver import (  # noqa: E402
     write_corpus,
 )
 
-from ui.devserver import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
+from ui.devserver import CHROMIUM, app_server, browser_page  # noqa: E402
 
 #: A job on the demo corpus embeds 10,003 texts with MiniLM and compiles UMAP: allow 30 minutes.
 DEMO_JOB_TIMEOUT_MS = 1_800_000
@@ -93,12 +94,7 @@ def pages_set(page, out: Path, tmp: Path) -> None:
     wait_map(page)
     page.get_by_text("Nothing selected.").wait_for()
     snap(page, out / "explore.png")
-    box = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.03, box["y"] + box["height"] * 0.06)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
-    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
-    page.mouse.up()
+    drag_box_over_map(page)
     page.get_by_text("documents selected").wait_for()
     wait_idle(page)
     snap(page, out / "explore_box.png")
@@ -131,7 +127,6 @@ SETS = {"demo": (demo_set, 1100), "pages": (pages_set, 1600)}
 
 def take(name: str, out: Path) -> float:
     """Run one set against a fresh server; returns its seconds."""
-    from playwright.sync_api import sync_playwright
 
     fn, height = SETS[name]
     t0 = time.perf_counter()
@@ -144,16 +139,10 @@ def take(name: str, out: Path) -> float:
             "HOME": str(tmp),  # the sidebar then shows the workspace as ~/workspace, not a temp path
         }
         with app_server(tmp / "workspace", env=env, log_path=tmp / "streamlit.log") as url, \
-                sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": height}, accept_downloads=True)
-                page.set_default_timeout(60_000)
-                page.goto(url)
-                page.get_by_role("heading", name="Data", exact=True).wait_for()
-                fn(page, out, tmp)
-            finally:
-                browser.close()
+                browser_page(1400, height, accept_downloads=True) as page:
+            page.goto(url)
+            page.get_by_role("heading", name="Data", exact=True).wait_for()
+            fn(page, out, tmp)
     return time.perf_counter() - t0
 
 

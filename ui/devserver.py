@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Debian's chromium, which the browser tests and bench/app.py drive through Playwright.
@@ -78,3 +79,22 @@ def app_server(
             proc.kill()
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def browser_page(
+    width: int = 1400, height: int = 1000, *, timeout_ms: int = 60_000, accept_downloads: bool = False
+) -> Iterator[Any]:
+    """A page of a headless :data:`CHROMIUM` driven through Playwright (a dev dependency), with
+    a ``width`` x ``height`` viewport and ``timeout_ms`` as its default timeout; the browser is
+    closed on exit, whatever happened."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=accept_downloads)
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

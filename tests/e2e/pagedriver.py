@@ -215,3 +215,14 @@ def data_to_page(page, x: float, y: float) -> tuple[float, float]:
       const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
       return [r.left + xa._offset + xa.d2p(x), r.top + ya._offset + ya.d2p(y)];
     }""", [x, y]))
+
+
+def drag_box_over_map(page) -> None:
+    """Drag a box selection over nearly the whole plot area of the page's first map (from 3 %
+    / 6 % of its width / height to 97 % / 97 %, through the middle)."""
+    box = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.03, box["y"] + box["height"] * 0.06)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
+    page.mouse.up()

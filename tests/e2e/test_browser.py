@@ -17,10 +17,18 @@ import re
 from pathlib import Path
 
 import pytest
-from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
-from pagedriver import goto, launch_fast_run, upload_and_ingest, wait_idle, wait_map, write_corpus
+from e2ehelpers import chromium_or_skip
+from pagedriver import (
+    drag_box_over_map,
+    goto,
+    launch_fast_run,
+    upload_and_ingest,
+    wait_idle,
+    wait_map,
+    write_corpus,
+)
 
-from ui.devserver import app_server
+from ui.devserver import app_server, browser_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,70 +43,58 @@ def server(tmp_path):
 
 def test_upload_cluster_explore_sample_export(server, tmp_path):
     chromium_or_skip()
-    from playwright.sync_api import sync_playwright
 
     data = write_corpus(tmp_path / "support.csv")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
-            page.set_default_timeout(60_000)
-            page.goto(server)
-            page.get_by_role("heading", name="Data", exact=True).wait_for()
+    with browser_page(1400, 1600, accept_downloads=True) as page:
+        page.goto(server)
+        page.get_by_role("heading", name="Data", exact=True).wait_for()
 
-            # -- Data: upload and ingest (an empty workspace opens on the demo corpus, ingesting it)
-            upload_and_ingest(page, data)
+        # -- Data: upload and ingest (an empty workspace opens on the demo corpus, ingesting it)
+        upload_and_ingest(page, data)
 
-            # -- Pipeline: a fast configuration, launched in the background
-            goto(page, "Pipeline")
-            launch_fast_run(page, timeout_ms=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
-            assert page.get_by_text("Device").count() >= 1
+        # -- Pipeline: a fast configuration, launched in the background
+        goto(page, "Pipeline")
+        launch_fast_run(page, timeout_ms=int(os.environ.get("E2E_JOB_TIMEOUT_MS", "120000")))
+        assert page.get_by_text("Device").count() >= 1
 
-            # -- Explore: the map and the cluster table
-            goto(page, "Explore")
-            drawn = wait_map(page)
-            assert drawn["points"] == 120 and len(drawn["traces"]) == 3
-            page.get_by_text("Nothing selected.").wait_for()
-            # Drag a box over the whole plot: the table below lists the documents inside.
-            box = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.03, box["y"] + box["height"] * 0.06)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
-            page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
-            page.mouse.up()
-            page.get_by_text("documents selected").wait_for()
-            wait_idle(page)
-            page.get_by_role("tab", name="Clusters").click()
-            page.get_by_text("Nearest the centre").wait_for()
-            assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+        # -- Explore: the map and the cluster table
+        goto(page, "Explore")
+        drawn = wait_map(page)
+        assert drawn["points"] == 120 and len(drawn["traces"]) == 3
+        page.get_by_text("Nothing selected.").wait_for()
+        # Drag a box over the whole plot: the table below lists the documents inside.
+        drag_box_over_map(page)
+        page.get_by_text("documents selected").wait_for()
+        wait_idle(page)
+        page.get_by_role("tab", name="Clusters").click()
+        page.get_by_text("Nearest the centre").wait_for()
+        assert page.locator('[data-testid="stDataFrame"]').count() >= 1
 
-            # -- Sample: draw 30 rows
-            goto(page, "Sample")
-            n = page.get_by_label("Sample size (N)")
-            n.fill("30")
-            n.press("Enter")
-            wait_idle(page)
-            page.get_by_role("button", name="Draw sample").click()
-            page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
-            wait_idle(page)
+        # -- Sample: draw 30 rows
+        goto(page, "Sample")
+        n = page.get_by_label("Sample size (N)")
+        n.fill("30")
+        n.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Draw sample").click()
+        page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
+        wait_idle(page)
 
-            # -- Export: download the sample as CSV and check its rows
-            goto(page, "Export")
-            # the file is built by its Prepare button, then the download button serves its bytes
-            page.get_by_role("button", name="Prepare Sample as CSV").click()
-            wait_idle(page)
-            ready = page.get_by_role("button", name=re.compile(r"Sample as CSV \("))
-            ready.wait_for()
-            with page.expect_download() as dl:  # the first click downloads
-                ready.click()
-            body = Path(dl.value.path()).read_text(encoding="utf-8")
-            rows = list(csv.DictReader(io.StringIO(body)))
-            assert len(rows) == 30
-            assert {"doc_id", "cluster", "text", "sample_id"} <= set(rows[0])
-            per_cluster = {r["cluster"] for r in rows}
-            assert len(per_cluster) == 3
+        # -- Export: download the sample as CSV and check its rows
+        goto(page, "Export")
+        # the file is built by its Prepare button, then the download button serves its bytes
+        page.get_by_role("button", name="Prepare Sample as CSV").click()
+        wait_idle(page)
+        ready = page.get_by_role("button", name=re.compile(r"Sample as CSV \("))
+        ready.wait_for()
+        with page.expect_download() as dl:  # the first click downloads
+            ready.click()
+        body = Path(dl.value.path()).read_text(encoding="utf-8")
+        rows = list(csv.DictReader(io.StringIO(body)))
+        assert len(rows) == 30
+        assert {"doc_id", "cluster", "text", "sample_id"} <= set(rows[0])
+        per_cluster = {r["cluster"] for r in rows}
+        assert len(per_cluster) == 3
 
-            goto(page, "Evaluate")
-            page.get_by_text("ACC").first.wait_for()
-        finally:
-            browser.close()
+        goto(page, "Evaluate")
+        page.get_by_text("ACC").first.wait_for()

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from e2ehelpers import CHROMIUM, CHROMIUM_ARGS, chromium_or_skip
+from e2ehelpers import chromium_or_skip
 from pagedriver import (
     choose,
     data_to_page,
@@ -25,7 +25,7 @@ from pagedriver import (
 )
 
 from textcluster.store import Workspace
-from ui.devserver import app_server
+from ui.devserver import app_server, browser_page
 from ui.map import GREY, quantise
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -59,16 +59,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture
 def page(app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            pg = browser.new_page(viewport={"width": 1500, "height": 1400})
-            pg.set_default_timeout(60_000)
-            yield pg
-        finally:
-            browser.close()
+    with browser_page(1500, 1400) as pg:
+        yield pg
 
 
 def _labels(ws, run_id):
