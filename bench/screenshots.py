@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # pagedriver: the helpers the b
 
 from pagedriver import (  # noqa: E402
     drag_box_over_map,
+    draw_sample,
     goto,
     launch_fast_run,
     snap,
@@ -102,14 +102,7 @@ def pages_set(page, out: Path, tmp: Path) -> None:
     page.get_by_text("Nearest the centre").wait_for()
     snap(page, out / "explore_clusters.png")
 
-    goto(page, "Sample")
-    n = page.get_by_label("Sample size (N)")
-    n.fill("30")
-    n.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Draw sample").click()
-    page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
-    wait_idle(page)
+    draw_sample(page, 30)
     snap(page, out / "sample.png")
 
     goto(page, "Export")

@@ -226,3 +226,15 @@ def drag_box_over_map(page) -> None:
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
     page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
     page.mouse.up()
+
+
+def draw_sample(page, n: int) -> None:
+    """On the Sample page: set the sample size to ``n``, draw, and wait for the sample's heading."""
+    goto(page, "Sample")
+    size = page.get_by_label("Sample size (N)")
+    size.fill(str(n))
+    size.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Draw sample").click()
+    page.get_by_role("heading", name=re.compile(rf"Sample smp-[0-9a-f]{{16}} · {n} rows")).wait_for()
+    wait_idle(page)

@@ -20,6 +20,7 @@ import pytest
 from e2ehelpers import chromium_or_skip
 from pagedriver import (
     drag_box_over_map,
+    draw_sample,
     goto,
     launch_fast_run,
     upload_and_ingest,
@@ -71,14 +72,7 @@ def test_upload_cluster_explore_sample_export(server, tmp_path):
         assert page.locator('[data-testid="stDataFrame"]').count() >= 1
 
         # -- Sample: draw 30 rows
-        goto(page, "Sample")
-        n = page.get_by_label("Sample size (N)")
-        n.fill("30")
-        n.press("Enter")
-        wait_idle(page)
-        page.get_by_role("button", name="Draw sample").click()
-        page.get_by_role("heading", name=re.compile(r"Sample smp-[0-9a-f]{16} · 30 rows")).wait_for()
-        wait_idle(page)
+        draw_sample(page, 30)
 
         # -- Export: download the sample as CSV and check its rows
         goto(page, "Export")
