@@ -177,6 +177,15 @@ def pick_run(key: str) -> str | None:
                  _run_choices, state.current_run, state.set_run, key)
 
 
+def run_or_stop(key: str) -> str:
+    """:func:`pick_run` for a page that needs a run: its id, or the page stops after the hint
+    that there is none."""
+    run_id = pick_run(key)
+    if run_id is None:
+        st.stop()
+    return run_id
+
+
 _STAGE_ICON = {
     "pending": ":material/schedule:",
     "running": ":material/autorenew:",

@@ -13,7 +13,7 @@ from textcluster.cluster.evaluate import (
 )
 from ui import cached, state
 from ui.text import md
-from ui.widgets import guard, pick_run
+from ui.widgets import guard, run_or_stop
 
 #: Columns every corpus has, one value per document: never a class, so not offered as a label field.
 PER_DOCUMENT_COLUMNS = ("doc_id", "row", "text")
@@ -23,9 +23,7 @@ NO_FIELD = "(none)"
 st.title("Evaluate")
 ws = state.workspace()
 root = str(ws.root)
-run_id = pick_run("evaluate_run")
-if run_id is None:
-    st.stop()
+run_id = run_or_stop("evaluate_run")
 
 ev = None
 with guard("scores"):

@@ -21,7 +21,7 @@ from ui import map as tcmap
 from ui.granularity import centre_heatmap, granularity_panel
 from ui.legend import chosen_cluster, legend, legend_table
 from ui.text import md
-from ui.widgets import guard, pick_run
+from ui.widgets import guard, run_or_stop
 
 #: The search table shows at most this many documents.
 SEARCH_LIMIT = 500
@@ -32,9 +32,7 @@ st.title("Explore")
 
 ws = state.workspace()
 root = str(ws.root)
-run_id = pick_run("explore_run")
-if run_id is None:
-    st.stop()
+run_id = run_or_stop("explore_run")
 
 run_m = cached.manifest(root, run_id)
 corpus_id = cached.corpus_of(root, run_id)

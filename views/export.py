@@ -11,7 +11,7 @@ from textcluster.errors import TextclusterError
 from textcluster.jobs import error_message
 from textcluster.query import export, sql
 from ui import state
-from ui.widgets import guard, pick_run
+from ui.widgets import guard, run_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "applicat
 
 st.title("Export")
 ws = state.workspace()
-run_id = pick_run("export_run")
-if run_id is None:
-    st.stop()
+run_id = run_or_stop("export_run")
 
 
 def _size(n: int) -> str:

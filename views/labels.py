@@ -22,7 +22,7 @@ from textcluster.labelmap import (
 )
 from ui import cached, state
 from ui.text import md
-from ui.widgets import guard, pick_run
+from ui.widgets import guard, run_or_stop
 
 #: Texts shown per cluster (those nearest its centre).
 EXAMPLES = 3
@@ -46,9 +46,7 @@ st.caption("Name clusters: type a label per cluster, apply (a new run version; t
            "clusters), download the map, or upload a map file (JSON or CSV; see docs/vocab.md).")
 ws = state.workspace()
 root = str(ws.root)
-run_id = pick_run("labels_run")
-if run_id is None:
-    st.stop()
+run_id = run_or_stop("labels_run")
 
 table = None
 with guard("clusters"):

@@ -10,7 +10,7 @@ import streamlit as st
 from textcluster.config import SamplingPolicy
 from textcluster.describe import sampling
 from ui import cached, state
-from ui.widgets import guard, pick_run
+from ui.widgets import guard, run_or_stop
 
 ALLOCATION_HELP = {
     "sqrt": "in proportion to the square root of each cluster's size (small clusters get more than their share)",
@@ -26,9 +26,7 @@ WITHIN_HELP = {
 st.title("Sample")
 ws = state.workspace()
 root = str(ws.root)
-run_id = pick_run("sample_run")
-if run_id is None:
-    st.stop()
+run_id = run_or_stop("sample_run")
 
 labels = cached.run_array(root, run_id, "labels.npy")
 n = int(labels.shape[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from apphelpers import assert_clean, open_page
 
 from textcluster.store import CorpusManifest, RunManifest
@@ -44,3 +45,13 @@ def test_recent_jobs_name_the_corpus_and_k(app_ws, app_corpus):
     rows = recent_jobs(app_ws, snaps)
     assert rows[0]["corpus"].endswith("60 docs") and rows[0]["k"] == 9
     assert rows[1]["corpus"] == "cor-ffffffffffffffff (deleted)" and rows[1]["k"] == 4
+
+
+@pytest.mark.parametrize("page", ["views/explore.py", "views/sample.py", "views/export.py", "views/evaluate.py",
+                                  "views/labels.py"])
+def test_a_page_that_needs_a_run_says_so_and_stops_when_there_is_none(app_corpus, page):
+    at = open_page(page)
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["No clustering run yet: launch one on the **Pipeline** page."]
+    assert len(at.title) == 1  # the page's own title, then nothing of the page below the picker
+    assert not at.selectbox and not at.button and not at.dataframe
