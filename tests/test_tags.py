@@ -38,18 +38,18 @@ def test_tag_add_replace_remove_and_delete(env):
     assert T.delete_tag(ws, cid, "other") == 2
     assert T.load_tags(ws, cid) == {}
     # the file is plain JSON in the workspace, outside every artifact
-    data = json.loads(T.tags_file(ws, cid).read_text())
+    data = json.loads(ws.tags_file(cid).read_text())
     assert data["corpus_id"] == cid and data["tags"] == {}
 
 
 def test_removing_a_corpus_removes_its_tags_and_no_other(env, tmp_path):
     ws, fr = env
     T.tag_docs(ws, fr.corpus_id, "review", [1, 2])
-    other = T.tags_file(ws, "cor-" + "0" * 16)  # another corpus's tags file stays
+    other = ws.tags_file("cor-" + "0" * 16)  # another corpus's tags file stays
     other.write_text('{"format_version": 1, "corpus_id": "cor-0000000000000000", "tags": {}}')
     removed = ws.remove(fr.corpus_id)
     assert fr.corpus_id in removed and fr.run_id in removed
-    assert not T.tags_file(ws, fr.corpus_id).exists() and other.exists()
+    assert not ws.tags_file(fr.corpus_id).exists() and other.exists()
     assert T.load_tags(ws, fr.corpus_id) == {}  # a corpus ingested again under the id starts untagged
 
 
@@ -65,7 +65,7 @@ def test_bad_tags_are_refused_and_nothing_is_written(env, name, ids, match):
     ws, fr = env
     with pytest.raises(ConfigError, match=match):
         T.tag_docs(ws, fr.corpus_id, name, ids)
-    assert not T.tags_file(ws, fr.corpus_id).exists()
+    assert not ws.tags_file(fr.corpus_id).exists()
 
 
 def test_tags_in_the_sql_views(env):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,13 +35,8 @@ def check_tag_name(name: object) -> str:
     return check_label_text(name, "tag name", TAG_NAME_MAX)
 
 
-def tags_file(ws: Workspace, corpus_id: str) -> Path:
-    """``<workspace>/tags/<corpus_id>.json`` (the id is checked, so no path escapes)."""
-    return ws.tags_file(corpus_id)
-
-
 def _read(ws: Workspace, corpus_id: str) -> dict[str, Any]:
-    p = tags_file(ws, corpus_id)
+    p = ws.tags_file(corpus_id)
     if not p.is_file():
         return {"format_version": TAGS_FORMAT, "corpus_id": corpus_id, "tags": {}}
     try:
@@ -107,7 +101,7 @@ def tag_docs(ws: Workspace, corpus_id: str, name: str, doc_ids: Any, *, mode: st
         else:
             data["tags"].pop(name, None)
         data["format_version"], data["corpus_id"] = TAGS_FORMAT, corpus_id
-        write_json_atomic(tags_file(ws, corpus_id), data)
+        write_json_atomic(ws.tags_file(corpus_id), data)
     return int(new.size)
 
 
@@ -120,7 +114,7 @@ def delete_tag(ws: Workspace, corpus_id: str, name: str) -> int:
         if name not in data["tags"]:
             raise ConfigError(f"corpus {corpus_id} has no tag {name!r}; tags: {', '.join(sorted(data['tags'])) or 'none'}")
         held = len(data["tags"].pop(name).get("doc_ids", []))
-        write_json_atomic(tags_file(ws, corpus_id), data)
+        write_json_atomic(ws.tags_file(corpus_id), data)
     return held
 
 
